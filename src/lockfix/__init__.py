@@ -1,0 +1,3 @@
+"""lockfix: check a uv.lock against the package indexes it was resolved from, and repair it."""
+
+__version__ = "0.1.0"
