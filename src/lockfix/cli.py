@@ -1,0 +1,167 @@
+"""The command line: ``lockfix check`` and ``lockfix repair``. Thin by design."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from lockfix import __version__
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+EXIT_UNVERIFIED = 3
+
+
+class InputError(click.ClickException):
+    exit_code = EXIT_INPUT
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"lockfix: error: {self.format_message()}", err=True)
+
+
+def read_lock_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a lock file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (invalid UTF-8)") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, keeping the file's mode."""
+    target = path.resolve()
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                         dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _common(function):  # type: ignore[no-untyped-def]
+    options = [
+        click.argument("path", type=click.Path(path_type=Path), default=Path("uv.lock")),
+        click.option("--cache-dir", type=click.Path(path_type=Path), envvar="LOCKFIX_CACHE_DIR",
+                     help="Cache folder (default: the user cache dir)."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option("--offline", is_flag=True, envvar="LOCKFIX_OFFLINE",
+                     help="Answer from the cache only."),
+        click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
+                     help="Requests in flight at once."),
+        click.option("--format", "output_format", type=click.Choice(["text", "json"]),
+                     default="text", show_default=True),
+        click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _analyze(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool,
+             concurrency: int):  # type: ignore[no-untyped-def]
+    from lockfix.collector import IndexClientError
+    from lockfix.engine import Options, ResolutionError, analyze_lock
+    from lockfix.lockfile import LockError, parse_lock
+
+    text = read_lock_text(path)
+    try:
+        lock = parse_lock(text)
+    except LockError as error:
+        raise InputError(f"{path}: {error}") from None
+    options = Options(cache_dir=cache_dir, no_cache=no_cache, offline=offline,
+                      concurrency=concurrency)
+    try:
+        return asyncio.run(analyze_lock(lock, path.resolve().parent, options))
+    except ResolutionError as error:
+        raise InputError(f"{path}: {error}") from None
+    except IndexClientError as error:
+        click.echo(f"lockfix: could not verify {path}: {error}", err=True)
+        sys.exit(EXIT_UNVERIFIED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lockfix")
+def main() -> None:
+    """Check a uv.lock against the package indexes it was resolved from, and repair it."""
+
+
+@main.command()
+@_common
+def check(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int,
+          output_format: str, quiet: bool) -> None:
+    """Report where the lock disagrees with its indexes; exit 1 if it does."""
+    from lockfix.report import human_report, json_report
+
+    analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
+    plan = analysis.plan
+    if output_format == "json":
+        click.echo(json_report(plan, analysis.warnings, changed=None), nl=False)
+    elif not quiet:
+        click.echo(human_report(plan, analysis.warnings), nl=False)
+    if plan.findings:
+        sys.exit(EXIT_FINDINGS)
+    if plan.unverified:
+        sys.exit(EXIT_UNVERIFIED)
+
+
+@main.command()
+@_common
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write the repaired lock here instead of in place.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change.")
+@click.option("--dry-run", is_flag=True, help="Do not write anything.")
+def repair(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int,
+           output_format: str, quiet: bool, output: Path | None, show_diff: bool,
+           dry_run: bool) -> None:
+    """Rewrite the lock's dependency edges and packages to match its indexes."""
+    from lockfix.lockfile import LockError
+    from lockfix.report import human_report, json_report, unified_diff
+    from lockfix.writer import apply_plan
+
+    analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
+    plan = analysis.plan
+    try:
+        new_text = apply_plan(analysis.lock, plan)
+    except LockError as error:
+        raise InputError(f"{path}: refusing to write: {error}") from None
+    changed = new_text != analysis.lock.text
+    if output_format == "json":
+        click.echo(json_report(plan, analysis.warnings, changed=changed), nl=False)
+    elif not quiet:
+        click.echo(human_report(plan, analysis.warnings), nl=False, err=show_diff)
+    if show_diff and changed:
+        color = sys.stdout.isatty()
+        click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
+    if dry_run:
+        return
+    destination = output or path
+    if changed or (output is not None):
+        write_atomically(destination, new_text)
+        if not quiet and output_format == "text":
+            click.echo(f"wrote {destination}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The pipeline: read the lock, fetch the truth from each index, plan, and hand back the result.
+
+This is the only place where the lock model, the index client and the planner meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
+from lockfix.http import IndexClient
+from lockfix.lockfile import Artifact, Lock, Package
+from lockfix.metadata import CoreMetadata, MetadataError
+from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
+from lockfix.project import ProjectConfig, load_config
+
+
+@dataclass(slots=True)
+class Options:
+    cache_dir: Path | None = None
+    no_cache: bool = False
+    offline: bool = False
+    concurrency: int = 16
+    timeout: float = 30.0
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass(slots=True)
+class Analysis:
+    lock: Lock
+    config: ProjectConfig
+    plan: Plan
+    warnings: list[Finding] = field(default_factory=list)
+    requests: int = 0
+
+
+class ResolutionError(Exception):
+    """A package the lock needs cannot be found on any index it may come from."""
+
+
+def _artifact_file(artifact: Artifact) -> IndexFile:
+    """An index-file record for a locked artifact, for when the index page does not list it."""
+    return IndexFile(
+        filename=artifact.name,
+        url=artifact.url or artifact.path or "",
+        hashes=artifact.hashes,
+        requires_python=None,
+        yanked=False,
+        size=artifact.size,
+        upload_time=artifact.upload_time,
+        core_metadata=False,
+    )
+
+
+def _requirements_key(metadata: CoreMetadata) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(sorted(metadata.requires_dist)), tuple(sorted(metadata.provides_extra))
+
+
+async def _locked_metadata(
+    client: IndexClient, planner: Planner, package: Package, warnings: list[Finding]
+) -> None:
+    index_url = package.source.location
+    try:
+        page = await client.project_page(index_url, package.name)
+    except ProjectNotFound:
+        page = None
+    except IndexClientError as error:
+        planner.mark_unverified(package.id, f"index page unavailable: {error}")
+        return
+    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    if not artifacts:
+        planner.mark_unverified(package.id, "the lock records no artifact for it")
+        return
+    files = []
+    for artifact in artifacts:
+        listed = page.file_named(artifact.name) if page is not None else None
+        files.append(listed or _artifact_file(artifact))
+
+    async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
+        return await client.file_metadata(index_url, file, artifact.hashes or None)
+
+    results = await asyncio.gather(*(one(f, a) for f, a in zip(files, artifacts, strict=True)),
+                                   return_exceptions=True)
+    good = [r for r in results if isinstance(r, CoreMetadata)]
+    if not good:
+        error = next(r for r in results if isinstance(r, BaseException))
+        if not isinstance(error, (IndexClientError, MetadataError, OSError)):
+            raise error
+        planner.mark_unverified(package.id, str(error))
+        return
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for file, result in zip(files, results, strict=True):
+        if isinstance(result, CoreMetadata):
+            groups.setdefault(_requirements_key(result), []).append(file.filename)
+    if len(groups) > 1:
+        detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
+        warnings.append(Finding(package.id, "wheels-disagree",
+                                f"{package.name} {package.version}: its wheels declare different "
+                                f"dependencies ({detail}); checked against the first"))
+    planner.add_metadata(package.id, good[0])
+
+
+async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
+    config = load_config(lock_dir, lock)
+    planner = Planner(lock, config)
+    warnings: list[Finding] = []
+    async with IndexClient(
+        cache_dir=None if options.no_cache else options.cache_dir,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        offline=options.offline,
+        index_names=config.index_names(),
+        base_dir=lock_dir,
+    ) as client:
+        registry = [p for p in lock.packages if p.source.is_registry]
+        done = 0
+
+        async def tracked(package: Package) -> None:
+            nonlocal done
+            await _locked_metadata(client, planner, package, warnings)
+            done += 1
+            if options.progress:
+                options.progress(done, len(registry))
+
+        await asyncio.gather(*(tracked(p) for p in registry))
+        while True:
+            plan = planner.plan()
+            if not plan.pending:
+                break
+            await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
+        requests = client.stats.total if hasattr(client, "stats") else 0
+    return Analysis(lock, config, plan, warnings, requests)
+
+
+async def _add_missing(client: IndexClient, planner: Planner, missing) -> None:  # type: ignore[no-untyped-def]
+    last_error: Exception | None = None
+    for index_url in missing.indexes:
+        try:
+            page = await client.project_page(index_url, missing.name)
+        except ProjectNotFound as error:
+            last_error = error
+            continue
+        try:
+            added = planner.choose(missing, index_url, page)
+        except NoMatchingVersion as error:
+            raise ResolutionError(str(error)) from None
+        files = list(added.wheels) or ([added.sdist] if added.sdist else [])
+        for file in files:
+            try:
+                added.metadata = await client.file_metadata(index_url, file, file.hashes or None)
+                return
+            except (IndexClientError, MetadataError) as error:
+                last_error = error
+        raise ResolutionError(
+            f"could not read the metadata of {missing.name} {added.id.version}: {last_error}")
+    chain = " ← ".join((missing.name, *missing.chain[:3]))
+    raise ResolutionError(f"{missing.name} is required ({chain}) but no index lists it"
+                          + (f": {last_error}" if last_error else ""))

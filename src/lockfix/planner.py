@@ -1,0 +1,629 @@
+"""Turn (lock, true metadata) into findings and a list of edits.
+
+The planner is pure: it never fetches anything. The engine feeds it the metadata of every
+registry package and, for names the lock lacks, the index pages and metadata it asks for,
+then calls :meth:`Planner.plan` again until nothing is pending.
+
+Reachability is computed over the graph the lock *should* have: registry packages take
+their edges from their metadata, every other package keeps the edges the lock gives. Each
+node — a package's main table, or one of its extras or dependency groups — gets a
+universal marker (environment plus uv's conflict pseudo-extras) saying when it is
+installed. An edge is right when, wherever its parent is installed, it fires exactly when
+the metadata says it should.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockfix.collector import IndexFile, ProjectPage
+from lockfix.lockfile import Dependency, Lock, Package, PackageId, Source
+from lockfix.markers import Marker, conflict_extra
+from lockfix.metadata import CoreMetadata
+from lockfix.project import ProjectConfig
+from lockfix.tags import wheel_marker_text
+
+Table = tuple[str | None, str | None]  # (None, None) main, ("extra", e), ("group", g)
+Node = tuple[PackageId, str | None, str | None]
+MAIN: Table = (None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredRequirement:
+    """One Requires-Dist line, placed in its table with the package's own extras resolved."""
+
+    name: str
+    extras: tuple[str, ...]
+    specifier: SpecifierSet
+    marker: Marker
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    package: PackageId
+    kind: str
+    message: str
+    target: str | None = None
+    requirement: str | None = None
+    fix: str | None = None
+
+
+@dataclass(slots=True)
+class AddedPackage:
+    id: PackageId
+    metadata: CoreMetadata | None
+    sdist: IndexFile | None
+    wheels: tuple[IndexFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A name the lock needs but lacks: the engine fetches its page from ``indexes`` in order."""
+
+    name: str
+    specifier: SpecifierSet
+    indexes: tuple[str, ...]
+    chain: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class PackagePlan:
+    """New contents for the dependency tables of one package (None: leave as is)."""
+
+    tables: dict[Table, list[Dependency]] = field(default_factory=dict)
+    removed_tables: set[Table] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Plan:
+    findings: list[Finding]
+    edits: dict[PackageId, PackagePlan]
+    added: list[AddedPackage]
+    added_edges: dict[PackageId, dict[Table, list[Dependency]]]
+    removed: list[PackageId]
+    pending: list[Missing]
+    unverified: dict[PackageId, str]
+    verified: int
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.edits or self.added or self.removed)
+
+
+class NoMatchingVersion(Exception):
+    """No version on the index satisfies what the graph asks of a missing package."""
+
+
+def lower_requirements(
+    metadata: CoreMetadata,
+) -> dict[Table, list[LoweredRequirement]]:
+    """Place each Requires-Dist line in the main table or the extra tables it belongs to."""
+    tables: dict[Table, list[LoweredRequirement]] = {}
+    own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
+    for line in metadata.requires_dist:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.url:
+            continue
+        marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+        mentioned = marker.extras()
+        extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
+        name = canonicalize_name(requirement.name)
+        everything = own_extras | mentioned
+        base = marker.restrict_extras((), everything) if mentioned else marker
+        if not base.is_false():
+            tables.setdefault(MAIN, []).append(
+                LoweredRequirement(name, extras, requirement.specifier, base, line))
+        for extra in sorted(mentioned):
+            when = marker.restrict_extras((extra,), everything - {extra})
+            if when.is_false() or (not base.is_false() and when.implies(base)):
+                continue
+            tables.setdefault(("extra", extra), []).append(
+                LoweredRequirement(name, extras, requirement.specifier, when, line))
+    return tables
+
+
+def requires_python_marker(requires_python: str | None) -> Marker:
+    if not requires_python:
+        return Marker.TRUE
+    marker = Marker.TRUE
+    for spec in SpecifierSet(requires_python):
+        version = spec.version
+        operator = spec.operator
+        if operator == "~=":
+            parts = version.split(".")
+            upper = ".".join(parts[:-2] + [str(int(parts[-2]) + 1)]) if len(parts) > 1 else version
+            marker &= Marker.parse(f"python_full_version >= '{version}'")
+            marker &= Marker.parse(f"python_full_version < '{upper}'")
+        elif operator == "===":
+            marker &= Marker.parse(f"python_full_version == '{version}'")
+        else:
+            marker &= Marker.parse(f"python_full_version {operator} '{version}'")
+    return marker
+
+
+def _union(markers: Iterable[str]) -> Marker:
+    result = Marker.FALSE
+    for text in markers:
+        result |= Marker.parse(text)
+    return result
+
+
+class Planner:
+    def __init__(self, lock: Lock, config: ProjectConfig) -> None:
+        self.lock = lock
+        self.config = config
+        self.metadata: dict[PackageId, CoreMetadata] = {}
+        self.unverified: dict[PackageId, str] = {}
+        self.added: dict[str, AddedPackage] = {}
+        self.root = self._root_marker()
+        self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def add_metadata(self, package_id: PackageId, metadata: CoreMetadata) -> None:
+        self.metadata[package_id] = metadata
+        self._lowered.pop(package_id, None)
+
+    def mark_unverified(self, package_id: PackageId, reason: str) -> None:
+        self.unverified[package_id] = reason
+
+    def choose(self, missing: Missing, index_url: str, page: ProjectPage) -> AddedPackage:
+        """Pick the version uv would lock for a missing name from one index's page."""
+        version, files = self._pick_version(missing, page)
+        sdists = [f for f in files if not f.is_wheel]
+        package = AddedPackage(
+            id=PackageId(missing.name, version, Source("registry", index_url)),
+            metadata=None,
+            sdist=sdists[0] if sdists else None,
+            wheels=tuple(f for f in files if f.is_wheel),
+        )
+        self.added[missing.name] = package
+        return package
+
+    # -- the graph ----------------------------------------------------------------------
+
+    def _root_marker(self) -> Marker:
+        root = requires_python_marker(self.lock.requires_python)
+        if self.lock.supported_markers:
+            root &= _union(self.lock.supported_markers)
+        for conflict_set in self.lock.conflicts:
+            extras = [self._conflict_var(i.package, i.kind, i.name) for i in conflict_set]
+            for i, first in enumerate(extras):
+                for second in extras[i + 1:]:
+                    root &= ~(first & second)
+        return root
+
+    @staticmethod
+    def _conflict_var(package: str, kind: str, name: str | None) -> Marker:
+        return Marker.parse(f"extra == '{conflict_extra(kind, package, name)}'")  # type: ignore[arg-type]
+
+    def _gate(self, package: Package, table: Table) -> Marker:
+        kind, name = table
+        for conflict_set in self.lock.conflicts:
+            for item in conflict_set:
+                if item.package == package.name and item.kind == kind and item.name is not None \
+                        and canonicalize_name(item.name) == canonicalize_name(name or ""):
+                    return self._conflict_var(package.name, kind, item.name)
+        return Marker.TRUE
+
+    def _all_ids(self) -> list[PackageId]:
+        return [p.id for p in self.lock.packages] + [a.id for a in self.added.values()]
+
+    def _named(self, name: str) -> list[PackageId]:
+        ids = [p.id for p in self.lock.named(name)]
+        if name in self.added:
+            ids.append(self.added[name].id)
+        return ids
+
+    def _lowered_for(self, package_id: PackageId) -> dict[Table, list[LoweredRequirement]] | None:
+        if package_id in self._lowered:
+            return self._lowered[package_id]
+        metadata = self.metadata.get(package_id)
+        if metadata is None:
+            added = self.added.get(package_id.name)
+            metadata = added.metadata if added and added.id == package_id else None
+        if metadata is None:
+            return None
+        self._lowered[package_id] = lower_requirements(metadata)
+        return self._lowered[package_id]
+
+    def _targets(
+        self, parent: PackageId, table: Table, requirement: LoweredRequirement
+    ) -> list[tuple[PackageId, Marker]]:
+        """Which locked package(s) a requirement goes to, with the fork each covers."""
+        candidates = self._named(requirement.name)
+        if len(candidates) <= 1:
+            return [(c, Marker.TRUE) for c in candidates]
+        package = self.lock.package(parent)
+        used: list[PackageId] = []
+        if package is not None:
+            deps = package.dependencies if table == MAIN else (
+                package.optional_dependencies if table[0] == "extra"
+                else package.dev_dependencies).get(table[1] or "", ())
+            for dep in deps:
+                if dep.name == requirement.name:
+                    used.append(self.lock.resolve(dep, package).id)
+        if not used:
+            fitting = [c for c in candidates if c.version is not None
+                       and _contains(requirement.specifier, c.version)]
+            same_index = [c for c in fitting if c.source == parent.source]
+            used = same_index or fitting or candidates
+        result = []
+        for target in dict.fromkeys(used):
+            locked = self.lock.package(target)
+            forks = _union(locked.resolution_markers) if locked and locked.resolution_markers \
+                else Marker.TRUE
+            result.append((target, forks))
+        return result
+
+    def expected_edges(self, package_id: PackageId) -> dict[Table, dict[PackageId, dict[str | None, Marker]]] | None:
+        """For each table: target → {None: when installed, extra: when that extra is active}."""
+        lowered = self._lowered_for(package_id)
+        if lowered is None:
+            return None
+        tables: dict[Table, dict[PackageId, dict[str | None, Marker]]] = {}
+        for table, requirements in lowered.items():
+            targets = tables.setdefault(table, {})
+            for requirement in requirements:
+                for target, forks in self._targets(package_id, table, requirement):
+                    when = requirement.marker & forks
+                    activation = targets.setdefault(target, {})
+                    for key in (None, *requirement.extras):
+                        activation[key] = activation.get(key, Marker.FALSE) | when
+        return tables
+
+    def locked_edges(self, package: Package) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
+        tables: dict[Table, dict[PackageId, dict[str | None, Marker]]] = {}
+        for kind, name, dep in package.edges():
+            target = self.lock.resolve(dep, package).id
+            activation = tables.setdefault((kind, name), {}).setdefault(target, {})
+            marker = Marker.parse(dep.marker)
+            for key in (None, *dep.extras):
+                activation[key] = activation.get(key, Marker.FALSE) | marker
+        return tables
+
+    def _edges(self, package_id: PackageId) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
+        package = self.lock.package(package_id)
+        if package is not None and package.source.is_registry and package_id not in self.unverified:
+            expected = self.expected_edges(package_id)
+            if expected is not None:
+                return expected
+        if package is not None:
+            return self.locked_edges(package)
+        return self.expected_edges(package_id) or {}
+
+    def reachability(self) -> dict[Node, Marker]:
+        """When each node (package table) is installed, as a fixpoint over the graph."""
+        reach: dict[Node, Marker] = {}
+        edges_cache: dict[PackageId, dict[Table, dict[PackageId, dict[str | None, Marker]]]] = {}
+        queue: deque[Node] = deque()
+        queued: set[Node] = set()
+
+        def grow(node: Node, marker: Marker) -> None:
+            current = reach.get(node, Marker.FALSE)
+            new = current | marker
+            if new != current:
+                reach[node] = new
+                if node not in queued:
+                    queued.add(node)
+                    queue.append(node)
+
+        for member in self.lock.members:
+            grow((member.id, None, None), self.root)
+            for extra in member.optional_dependencies:
+                grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
+            for group in member.dev_dependencies:
+                grow((member.id, "group", group), self.root & self._gate(member, ("group", group)))
+
+        while queue:
+            node = queue.popleft()
+            queued.discard(node)
+            package_id, kind, name = node
+            if package_id not in edges_cache:
+                edges_cache[package_id] = self._edges(package_id)
+            table = edges_cache[package_id].get((kind, name), {})
+            here = reach[node]
+            for target, activation in table.items():
+                for key, marker in activation.items():
+                    contribution = here & marker
+                    if contribution.is_false():
+                        continue
+                    grow((target, None, None), contribution)
+                    if key is not None:
+                        grow((target, "extra", key), contribution)
+        return reach
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _missing(self, reach: Mapping[Node, Marker]) -> list[Missing]:
+        wanted: dict[str, list[tuple[SpecifierSet, str]]] = {}
+        for (package_id, kind, name), here in reach.items():
+            lowered = self._lowered_for(package_id)
+            if lowered is None or (self.lock.package(package_id) is not None
+                                   and not package_id.source.is_registry):
+                continue
+            for requirement in lowered.get((kind, name), ()):
+                if self._named(requirement.name) or (here & requirement.marker).is_false():
+                    continue
+                wanted.setdefault(requirement.name, []).append(
+                    (requirement.specifier, f"{package_id.name} {package_id.version}"))
+        missing = []
+        for name, asks in sorted(wanted.items()):
+            specifier = SpecifierSet()
+            for spec, _ in asks:
+                specifier &= spec
+            indexes = tuple(i.url for i in self.config.search_order(name))
+            missing.append(Missing(name, specifier, indexes, tuple(parent for _, parent in asks)))
+        return missing
+
+    def _pick_version(self, missing: Missing, page: ProjectPage) -> tuple[str, list[IndexFile]]:
+        by_version: dict[Version, list[IndexFile]] = {}
+        for file in page.files:
+            name_version = file.project_version
+            if name_version is None:
+                continue
+            try:
+                by_version.setdefault(Version(name_version[1]), []).append(file)
+            except InvalidVersion:
+                continue
+        cutoff = _parse_time(self.config.exclude_newer)
+        lower = _python_floor(self.lock.requires_python)
+        allow_pre = any(Version(s.version).is_prerelease for s in missing.specifier
+                        if _is_version(s.version))
+        finals = [v for v in by_version if not v.is_prerelease]
+        if not any(missing.specifier.contains(v) for v in finals):
+            allow_pre = True
+        for version in sorted(by_version, reverse=True):
+            if version.is_prerelease and not allow_pre:
+                continue
+            if not missing.specifier.contains(version, prereleases=True):
+                continue
+            files = [f for f in by_version[version] if not f.yanked]
+            if cutoff is not None:
+                files = [f for f in files if f.upload_time is None
+                         or (_parse_time(f.upload_time) or cutoff) <= cutoff]
+            if lower is not None:
+                files = [f for f in files if not f.requires_python
+                         or _contains(SpecifierSet(f.requires_python), lower)]
+            if files:
+                return str(version), files
+        chain = " ← ".join((missing.name, *missing.chain[:3]))
+        raise NoMatchingVersion(
+            f"no version of {missing.name} on {page.url} satisfies "
+            f"'{missing.specifier or '*'}' (required by {chain})")
+
+    def plan(self) -> Plan:
+        reach = self.reachability()
+        pending = [m for m in self._missing(reach) if m.name not in self.added]
+        findings: list[Finding] = []
+        edits: dict[PackageId, PackagePlan] = {}
+        verified = 0
+        if pending:
+            return Plan(findings, edits, [], {}, [], pending, dict(self.unverified), 0)
+
+        final_names: dict[str, int] = {}
+        removed = [p.id for p in self.lock.packages
+                   if (p.id, None, None) not in reach and p not in self.lock.members]
+        removed_set = set(removed)
+        for package_id in self._all_ids():
+            if package_id not in removed_set:
+                final_names[package_id.name] = final_names.get(package_id.name, 0) + 1
+
+        for package in self.lock.packages:
+            if not package.source.is_registry or package.id in removed_set:
+                continue
+            if package.id in self.unverified:
+                continue
+            expected = self.expected_edges(package.id)
+            if expected is None:
+                continue
+            verified += 1
+            actual = self.locked_edges(package)
+            plan = self._compare(package.id, expected, actual, reach, final_names, findings)
+            if plan.tables or plan.removed_tables:
+                edits[package.id] = plan
+
+        added_edges: dict[PackageId, dict[Table, list[Dependency]]] = {}
+        for added in self.added.values():
+            expected = self.expected_edges(added.id) or {}
+            tables: dict[Table, list[Dependency]] = {}
+            for table, targets in expected.items():
+                here = reach.get((added.id, *table), Marker.FALSE)
+                if here.is_false():
+                    continue
+                tables[table] = self._write_edges(targets, here, final_names)
+            added_edges[added.id] = tables
+            findings.append(Finding(
+                added.id, "missing-package",
+                f"{added.id.name} {added.id.version} is required but not in the lock",
+                fix=f"add {added.id.name} {added.id.version} from {added.id.source.location}"))
+        for package_id in removed:
+            findings.append(Finding(
+                package_id, "orphan",
+                f"{package_id.name} {package_id.version} is no longer reachable from any member",
+                fix="remove it"))
+        added = [a for a in self.added.values() if (a.id, None, None) in reach]
+        for item in added:
+            item.wheels = tuple(w for w in item.wheels if self._wheel_reachable(
+                w.filename, reach[(item.id, None, None)]))
+        return Plan(findings, edits, added, added_edges, removed, [], dict(self.unverified),
+                    verified)
+
+    @staticmethod
+    def _wheel_reachable(filename: str, here: Marker) -> bool:
+        text = wheel_marker_text(filename)
+        return not text or not (here & Marker.parse(text)).is_false()
+
+    def wheel_reachable(self, filename: str, package_id: PackageId, reach: Mapping[Node, Marker]) -> bool:
+        return self._wheel_reachable(filename, reach.get((package_id, None, None), Marker.FALSE))
+
+    def _compare(
+        self,
+        package_id: PackageId,
+        expected: dict[Table, dict[PackageId, dict[str | None, Marker]]],
+        actual: dict[Table, dict[PackageId, dict[str | None, Marker]]],
+        reach: Mapping[Node, Marker],
+        final_names: Mapping[str, int],
+        findings: list[Finding],
+    ) -> PackagePlan:
+        plan = PackagePlan()
+        package = self.lock.package(package_id)
+        assert package is not None
+        label = f"{package_id.name} {package_id.version}"
+        for table in sorted(set(expected) | set(actual), key=lambda t: (t[0] or "", t[1] or "")):
+            here = reach.get((package_id, *table), Marker.FALSE)
+            want = expected.get(table, {})
+            have = actual.get(table, {})
+            where = "" if table == MAIN else f" [{table[1]}]"
+            if here.is_false():
+                if table != MAIN and table in actual:
+                    findings.append(Finding(package_id, "unused-extra",
+                                            f"{label}: extra table{where} is never activated",
+                                            fix="remove the table"))
+                    plan.removed_tables.add(table)
+                continue
+            changed = False
+            for target in sorted(set(want) | set(have), key=lambda t: t.sort_key()):
+                wanted = {k: m & here for k, m in want.get(target, {}).items()}
+                wanted = {k: m for k, m in wanted.items() if not m.is_false()}
+                present = {k: m & here for k, m in have.get(target, {}).items()}
+                present = {k: m for k, m in present.items() if not m.is_false()}
+                if wanted == present:
+                    continue
+                changed = True
+                findings.append(self._finding(package_id, label + where, target, wanted, present,
+                                              want.get(target, {}), here))
+            if changed:
+                plan.tables[table] = self._write_edges(
+                    want, here, final_names, keep=have, package=package, table=table)
+        return plan
+
+    def _finding(self, package_id: PackageId, label: str, target: PackageId,
+                 wanted: dict[str | None, Marker], present: dict[str | None, Marker],
+                 raw: dict[str | None, Marker], here: Marker) -> Finding:
+        name = target.name
+        if not present:
+            marker = self._edge_marker(raw.get(None, Marker.FALSE), here)
+            text = f"{name}; {marker}" if str(marker) else name
+            return Finding(package_id, "missing-dependency",
+                           f"{label}: missing dependency {text} (the index declares it)",
+                           target=name, requirement=text, fix=f"add edge to {name}")
+        if not wanted:
+            return Finding(package_id, "extra-dependency",
+                           f"{label}: dependency on {name} is not declared by the index",
+                           target=name, fix=f"remove edge to {name}")
+        return Finding(package_id, "wrong-marker",
+                       f"{label}: dependency on {name} applies in the wrong environments "
+                       f"(lock: {_show(present)}; index: {_show(wanted)})",
+                       target=name, fix=f"rewrite the marker of {name}")
+
+    def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
+        """The marker to write: simplified under the parent's reach, with its conflict context."""
+        if (marker & here).is_false():
+            return Marker.FALSE
+        context = here.only_extras()
+        simplified = marker.simplify_under(here.without_extras())
+        result = simplified & context
+        return result.simplify_under(self.root.only_extras()) if not context.is_true() else result
+
+    def _write_edges(
+        self,
+        want: dict[PackageId, dict[str | None, Marker]],
+        here: Marker,
+        final_names: Mapping[str, int],
+        keep: dict[PackageId, dict[str | None, Marker]] | None = None,
+        package: Package | None = None,
+        table: Table = MAIN,
+    ) -> list[Dependency]:
+        """The edges of one table: unchanged targets keep their text, others are written anew."""
+        kept: dict[PackageId, list[Dependency]] = {}
+        if package is not None:
+            for kind, name, dep in package.edges():
+                if (kind, name) == table:
+                    kept.setdefault(self.lock.resolve(dep, package).id, []).append(dep)
+        edges: list[Dependency] = []
+        for target in sorted(want, key=lambda t: t.sort_key()):
+            activation = want[target]
+            wanted = {k: m & here for k, m in activation.items()}
+            wanted = {k: m for k, m in wanted.items() if not m.is_false()}
+            if not wanted:
+                continue
+            if keep is not None and target in kept:
+                present = {k: m & here for k, m in keep.get(target, {}).items()}
+                present = {k: m for k, m in present.items() if not m.is_false()}
+                if present == wanted:
+                    edges.extend(kept[target])
+                    continue
+            qualified = final_names.get(target.name, 0) > 1
+            by_marker: dict[Marker, list[str]] = {}
+            extras_only = {k: m for k, m in activation.items() if k is not None}
+            base = activation.get(None, Marker.FALSE)
+            covered = Marker.FALSE
+            for extra, marker in sorted(extras_only.items()):
+                by_marker.setdefault(marker, []).append(extra)
+                covered |= marker
+            if not (base & here & ~covered).is_false() or not by_marker:
+                by_marker.setdefault(base, [])
+            for marker, extras in sorted(by_marker.items(), key=lambda kv: (kv[1], str(kv[0]))):
+                written = self._edge_marker(marker, here)
+                if written.is_false():
+                    continue
+                edges.append(Dependency(
+                    name=target.name,
+                    version=target.version if qualified else None,
+                    source=target.source if qualified else None,
+                    extras=tuple(sorted(extras)),
+                    marker=str(written),
+                ))
+        return edges
+
+
+def _show(activation: Mapping[str | None, Marker]) -> str:
+    base = activation.get(None)
+    return repr(str(base)) if base is not None and str(base) else "always"
+
+
+def _contains(specifier: SpecifierSet, version: str | Version) -> bool:
+    try:
+        return specifier.contains(version, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        return False
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text.rstrip(".*"))
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _python_floor(requires_python: str | None) -> Version | None:
+    if not requires_python:
+        return None
+    floors = [Version(s.version) for s in SpecifierSet(requires_python)
+              if s.operator in (">=", "~=", "==") and _is_version(s.version)]
+    floors += [Version(s.version) for s in SpecifierSet(requires_python)
+               if s.operator == ">" and _is_version(s.version)]
+    return max(floors) if floors else None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

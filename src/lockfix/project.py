@@ -1,0 +1,136 @@
+"""The project settings that decide where a package comes from: indexes, source pins, strategy.
+
+Read from the ``pyproject.toml`` (``[tool.uv]``) and ``uv.toml`` beside the lock when they
+exist; otherwise inferred from the lock itself.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from lockfix.lockfile import Lock
+
+PYPI = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    url: str
+    name: str | None = None
+    explicit: bool = False
+    default: bool = False
+    flat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePin:
+    """A ``[tool.uv.sources]`` entry that sends a name to a named index, maybe only in a scope."""
+
+    index: str
+    marker: str = ""
+    extra: str | None = None
+    group: str | None = None
+
+
+@dataclass(slots=True)
+class ProjectConfig:
+    indexes: list[IndexSpec] = field(default_factory=list)
+    pins: dict[str, list[SourcePin]] = field(default_factory=dict)
+    index_strategy: str = "first-index"
+    prerelease: str = "if-necessary-or-explicit"
+    exclude_newer: str | None = None
+    inferred: bool = False
+
+    def index_url(self, name: str) -> str | None:
+        for index in self.indexes:
+            if index.name == name:
+                return index.url
+        return None
+
+    def index_names(self) -> dict[str, str]:
+        """Index URL → index name, for credentials from ``UV_INDEX_<NAME>_*``."""
+        return {i.url: i.name for i in self.indexes if i.name}
+
+    def search_order(self, package: str) -> list[IndexSpec]:
+        """The indexes uv would look in for a package no pin covers, in priority order."""
+        pinned = [
+            IndexSpec(url, name=pin.index)
+            for pin in self.pins.get(canonicalize_name(package), [])
+            if not (pin.marker or pin.extra or pin.group)
+            and (url := self.index_url(pin.index)) is not None
+        ]
+        if pinned:
+            return pinned[:1]
+        ordered = [i for i in self.indexes if not i.explicit and not i.default]
+        defaults = [i for i in self.indexes if i.default and not i.explicit]
+        ordered.extend(defaults[:1] or [IndexSpec(PYPI, name="pypi", default=True)])
+        return ordered
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _read_uv_settings(directory: Path) -> dict[str, Any]:
+    """``[tool.uv]`` of the pyproject, overlaid on ``uv.toml`` (uv.toml wins, as in uv)."""
+    settings: dict[str, Any] = {}
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        with pyproject.open("rb") as handle:
+            settings.update(tomllib.load(handle).get("tool", {}).get("uv", {}))
+    uv_toml = directory / "uv.toml"
+    if uv_toml.is_file():
+        with uv_toml.open("rb") as handle:
+            settings.update(tomllib.load(handle))
+    return settings
+
+
+def load_config(directory: Path, lock: Lock) -> ProjectConfig:
+    """Settings from the project beside the lock, else inferred from the lock."""
+    settings = _read_uv_settings(directory)
+    if not settings:
+        return infer_config(lock)
+    config = ProjectConfig()
+    for entry in _as_list(settings.get("index")):
+        config.indexes.append(IndexSpec(
+            url=str(entry["url"]).rstrip("/") if not str(entry["url"]).endswith("/")
+            else str(entry["url"]),
+            name=entry.get("name"),
+            explicit=bool(entry.get("explicit", False)),
+            default=bool(entry.get("default", False)),
+            flat=entry.get("format") == "flat",
+        ))
+    for url in _as_list(settings.get("extra-index-url")):
+        config.indexes.append(IndexSpec(url))
+    if settings.get("index-url"):
+        config.indexes.append(IndexSpec(settings["index-url"], default=True))
+    for name, pins in (settings.get("sources") or {}).items():
+        for pin in _as_list(pins):
+            if isinstance(pin, dict) and "index" in pin:
+                config.pins.setdefault(canonicalize_name(name), []).append(SourcePin(
+                    index=pin["index"], marker=pin.get("marker", ""),
+                    extra=pin.get("extra"), group=pin.get("group")))
+    config.index_strategy = settings.get("index-strategy", config.index_strategy)
+    config.prerelease = settings.get("prerelease", config.prerelease)
+    config.exclude_newer = lock.options.get("exclude-newer") or settings.get("exclude-newer")
+    return config
+
+
+def infer_config(lock: Lock) -> ProjectConfig:
+    """No project files: treat the registry most packages came from as the default index."""
+    counts = Counter(p.source.location for p in lock.packages if p.source.is_registry)
+    config = ProjectConfig(inferred=True, exclude_newer=lock.options.get("exclude-newer"))
+    for url, _ in counts.most_common():
+        config.indexes.append(IndexSpec(url, explicit=True))
+    if counts:
+        default = counts.most_common(1)[0][0]
+        config.indexes.append(IndexSpec(default, default=True))
+    return config

@@ -1,0 +1,220 @@
+"""Apply a plan to lock text: untouched blocks keep every byte, changed ones get uv's layout.
+
+Only the ``[[package]]`` blocks that change are rewritten, and inside them only the
+dependency tables; new packages are rendered in uv's own layout and inserted in uv's
+sort order. The result is re-read before it is returned, so a plan that would produce a
+lock uv cannot parse never reaches the disk.
+"""
+
+from __future__ import annotations
+
+import re
+
+import tomlkit
+
+from lockfix.collector import IndexFile
+from lockfix.lockfile import Dependency, Lock, LockError, PackageId, parse_lock, split_blocks
+from lockfix.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
+
+INDENT = "    "
+_KEY_LINE = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\") = ")
+
+
+def toml_string(value: str) -> str:
+    return tomlkit.string(value).as_string()
+
+
+def render_dependency(dep: Dependency) -> str:
+    parts = [f"name = {toml_string(dep.name)}"]
+    if dep.version is not None:
+        parts.append(f"version = {toml_string(dep.version)}")
+    if dep.source is not None:
+        parts.append(f"source = {{ {dep.source.kind} = {toml_string(dep.source.location)} }}")
+    if dep.extras:
+        parts.append("extra = [" + ", ".join(toml_string(e) for e in dep.extras) + "]")
+    if dep.marker:
+        parts.append(f"marker = {toml_string(dep.marker)}")
+    return "{ " + ", ".join(parts) + " }"
+
+
+def render_array(key: str, items: list[str]) -> str:
+    if not items:
+        return f"{key} = []\n"
+    body = "".join(f"{INDENT}{item},\n" for item in items)
+    return f"{key} = [\n{body}]\n"
+
+
+def _table_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)
+
+
+def format_upload_time(value: str | None) -> str | None:
+    """uv's form: milliseconds at most, trailing zeros trimmed (``…14.860767Z`` → ``…14.86Z``)."""
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", value)
+    if not match:
+        return value
+    stamp, fraction, zone = match.groups()
+    fraction = (fraction or "")[:3].rstrip("0")
+    zone = "Z" if zone in (None, "+00:00") else zone
+    return f"{stamp}{'.' + fraction if fraction else ''}{zone}"
+
+
+def render_artifact(file: IndexFile) -> str:
+    parts = [f"url = {toml_string(file.url)}"]
+    if "sha256" in file.hashes:
+        parts.append(f"hash = {toml_string('sha256:' + file.hashes['sha256'])}")
+    elif file.hashes:
+        algorithm, digest = sorted(file.hashes.items())[0]
+        parts.append(f"hash = {toml_string(f'{algorithm}:{digest}')}")
+    if file.size is not None:
+        parts.append(f"size = {file.size}")
+    upload_time = format_upload_time(file.upload_time)
+    if upload_time:
+        parts.append(f"upload-time = {toml_string(upload_time)}")
+    return "{ " + ", ".join(parts) + " }"
+
+
+def render_package(added: AddedPackage, tables: dict[Table, list[Dependency]]) -> str:
+    package_id = added.id
+    lines = ["[[package]]\n", f"name = {toml_string(package_id.name)}\n"]
+    if package_id.version is not None:
+        lines.append(f"version = {toml_string(package_id.version)}\n")
+    lines.append(f"source = {package_id.source.to_toml()}\n")
+    if tables.get(MAIN):
+        lines.append(render_array("dependencies", [render_dependency(d) for d in tables[MAIN]]))
+    if added.sdist is not None:
+        lines.append(f"sdist = {render_artifact(added.sdist)}\n")
+    if added.wheels:
+        lines.append(render_array("wheels", [render_artifact(w) for w in added.wheels]))
+    extras = sorted((t[1] or "", deps) for t, deps in tables.items() if t[0] == "extra" and deps)
+    if extras:
+        lines.append("\n[package.optional-dependencies]\n")
+        for name, deps in extras:
+            lines.append(render_array(_table_key(name), [render_dependency(d) for d in deps]))
+    return "".join(lines)
+
+
+def _segments(lines: list[str]) -> list[list[str]]:
+    """Group lines into key/value segments (a multi-line array is one segment)."""
+    segments: list[list[str]] = []
+    open_array = False
+    for line in lines:
+        if not open_array and (_KEY_LINE.match(line) or line.startswith("[") or not line.strip()):
+            segments.append([line])
+            stripped = line.rstrip()
+            open_array = bool(_KEY_LINE.match(line)) and stripped.endswith("[")
+        else:
+            segments[-1].append(line)
+            if open_array and line.rstrip() == "]":
+                open_array = False
+    return segments
+
+
+def _segment_key(segment: list[str]) -> str | None:
+    match = _KEY_LINE.match(segment[0])
+    return match.group(1).strip('"') if match else None
+
+
+def rewrite_block(block: str, edit: PackagePlan) -> str:
+    """New text of one package block with its dependency tables replaced."""
+    lines = block.splitlines(keepends=True)
+    trailing: list[str] = []
+    while lines and not lines[-1].strip():
+        trailing.insert(0, lines.pop())
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in lines:
+        if line.startswith("[") and not line.startswith("[["):
+            sections.append((line.strip(), [line]))
+        else:
+            sections[-1][1].append(line)
+
+    main_lines = sections[0][1]
+    if MAIN in edit.tables or MAIN in edit.removed_tables:
+        segments = _segments(main_lines)
+        deps = edit.tables.get(MAIN, [])
+        new = render_array("dependencies", [render_dependency(d) for d in deps]) if deps else ""
+        keys = [_segment_key(s) for s in segments]
+        if "dependencies" in keys:
+            segments[keys.index("dependencies")] = [new] if new else []
+        elif new:
+            anchor = "resolution-markers" if "resolution-markers" in keys else "source"
+            segments.insert(keys.index(anchor) + 1 if anchor in keys else len(segments), [new])
+        main_lines = [line for s in segments for line in s]
+
+    extra_edits = {t[1]: deps for t, deps in edit.tables.items() if t[0] == "extra"}
+    extra_removed = {t[1] for t in edit.removed_tables if t[0] == "extra"}
+    out = main_lines
+    header = "[package.optional-dependencies]"
+    has_section = any(name == header for name, _ in sections[1:])
+    if (extra_edits or extra_removed) and not has_section:
+        sections.insert(1, (header, [header + "\n"]))
+    for name, section_lines in sections[1:]:
+        if name == header and (extra_edits or extra_removed):
+            section_lines = _rewrite_extras(section_lines, extra_edits, extra_removed)
+        out += section_lines
+    text = "".join(out)
+    return text + "".join(trailing)
+
+
+def _rewrite_extras(section: list[str], edits: dict[str | None, list[Dependency]],
+                    removed: set[str | None]) -> list[str]:
+    segments = _segments([line for line in section[1:] if line.strip()])
+    entries: dict[str, str] = {}
+    for segment in segments:
+        key = _segment_key(segment)
+        if key is not None:
+            entries[key] = "".join(segment)
+    for name in removed:
+        entries.pop(name or "", None)
+    for name, deps in edits.items():
+        if deps:
+            entries[name or ""] = render_array(_table_key(name or ""), [render_dependency(d) for d in deps])
+        else:
+            entries.pop(name or "", None)
+    if not entries:
+        return []
+    return ["\n", section[0], *(entries[k] for k in sorted(entries))]
+
+
+def apply_plan(lock: Lock, plan: Plan) -> str:
+    """The new lock text, or the old text unchanged when the plan changes nothing."""
+    if not plan.changes:
+        return lock.text
+    if any(p.block < 0 for p in lock.packages):
+        raise LockError("the lock's layout is not the one uv writes; lockfix will not rewrite it")
+    blocks = split_blocks(lock.text.replace("\r\n", "\n"))
+    removed = set(plan.removed)
+    entries: list[tuple[tuple, str]] = []
+    for package in lock.packages:
+        if package.id in removed:
+            continue
+        block = blocks[package.block]
+        if package.id in plan.edits:
+            block = rewrite_block(block, plan.edits[package.id])
+        entries.append((package.id.sort_key(), block))
+    for added in sorted(plan.added, key=lambda a: a.id.sort_key()):
+        text = render_package(added, plan.added_edges.get(added.id, {}))
+        key = added.id.sort_key()
+        position = next((i for i, (k, _) in enumerate(entries) if k > key), len(entries))
+        entries.insert(position, (key, text))
+    body = [_ensure_gap(text) for _, text in entries]
+    if body:
+        body[-1] = body[-1].rstrip("\n") + "\n"
+    header = blocks[0]
+    if body and not header.endswith("\n\n"):
+        header = header.rstrip("\n") + "\n\n"
+    text = header + "".join(body)
+    if lock.newline != "\n":
+        text = text.replace("\n", lock.newline)
+    parse_lock(text)
+    return text
+
+
+def _ensure_gap(block: str) -> str:
+    return block.rstrip("\n") + "\n\n"
+
+
+def describe(package_id: PackageId) -> str:
+    return f"{package_id.name} {package_id.version}"
