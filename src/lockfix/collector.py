@@ -1,0 +1,452 @@
+"""Index pages → files: PEP 503 HTML, PEP 691 JSON, flat find-links pages, local folders.
+
+Pure parsing; the network side lives in :mod:`lockfix.http`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import pathname2url, url2pathname
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from lockfix.auth import redact
+
+SIMPLE_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
+JSON_CONTENT_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
+
+SDIST_EXTENSIONS = (
+    ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tar.lz", ".tar", ".zip",
+)  # fmt: skip
+
+
+class IndexClientError(Exception):
+    """Base class of everything the index layer raises for index/network problems."""
+
+
+class ProjectNotFound(IndexClientError):
+    """The index has no page for this project (404, or 403 as download.pytorch.org does)."""
+
+    def __init__(self, name: str, url: str, status: int | None = None) -> None:
+        self.name, self.url, self.status = name, redact(url), status
+        how = f" (HTTP {status})" if status else ""
+        super().__init__(f"project {name!r} not found on {self.url}{how}")
+
+
+class IndexRequestError(IndexClientError):
+    """Network or HTTP failure (after retries). ``url`` is always redacted."""
+
+    def __init__(self, message: str, url: str, status: int | None = None) -> None:
+        self.url, self.status = redact(url), status
+        super().__init__(f"{message}: {self.url}" + (f" (HTTP {status})" if status else ""))
+
+
+class IndexAuthError(IndexRequestError):
+    """401 (or 403 on a file) — missing or rejected credentials."""
+
+
+class FileUnavailable(IndexRequestError):
+    """A listed file could not be downloaded (404/410 …)."""
+
+
+class OfflineCacheMiss(IndexRequestError):
+    """``offline=True`` and the cache cannot answer."""
+
+
+class HashMismatch(IndexClientError):
+    """Downloaded bytes do not match the expected hash — the file is not what was locked."""
+
+    def __init__(self, url: str, algorithm: str, expected: str, actual: str) -> None:
+        self.url, self.algorithm, self.expected, self.actual = (
+            redact(url),
+            algorithm,
+            expected,
+            actual,
+        )
+        super().__init__(
+            f"hash mismatch for {self.url}: "
+            f"expected {algorithm}:{expected}, got {algorithm}:{actual}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileNameInfo:
+    name: str  # canonicalized
+    version: str
+    is_wheel: bool
+
+
+def parse_filename(filename: str) -> FileNameInfo | None:
+    """Project name + version from a wheel or sdist filename, or None if it's neither."""
+    if filename.endswith(".whl"):
+        try:
+            name, version, _, _ = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            return None
+        return FileNameInfo(str(name), str(version), True)
+    lower = filename.lower()
+    for ext in SDIST_EXTENSIONS:
+        if lower.endswith(ext):
+            stem = filename[: -len(ext)]
+            # The version never contains '-', the (legacy, unnormalized) name may.
+            name, sep, version = stem.rpartition("-")
+            if not sep or not name or not version:
+                return None
+            with contextlib.suppress(InvalidVersion):
+                version = str(Version(version))
+            return FileNameInfo(canonicalize_name(name), version, False)
+    return None
+
+
+def file_matches_project(filename: str, name: str) -> bool:
+    """For flat pages: does ``filename`` belong to project ``name``?"""
+    want = canonicalize_name(name)
+    info = parse_filename(filename)
+    if info is not None:
+        return info.name == want
+    # sdists of projects whose names contain '-' followed by digits confuse rpartition; be lenient.
+    lower = filename.lower()
+    for ext in SDIST_EXTENSIONS:
+        if lower.endswith(ext):
+            stem = filename[: -len(ext)]
+            for i in (m.start() for m in re.finditer("-", stem)):
+                if canonicalize_name(stem[:i]) == want:
+                    return True
+    return False
+
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    filename: str
+    url: str
+    hashes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    requires_python: str | None = None
+    yanked: bool | str = False
+    size: int | None = None
+    upload_time: str | None = None
+    core_metadata: Mapping[str, str] | bool = False
+
+    def __hash__(self) -> int:  # the mappings are not hashable; filename+url identify a file
+        return hash((self.filename, self.url))
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    @property
+    def is_sdist(self) -> bool:
+        return not self.is_wheel and parse_filename(self.filename) is not None
+
+    @property
+    def project_version(self) -> tuple[str, str] | None:
+        """(canonical name, normalized version) parsed from the filename."""
+        info = parse_filename(self.filename)
+        return None if info is None else (info.name, info.version)
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+    @property
+    def metadata_url(self) -> str:
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=parts.path + ".metadata", fragment=""))
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a.strip().lower() == b.strip().lower()
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    name: str
+    url: str
+    files: tuple[IndexFile, ...]
+    # PEP 691 "meta" (api-version, …), empty for HTML
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def files_for_version(self, version: str) -> list[IndexFile]:
+        """Files whose filename version equals ``version`` under PEP 440.
+
+        Local versions count: ``2.7.1+cpu`` ≠ ``2.7.1``."""
+        out = []
+        for f in self.files:
+            pv = f.project_version
+            if pv is not None and _same_version(pv[1], version):
+                out.append(f)
+        return out
+
+    def file_named(self, filename: str) -> IndexFile | None:
+        for f in self.files:
+            if f.filename == filename:
+                return f
+        return None
+
+
+# --- hashes and metadata advertisement --------------------------------------------------
+
+
+def _split_fragment(url: str) -> tuple[str, dict[str, str]]:
+    """Strip a ``#sha256=...`` fragment into a hashes dict (PEP 503)."""
+    parts = urlsplit(url)
+    hashes: dict[str, str] = {}
+    if parts.fragment:
+        algo, sep, value = parts.fragment.partition("=")
+        if sep and algo and value:
+            hashes[algo.lower()] = value.lower()
+    return urlunsplit(parts._replace(fragment="")), hashes
+
+
+def _clean_hashes(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k).lower(): str(v).lower() for k, v in raw.items() if isinstance(v, str) and v}
+
+
+def _parse_html_metadata_attr(value: str | None) -> Mapping[str, str] | bool:
+    # PEP 658: "true", or "<algo>=<hex>"; absence → False. An empty attribute counts as "true".
+    if value is None:
+        return False
+    value = value.strip()
+    if value.lower() in ("", "true"):
+        return True
+    algo, sep, digest = value.partition("=")
+    if sep and algo and digest:
+        return MappingProxyType({algo.lower(): digest.lower()})
+    return False  # "false" or garbage: not advertised
+
+
+def _parse_json_metadata_value(value: Any) -> Mapping[str, str] | bool:
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, Mapping):
+        hashes = _clean_hashes(value)
+        return MappingProxyType(hashes) if hashes else True
+    return False
+
+
+def _yanked(value: Any) -> bool | str:
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, str):
+        # HTML: attribute present (even empty) means yanked; the value is the reason.
+        return value if value.strip() else True
+    return bool(value)
+
+
+# --- PEP 691 JSON ---------------------------------------------------------------------
+
+
+def parse_simple_json(data: bytes | str, page_url: str, name: str) -> ProjectPage:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexRequestError(f"invalid PEP 691 JSON ({e})", page_url) from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("files", []), list):
+        raise IndexRequestError("invalid PEP 691 JSON (no files list)", page_url)
+    files: list[IndexFile] = []
+    for entry in doc.get("files", []):
+        if not isinstance(entry, Mapping):
+            continue
+        filename, url = entry.get("filename"), entry.get("url")
+        if not isinstance(filename, str) or not isinstance(url, str):
+            continue
+        abs_url, frag_hashes = _split_fragment(urljoin(page_url, url))
+        hashes = {**frag_hashes, **_clean_hashes(entry.get("hashes"))}
+        cm = entry.get("core-metadata")
+        if cm is None:
+            cm = entry.get("dist-info-metadata")
+        size = entry.get("size")
+        upload_time = entry.get("upload-time")
+        rp = entry.get("requires-python")
+        files.append(
+            IndexFile(
+                filename=filename,
+                url=abs_url,
+                hashes=MappingProxyType(hashes),
+                requires_python=rp if isinstance(rp, str) and rp.strip() else None,
+                yanked=_yanked(entry.get("yanked")),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                upload_time=upload_time if isinstance(upload_time, str) else None,
+                core_metadata=_parse_json_metadata_value(cm),
+            )
+        )
+    meta = doc.get("meta")
+    return ProjectPage(
+        name=str(doc.get("name") or canonicalize_name(name)),
+        url=page_url,
+        files=tuple(files),
+        meta=dict(meta) if isinstance(meta, Mapping) else {},
+    )
+
+
+# --- PEP 503 HTML ---------------------------------------------------------------------
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        # convert_charrefs: attribute values are unescaped by HTMLParser (&gt;= → >=).
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base" and self.base is None:
+            href = dict(attrs).get("href")
+            if href:
+                self.base = href
+        elif tag == "a":
+            self._text = []
+            self.anchors.append((dict(attrs), self._text))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._text = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def _filename_from_url(url: str) -> str:
+    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def parse_simple_html(
+    data: bytes | str, page_url: str, name: str, *, flat: bool = False
+) -> ProjectPage:
+    """Parse a PEP 503 project page, or with ``flat=True`` a find-links page listing files of
+    many projects (only files of ``name`` are kept)."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    parser = _AnchorParser()
+    parser.feed(text)
+    parser.close()
+    base = urljoin(page_url, parser.base) if parser.base else page_url
+    files: list[IndexFile] = []
+    seen: set[str] = set()
+    for attrs, _text in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        abs_url, hashes = _split_fragment(urljoin(base, href.strip()))
+        filename = _filename_from_url(abs_url)
+        if not filename or parse_filename(filename) is None:
+            continue  # directory links, parent links, unknown formats
+        if flat and not file_matches_project(filename, name):
+            continue
+        if flat and abs_url in seen:
+            continue
+        seen.add(abs_url)
+        cm = attrs.get("data-core-metadata")
+        if cm is None:
+            cm = attrs.get("data-dist-info-metadata")
+        rp = attrs.get("data-requires-python")
+        files.append(
+            IndexFile(
+                filename=filename,
+                url=abs_url,
+                hashes=MappingProxyType(hashes),
+                requires_python=rp.strip() if rp and rp.strip() else None,
+                yanked=_yanked(attrs["data-yanked"] or "") if "data-yanked" in attrs else False,
+                core_metadata=_parse_html_metadata_attr(cm)
+                if ("data-core-metadata" in attrs or "data-dist-info-metadata" in attrs)
+                else False,
+            )
+        )
+    return ProjectPage(name=canonicalize_name(name), url=page_url, files=tuple(files))
+
+
+def parse_page(
+    data: bytes, content_type: str | None, page_url: str, name: str, *, flat: bool = False
+) -> ProjectPage:
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if not flat and ctype in JSON_CONTENT_TYPES:
+        return parse_simple_json(data, page_url, name)
+    if not flat and not ctype and data.lstrip()[:1] == b"{":
+        return parse_simple_json(data, page_url, name)
+    return parse_simple_html(data, page_url, name, flat=flat)
+
+
+# --- URLs and local indexes -----------------------------------------------------------
+
+
+def is_remote(index_url: str) -> bool:
+    return urlsplit(index_url).scheme.lower() in ("http", "https")
+
+
+def local_index_path(index_url: str, base_dir: Path | None) -> Path:
+    """Path of a ``file://`` index or a plain (possibly relative) directory/file path."""
+    parts = urlsplit(index_url)
+    if parts.scheme.lower() == "file":
+        path = Path(url2pathname(parts.path))
+        if parts.netloc and parts.netloc not in ("localhost",):
+            path = Path(f"//{parts.netloc}") / path
+        return path
+    path = Path(os.path.expanduser(index_url))
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    return path
+
+
+def path_to_url(path: Path) -> str:
+    return "file:" + pathname2url(str(path.resolve()))
+
+
+def project_page_url(index_url: str, name: str) -> str:
+    return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
+
+
+def local_files(directory: Path, name: str, hashes: Mapping[str, Mapping[str, str]]) -> ProjectPage:
+    """A flat local folder of distributions: every file of ``name`` in it."""
+    files = []
+    for entry in sorted(directory.iterdir()):
+        if not entry.is_file() or not file_matches_project(entry.name, name):
+            continue
+        files.append(
+            IndexFile(
+                filename=entry.name,
+                url=path_to_url(entry),
+                hashes=MappingProxyType(dict(hashes.get(entry.name, {}))),
+                size=entry.stat().st_size,
+            )
+        )
+    return ProjectPage(
+        name=canonicalize_name(name), url=path_to_url(directory) + "/", files=tuple(files)
+    )
+
+
+def simple_candidates(directory: Path, name: str) -> Iterable[Path]:
+    """Where a local simple-layout index may keep the page of ``name``."""
+    canon = canonicalize_name(name)
+    yield directory / canon / "index.html"
+    if name != canon:
+        yield directory / name / "index.html"

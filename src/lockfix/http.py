@@ -1,0 +1,861 @@
+"""Async client for PEP 503/691 indexes: project pages and core metadata of files.
+
+Metadata is fetched the cheapest way that works, remembering per index/host what failed:
+PEP 658 ``.metadata`` sidecar → HTTP range reads of the wheel's zip → whole download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import logging
+import os
+import re
+import ssl
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import urljoin
+
+import httpx
+import stamina
+
+from lockfix import __version__, _zip
+from lockfix.auth import CredentialProvider, origin, redact, split_credentials
+from lockfix.cache import MetadataCache
+from lockfix.collector import (
+    SIMPLE_ACCEPT,
+    FileUnavailable,
+    HashMismatch,
+    IndexAuthError,
+    IndexClientError,
+    IndexFile,
+    IndexRequestError,
+    OfflineCacheMiss,
+    ProjectNotFound,
+    ProjectPage,
+    is_remote,
+    local_files,
+    local_index_path,
+    parse_page,
+    parse_simple_html,
+    path_to_url,
+    project_page_url,
+    simple_candidates,
+)
+from lockfix.metadata import (
+    MAX_METADATA_SIZE,
+    CoreMetadata,
+    MetadataError,
+    MetadataUnavailable,
+    check_matches_file,
+    check_sdist_metadata,
+    metadata_from_archive,
+    parse_core_metadata,
+)
+
+__all__ = [
+    "FileUnavailable",
+    "HashMismatch",
+    "IndexAuthError",
+    "IndexClient",
+    "IndexClientError",
+    "IndexRequestError",
+    "OfflineCacheMiss",
+    "ProjectNotFound",
+    "RequestStats",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 128 * 1024 * 1024
+MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
+DEFAULT_MAX_DOWNLOAD = 2 * 1024**3
+DEFAULT_RANGE_SUFFIX = 64 * 1024
+MAX_RETRY_AFTER = 60.0
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NOT_FOUND = frozenset({403, 404, 410})
+_SPOOL_IN_MEMORY = 16 * 1024 * 1024
+
+
+@dataclass
+class RequestStats:
+    """Network requests by kind (retries included), and what the caches answered."""
+
+    page: int = 0
+    metadata_pep658: int = 0
+    range: int = 0
+    full_download: int = 0
+    retries: int = 0
+    page_cache_hits: int = 0  # page served from the HTTP cache without any request
+    page_revalidated: int = 0  # page requests answered 304 (counted in `page` too)
+    metadata_cache_hits: int = 0
+    ranges_ignored: int = 0  # range requests answered with the whole file (200)
+    local: int = 0  # file:// / directory reads, no network
+
+    @property
+    def requests(self) -> int:
+        return self.page + self.metadata_pep658 + self.range + self.full_download
+
+    @property
+    def metadata_requests(self) -> int:
+        return self.metadata_pep658 + self.range + self.full_download
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "requests": self.requests}
+
+
+@dataclass
+class _IndexCaps:
+    pep658: bool = True
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, status: int, url: str, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.url, self.retry_after = status, url, retry_after
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Offline(Exception):
+    """Raised by the transport when a request would need the network in offline mode."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _env_number(name: str, kind: type[float] | type[int], default: float) -> float:
+    raw = os.environ.get(name)
+    if raw:
+        try:
+            return kind(raw)
+        except ValueError:
+            log.warning("ignoring invalid %s=%r", name, raw)
+    return default
+
+
+# --- transport plumbing ---------------------------------------------------------------
+
+
+class _NetworkTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, offline: bool) -> None:
+        self.inner, self.offline = inner, offline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.offline:
+            raise _Offline(str(request.url))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _RoutingTransport(httpx.AsyncBaseTransport):
+    """Index pages go through the HTTP cache; files (ranges, big downloads) never do."""
+
+    def __init__(self, net: _NetworkTransport, cached: httpx.AsyncBaseTransport | None) -> None:
+        self.net, self.cached = net, cached
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.cached is not None and request.extensions.get("lockfix_page"):
+            return await self.cached.handle_async_request(request)
+        return await self.net.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.net.aclose()
+
+
+class _AsyncClient(httpx.AsyncClient):
+    """httpx client whose transports (incl. env proxy mounts) are wrapped for cache/offline."""
+
+    def __init__(
+        self, *, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport], **kwargs: Any
+    ):
+        self._wrap = wrap
+        super().__init__(**kwargs)
+
+    def _init_transport(
+        self, *args: Any, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+    ) -> httpx.AsyncBaseTransport:
+        return self._wrap(transport or super()._init_transport(*args, **kwargs))
+
+    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        return self._wrap(super()._init_proxy_transport(*args, **kwargs))
+
+
+def _ssl_context() -> ssl.SSLContext:
+    ctx = httpx.create_ssl_context(trust_env=True)  # honours SSL_CERT_FILE / SSL_CERT_DIR
+    client_cert = os.environ.get("SSL_CLIENT_CERT")
+    if client_cert:
+        ctx.load_cert_chain(client_cert)
+    return ctx
+
+
+def _page_cache_key(url: str) -> str:
+    return hashlib.sha256(f"RFC {url}".encode()).hexdigest()
+
+
+# --- hashing helpers -------------------------------------------------------------------
+
+
+def _hashers(hashes: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    for algo in hashes:
+        try:
+            out[algo] = hashlib.new(algo)
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def _verify(url: str, hashes: Mapping[str, str], hashers: Mapping[str, Any]) -> None:
+    for algo, h in hashers.items():
+        actual = h.hexdigest()
+        if actual != hashes[algo].lower():
+            raise HashMismatch(url, algo, hashes[algo].lower(), actual)
+
+
+def _merge_hashes(file: IndexFile, expected: Mapping[str, str] | None) -> dict[str, str]:
+    merged = {k.lower(): v.lower() for k, v in file.hashes.items()}
+    for k, v in (expected or {}).items():
+        k, v = k.lower(), v.lower()
+        if k in merged and merged[k] != v:
+            # The index lists a different file under this name than the one expected.
+            raise HashMismatch(file.url, k, v, merged[k])
+        merged[k] = v
+    return merged
+
+
+# --- the client ------------------------------------------------------------------------
+
+
+class IndexClient:
+    """One per run. Use as ``async with IndexClient(...) as client:``."""
+
+    def __init__(
+        self,
+        *,
+        cache: MetadataCache | None = None,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        offline: bool = False,
+        credentials: CredentialProvider | None = None,
+        base_dir: Path | None = None,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD,
+        range_suffix: int = DEFAULT_RANGE_SUFFIX,
+        retry_wait: float = 0.5,
+    ) -> None:
+        self.cache = cache
+        self.concurrency = int(concurrency or _env_number("UV_CONCURRENT_DOWNLOADS", int, 16))
+        self.timeout = float(
+            timeout if timeout is not None else _env_number("UV_HTTP_TIMEOUT", float, 30.0)
+        )
+        self.retries = int(
+            retries if retries is not None else _env_number("UV_HTTP_RETRIES", int, 3)
+        )
+        self.offline = offline
+        self.credentials = credentials if credentials is not None else CredentialProvider()
+        self.base_dir = base_dir
+        self.max_download_size = max_download_size
+        self.range_suffix = range_suffix
+        self.retry_wait = retry_wait
+        self.stats = RequestStats()
+        self._caps: dict[str, _IndexCaps] = {}
+        self._no_ranges: set[tuple[str, str, int | None]] = set()
+        self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._http: httpx.AsyncClient | None = None
+        self._storage: Any = None
+
+    # lifecycle
+
+    async def __aenter__(self) -> IndexClient:
+        self._open_client()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _open_client(self) -> httpx.AsyncClient:
+        if self._http is not None:
+            return self._http
+        if self.cache is not None:
+            self._storage = self.cache.page_storage()
+
+        def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+            net = _NetworkTransport(inner, self.offline)
+            cached = None
+            if self._storage is not None:
+                from hishel import CacheOptions
+                from hishel.httpx import AsyncCacheTransport
+
+                cached = AsyncCacheTransport(
+                    net, storage=self._storage, rfc=CacheOptions(shared=False)
+                )
+            return _RoutingTransport(net, cached)
+
+        self._http = _AsyncClient(
+            wrap=wrap,
+            http2=True,
+            verify=_ssl_context(),
+            trust_env=True,
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.timeout, pool=None),
+            limits=httpx.Limits(
+                max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency
+            ),
+            headers={"User-Agent": f"lockfix/{__version__} httpx/{httpx.__version__}"},
+        )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._storage is not None:
+            await self._storage.close()
+            self._storage = None
+
+    # memoization of in-flight/finished work within the run
+
+    async def _once(self, key: tuple[Any, ...], factory: Callable[[], Awaitable[T]]) -> T:
+        fut = self._memo.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(factory())
+            self._memo[key] = fut
+        return await asyncio.shield(fut)
+
+    # low-level HTTP
+
+    def _retry_hook(self, exc: Exception) -> bool | float:
+        if isinstance(exc, _RetryableStatus):
+            return min(exc.retry_after, MAX_RETRY_AFTER) if exc.retry_after is not None else True
+        return isinstance(
+            exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+        )
+
+    async def _with_retries(self, url: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            first = True
+            async for attempt in stamina.retry_context(
+                on=self._retry_hook,
+                attempts=self.retries + 1,
+                timeout=None,
+                wait_initial=self.retry_wait,
+                wait_max=30.0,
+                wait_jitter=self.retry_wait,
+            ):
+                with attempt:
+                    if not first:
+                        self.stats.retries += 1
+                    first = False
+                    return await fn()
+        except _RetryableStatus as e:
+            raise IndexRequestError(f"{what} failed", url, e.status) from None
+        except _Offline:
+            raise OfflineCacheMiss(f"offline: {what} is not in the cache", url) from None
+        except httpx.TimeoutException as e:
+            raise IndexRequestError(f"{what} timed out ({type(e).__name__})", url) from None
+        except httpx.HTTPError as e:
+            raise IndexRequestError(f"{what} failed ({type(e).__name__})", url) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _open(
+        self, url: str, headers: Mapping[str, str], *, kind: str, page: bool = False
+    ) -> httpx.Response:
+        """Send a streaming GET, following redirects with per-origin credentials.
+
+        The caller must close the response."""
+        http = self._open_client()
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            request_headers = dict(headers)
+            # Credentials are chosen per hop: an index's credentials never leave its origin.
+            creds = self.credentials.for_url(current)
+            if creds is not None:
+                request_headers["Authorization"] = creds.authorization()
+            extensions: dict[str, Any] = {}
+            if page:
+                caching: dict[str, Any] = {"key": _page_cache_key(current)}
+                if self.offline:
+                    caching["rfc"] = False  # serve whatever is stored, however stale
+                extensions = {"lockfix_page": True, "caching": caching}
+            request = http.build_request(
+                "GET", current, headers=request_headers, extensions=extensions
+            )
+            response = await http.send(request, stream=True)
+            self._count(kind, response)
+            if response.status_code in _REDIRECTS and "location" in response.headers:
+                location = response.headers["location"]
+                await response.aclose()
+                current = urljoin(current, location)
+                continue
+            return response
+        raise IndexRequestError("too many redirects", url)
+
+    def _count(self, kind: str, response: httpx.Response) -> None:
+        status = response.extensions.get("caching")
+        if kind == "page" and isinstance(status, Mapping) and status.get("from_cache"):
+            if status.get("revalidated"):
+                self.stats.page += 1
+                self.stats.page_revalidated += 1
+            else:
+                self.stats.page_cache_hits += 1
+            return
+        setattr(self.stats, kind, getattr(self.stats, kind) + 1)
+
+    @staticmethod
+    async def _read(response: httpx.Response, limit: int) -> bytes:
+        length = response.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise _TooLarge(f"{length} bytes")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response, what: str, url: str) -> None:
+        code = response.status_code
+        if code == 429 or code >= 500:
+            raise _RetryableStatus(code, url, _retry_after(response.headers.get("retry-after")))
+        if code == 401:
+            raise IndexAuthError(f"{what}: authentication required or rejected", url, code)
+        if code in _NOT_FOUND:
+            raise FileUnavailable(f"{what}: not available", url, code)
+        if code != 200:
+            raise IndexRequestError(f"{what}: unexpected response", url, code)
+
+    # project pages
+
+    async def project_page(self, index_url: str, name: str, *, flat: bool = False) -> ProjectPage:
+        """The files of project ``name`` on an index (``flat=True`` for find-links pages).
+
+        ``index_url`` may be http(s), ``file://``, or a local directory path (relative paths are
+        resolved against ``base_dir``)."""
+        if not is_remote(index_url):
+            return await self._once(
+                ("local-page", index_url, name, flat),
+                lambda: asyncio.to_thread(self._local_page, index_url, name, flat),
+            )
+        clean = self.credentials.register_index(index_url)
+        if flat:
+            data, ctype, final_url = await self._once(
+                ("flat", clean), lambda: self._fetch_flat(clean)
+            )
+            return parse_page(data, ctype, final_url, name, flat=True)
+        return await self._once(("page", clean, name), lambda: self._fetch_page(clean, name))
+
+    async def _fetch_page(self, index_url: str, name: str) -> ProjectPage:
+        url = project_page_url(index_url, name)
+
+        async def attempt() -> ProjectPage:
+            async with self._sem:
+                response = await self._open(url, {"Accept": SIMPLE_ACCEPT}, kind="page", page=True)
+                try:
+                    if response.status_code in _NOT_FOUND:
+                        raise ProjectNotFound(name, url, response.status_code)
+                    self._raise_for_status(response, "project page", url)
+                    data = await self._read(response, MAX_PAGE_SIZE)
+                finally:
+                    await response.aclose()
+            return parse_page(data, response.headers.get("content-type"), str(response.url), name)
+
+        try:
+            return await self._with_retries(url, f"project page of {name!r}", attempt)
+        except _TooLarge as e:
+            raise IndexRequestError(f"project page too large ({e})", url) from None
+
+    async def _fetch_flat(self, url: str) -> tuple[bytes, str | None, str]:
+        async def attempt() -> tuple[bytes, str | None, str]:
+            async with self._sem:
+                response = await self._open(url, {"Accept": "text/html"}, kind="page", page=True)
+                try:
+                    self._raise_for_status(response, "flat index page", url)
+                    data = await self._read(response, MAX_PAGE_SIZE)
+                finally:
+                    await response.aclose()
+            return data, response.headers.get("content-type"), str(response.url)
+
+        try:
+            return await self._with_retries(url, "flat index page", attempt)
+        except _TooLarge as e:
+            raise IndexRequestError(f"flat index page too large ({e})", url) from None
+
+    def _local_page(self, index_url: str, name: str, flat: bool) -> ProjectPage:
+        self.stats.local += 1
+        path = local_index_path(index_url, self.base_dir)
+        if path.is_file():
+            return parse_simple_html(path.read_bytes(), path_to_url(path), name, flat=True)
+        if not path.is_dir():
+            raise IndexRequestError("local index not found", str(path))
+        if not flat:
+            for candidate in simple_candidates(path, name):
+                if candidate.is_file():
+                    return parse_simple_html(candidate.read_bytes(), path_to_url(candidate), name)
+            if any(p.is_file() for p in path.glob("*/index.html")):
+                raise ProjectNotFound(name, path_to_url(path))
+        if (path / "index.html").is_file():
+            return parse_simple_html(
+                (path / "index.html").read_bytes(),
+                path_to_url(path / "index.html"),
+                name,
+                flat=True,
+            )
+        page = local_files(path, name, {})
+        if not page.files:
+            raise ProjectNotFound(name, page.url)
+        hashes = {
+            f.filename: {"sha256": _sha256_file(Path(local_index_path(f.url, None)))}
+            for f in page.files
+        }
+        return local_files(path, name, hashes)
+
+    # metadata
+
+    async def file_metadata(
+        self, index_url: str, file: IndexFile, expected_hashes: Mapping[str, str] | None = None
+    ) -> CoreMetadata:
+        """Core metadata of ``file`` (listed on ``index_url``).
+
+        ``expected_hashes`` (e.g. from the lock) are checked against the index's hashes and
+        against downloaded bytes. Raises :class:`MetadataUnavailable` for sdists whose
+        dependencies are dynamic, :class:`HashMismatch`, :class:`IndexRequestError`."""
+        hashes = _merge_hashes(file, expected_hashes)
+        sha256 = hashes.get("sha256")
+        if self.cache is not None and sha256:
+            cached = self.cache.get(sha256)
+            if cached is not None:
+                self.stats.metadata_cache_hits += 1
+                if isinstance(cached, MetadataUnavailable):
+                    raise cached
+                return cached
+        key = ("metadata", sha256 or file.url)
+        return await self._once(key, lambda: self._metadata_and_store(index_url, file, hashes))
+
+    async def _metadata_and_store(
+        self, index_url: str, file: IndexFile, hashes: dict[str, str]
+    ) -> CoreMetadata:
+        sha256 = hashes.get("sha256")
+        try:
+            md = await self._fetch_metadata(index_url, file, hashes)
+        except MetadataUnavailable as e:
+            if self.cache is not None and sha256:
+                self.cache.put_unavailable(sha256, str(e))
+            raise
+        if self.cache is not None and sha256:
+            self.cache.put(sha256, md)
+        return md
+
+    async def _fetch_metadata(
+        self, index_url: str, file: IndexFile, hashes: dict[str, str]
+    ) -> CoreMetadata:
+        pv = file.project_version
+        project, version = pv if pv is not None else (None, None)
+        if not is_remote(file.url):
+            return await asyncio.to_thread(self._local_metadata, file, hashes, project)
+        if self.offline:
+            raise OfflineCacheMiss(
+                f"offline: metadata of {file.filename} is not in the cache", file.url
+            )
+        index_key = split_credentials(index_url)[0]
+        caps = self._caps.setdefault(index_key, _IndexCaps())
+        if file.core_metadata and caps.pep658:
+            md = await self._metadata_pep658(file, caps)
+            if md is not None:
+                self._check(md, file, project, version)
+                return md
+        if file.is_wheel and origin(file.url) not in self._no_ranges:
+            md = await self._metadata_by_ranges(file, hashes, project)
+            if md is not None:
+                self._check(md, file, project, version)
+                return md
+        md = await self._metadata_by_download(file, hashes, project)
+        self._check(md, file, project, version)
+        return md
+
+    @staticmethod
+    def _check(md: CoreMetadata, file: IndexFile, project: str | None, version: str | None) -> None:
+        try:
+            check_matches_file(md, project, version)
+        except MetadataError as e:
+            raise IndexRequestError(f"{file.filename}: {e}", file.url) from None
+
+    async def _metadata_pep658(self, file: IndexFile, caps: _IndexCaps) -> CoreMetadata | None:
+        url = file.metadata_url
+
+        async def attempt() -> bytes | None:
+            async with self._sem:
+                response = await self._open(
+                    url, {"Accept-Encoding": "gzip, identity"}, kind="metadata_pep658"
+                )
+                try:
+                    if response.status_code in _NOT_FOUND:
+                        return None
+                    self._raise_for_status(response, "PEP 658 metadata", url)
+                    return await self._read(response, MAX_METADATA_SIZE)
+                finally:
+                    await response.aclose()
+
+        try:
+            data = await self._with_retries(url, f"metadata of {file.filename}", attempt)
+        except _TooLarge:
+            data = None
+        if data is None:
+            log.info(
+                "PEP 658 metadata unavailable at %s; not trying it again on this index", redact(url)
+            )
+            caps.pep658 = False
+            return None
+        if isinstance(file.core_metadata, Mapping):
+            hashers = _hashers(file.core_metadata)
+            for h in hashers.values():
+                h.update(data)
+            try:
+                _verify(url, file.core_metadata, hashers)
+            except HashMismatch as e:
+                log.warning("%s; falling back, not using PEP 658 on this index again", e)
+                caps.pep658 = False
+                return None
+        try:
+            md = parse_core_metadata(data)
+        except MetadataError:
+            caps.pep658 = False
+            return None
+        return md if file.is_wheel else check_sdist_metadata(md)
+
+    async def _get_range(self, url: str, start: int, end: int) -> bytes | None:
+        """Bytes [start, end) of ``url``, or None if the server doesn't do ranges after all."""
+
+        async def attempt() -> bytes | None:
+            async with self._sem:
+                headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
+                response = await self._open(url, headers, kind="range")
+                try:
+                    if (
+                        response.status_code != 206
+                        or response.headers.get("content-encoding", "identity") != "identity"
+                    ):
+                        if response.status_code != 200:
+                            self._raise_for_status(response, "range request", url)
+                        return None
+                    m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                    if m is None or int(m.group(1)) != start:
+                        return None
+                    data = await self._read(response, end - start)
+                finally:
+                    await response.aclose()
+            return data if len(data) == end - start else None
+
+        return await self._with_retries(url, "range request", attempt)
+
+    async def _metadata_by_ranges(
+        self, file: IndexFile, hashes: Mapping[str, str], project: str | None
+    ) -> CoreMetadata | None:
+        url = file.url
+        host = origin(url)
+        suffix = self.range_suffix
+
+        async def first() -> tuple[bytes, int, int] | CoreMetadata | None:
+            async with self._sem:
+                headers = {"Range": f"bytes=-{suffix}", "Accept-Encoding": "identity"}
+                response = await self._open(url, headers, kind="range")
+                try:
+                    code = response.status_code
+                    if code == 200:
+                        # Ranges ignored: this is the whole file; use it rather than ask again.
+                        log.info(
+                            "range requests not supported by %s; downloading whole files",
+                            redact(url),
+                        )
+                        self._no_ranges.add(host)
+                        self.stats.ranges_ignored += 1
+                        return await self._consume_download(response, file, hashes, project)
+                    if code in (416, 501):
+                        if code == 501:
+                            self._no_ranges.add(host)
+                        return None
+                    if code != 206:
+                        self._raise_for_status(response, "range request", url)
+                    if response.headers.get("content-encoding", "identity") != "identity":
+                        self._no_ranges.add(host)
+                        return None
+                    m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                    if m is None:
+                        return None
+                    start, total = int(m.group(1)), int(m.group(3))
+                    tail = await self._read(response, suffix)
+                finally:
+                    await response.aclose()
+            return tail, start, total
+
+        try:
+            got = await self._with_retries(url, f"range read of {file.filename}", first)
+        except _TooLarge:
+            return None
+        if got is None or isinstance(got, CoreMetadata):
+            return got
+        tail, tail_start, total = got
+        try:
+            return await self._metadata_from_tail(url, tail, tail_start, total, project)
+        except (_zip.ZipFormatError, MetadataError, _TooLarge) as e:
+            log.info("range read of %s failed (%s); downloading it", redact(url), e)
+            return None
+
+    async def _metadata_from_tail(
+        self, url: str, tail: bytes, tail_start: int, total: int, project: str | None
+    ) -> CoreMetadata | None:
+        cd = _zip.find_central_directory(tail, tail_start, total)
+        if cd.size > MAX_CENTRAL_DIRECTORY:
+            raise _zip.ZipFormatError("central directory too large")
+        if cd.offset < tail_start:
+            head = await self._get_range(url, cd.offset, tail_start)
+            if head is None:
+                return None
+            tail, tail_start = head + tail, cd.offset
+        rel = cd.offset - tail_start
+        members = _zip.parse_central_directory(tail[rel : rel + cd.size])
+        member = _zip.find_metadata_member(members, project)
+        if (
+            member.uncompressed_size > MAX_METADATA_SIZE
+            or member.compressed_size > MAX_METADATA_SIZE
+        ):
+            raise _zip.ZipFormatError("METADATA larger than the size limit")
+        # Local header + name + extra + data; the local extra field may differ from the central one.
+        want_end = min(
+            total,
+            member.header_offset
+            + _zip.LFH_SIZE
+            + len(member.name.encode())
+            + member.extra_len
+            + member.compressed_size
+            + 1024,
+        )
+        if member.header_offset >= tail_start:
+            chunk = tail[member.header_offset - tail_start :]
+        else:
+            got = await self._get_range(url, member.header_offset, want_end)
+            if got is None:
+                return None
+            chunk = got
+        data_start, data_end = _zip.local_data_span(chunk, member)
+        if data_end > len(chunk):
+            more = await self._get_range(
+                url, member.header_offset + len(chunk), member.header_offset + data_end
+            )
+            if more is None:
+                return None
+            chunk += more
+        raw = _zip.decompress_member(member, chunk[data_start:data_end], MAX_METADATA_SIZE)
+        return parse_core_metadata(raw)
+
+    async def _metadata_by_download(
+        self, file: IndexFile, hashes: Mapping[str, str], project: str | None
+    ) -> CoreMetadata:
+        url = file.url
+
+        async def attempt() -> CoreMetadata:
+            async with self._sem:
+                response = await self._open(
+                    url, {"Accept-Encoding": "identity"}, kind="full_download"
+                )
+                try:
+                    self._raise_for_status(response, "download", url)
+                    return await self._consume_download(response, file, hashes, project)
+                finally:
+                    await response.aclose()
+
+        return await self._with_retries(url, f"download of {file.filename}", attempt)
+
+    async def _consume_download(
+        self,
+        response: httpx.Response,
+        file: IndexFile,
+        hashes: Mapping[str, str],
+        project: str | None,
+    ) -> CoreMetadata:
+        """Stream a whole file to a spooled temp file, verify hashes, read its metadata."""
+        limit = self.max_download_size
+        length = response.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise IndexRequestError(
+                f"{file.filename} is {length} bytes, over the download limit of {limit}", file.url
+            )
+        hashers = _hashers(hashes)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise IndexRequestError(
+                        f"{file.filename} exceeds the download limit of {limit} bytes", file.url
+                    )
+                for h in hashers.values():
+                    h.update(chunk)
+                spool.write(chunk)
+            _verify(file.url, hashes, hashers)
+            spool.seek(0)
+            return await asyncio.to_thread(_parse_archive, spool, file.filename, project, file.url)
+
+    def _local_metadata(
+        self, file: IndexFile, hashes: Mapping[str, str], project: str | None
+    ) -> CoreMetadata:
+        self.stats.local += 1
+        path = local_index_path(file.url, self.base_dir)
+        if not path.is_file():
+            raise FileUnavailable("local file not found", file.url)
+        hashers = _hashers(hashes)
+        with path.open("rb") as f:
+            if hashers:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    for h in hashers.values():
+                        h.update(block)
+                _verify(file.url, hashes, hashers)
+                f.seek(0)
+            return _parse_archive(f, file.filename, project, file.url)
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
+
+
+def _parse_archive(f: IO[bytes], filename: str, project: str | None, url: str) -> CoreMetadata:
+    try:
+        return metadata_from_archive(f, filename, project)
+    except MetadataUnavailable:
+        raise
+    except (MetadataError, _zip.ZipFormatError) as e:
+        raise IndexRequestError(f"unreadable archive {filename} ({e})", url) from None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+__all__ += ["CredentialProvider", "MetadataCache", "MetadataUnavailable"]

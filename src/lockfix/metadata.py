@@ -1,0 +1,211 @@
+"""Core metadata (METADATA / PKG-INFO) parsing and extraction from wheels and sdists.
+
+Nothing here builds or executes anything: an sdist whose dependencies are not declared
+statically (PEP 643) is reported as :class:`MetadataUnavailable`.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from email.parser import Parser
+from email.policy import compat32
+from typing import IO, Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockfix import _zip
+
+#: Bound on a METADATA/PKG-INFO document (sidecar download or zip/tar member).
+MAX_METADATA_SIZE = 10 * 1024 * 1024
+
+# Fields whose presence in Dynamic makes sdist metadata useless for dependency edges.
+_DEPENDENCY_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
+
+
+class MetadataError(Exception):
+    """Metadata could not be read or is malformed."""
+
+
+class MetadataUnavailable(MetadataError):
+    """Metadata cannot be trusted without building (dynamic sdist, Metadata-Version < 2.2, …).
+
+    Callers should report the file as unverifiable, not fail."""
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    name: str
+    version: str
+    requires_dist: tuple[str, ...]
+    requires_python: str | None
+    provides_extra: tuple[str, ...]
+    dynamic: tuple[str, ...]
+    metadata_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CoreMetadata:
+        return cls(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            requires_dist=tuple(data["requires_dist"]),
+            requires_python=data.get("requires_python"),
+            provides_extra=tuple(data["provides_extra"]),
+            dynamic=tuple(data["dynamic"]),
+            metadata_version=str(data["metadata_version"]),
+        )
+
+
+def _unfold(value: str) -> str:
+    # compat32 keeps folded continuation lines verbatim; a requirement never spans lines.
+    return " ".join(part.strip() for part in value.splitlines() if part.strip())
+
+
+def parse_core_metadata(data: bytes) -> CoreMetadata:
+    """Parse an email-header style METADATA / PKG-INFO document."""
+    if len(data) > MAX_METADATA_SIZE:
+        raise MetadataError("metadata document too large")
+    text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    msg = Parser(policy=compat32).parsestr(text, headersonly=True)
+
+    def all_of(field: str) -> tuple[str, ...]:
+        return tuple(v for v in (_unfold(str(x)) for x in msg.get_all(field) or ()) if v)
+
+    def one(field: str) -> str | None:
+        values = all_of(field)
+        return values[0] if values else None
+
+    name, version = one("Name"), one("Version")
+    if not name or not version:
+        raise MetadataError("metadata has no Name or Version")
+    # Deduplicate while preserving order: some tools emit a header twice.
+    requires = tuple(dict.fromkeys(all_of("Requires-Dist")))
+    extras = tuple(dict.fromkeys(all_of("Provides-Extra")))
+    return CoreMetadata(
+        name=name,
+        version=version,
+        requires_dist=requires,
+        requires_python=one("Requires-Python"),
+        provides_extra=extras,
+        dynamic=tuple(dict.fromkeys(all_of("Dynamic"))),
+        metadata_version=one("Metadata-Version") or "1.0",
+    )
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in v.strip().split("."))
+    except ValueError:
+        return (0,)
+
+
+def check_sdist_metadata(md: CoreMetadata) -> CoreMetadata:
+    """PEP 643: trust PKG-INFO only at 2.2+ with no dependency field marked Dynamic."""
+    if _version_tuple(md.metadata_version) < (2, 2):
+        raise MetadataUnavailable(
+            f"{md.name} {md.version}: sdist PKG-INFO is Metadata-Version {md.metadata_version}"
+            " (< 2.2), dependencies are only known after a build"
+        )
+    dynamic = {d.lower() for d in md.dynamic} & _DEPENDENCY_FIELDS
+    if dynamic:
+        raise MetadataUnavailable(
+            f"{md.name} {md.version}: sdist declares {', '.join(sorted(dynamic))} as Dynamic"
+        )
+    return md
+
+
+def check_matches_file(md: CoreMetadata, name: str | None, version: str | None) -> None:
+    """Reject metadata that belongs to another project/version than the file it came for."""
+    if name is not None and canonicalize_name(md.name) != canonicalize_name(name):
+        raise MetadataError(f"metadata is for {md.name!r}, expected {name!r}")
+    if version is not None:
+        try:
+            same = Version(md.version) == Version(version)
+        except InvalidVersion:
+            same = md.version == version
+        if not same:
+            raise MetadataError(f"metadata is for version {md.version!r}, expected {version!r}")
+
+
+def _bounded_read(f: IO[bytes], limit: int = MAX_METADATA_SIZE) -> bytes:
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise MetadataError("metadata member larger than the size limit")
+    return data
+
+
+def read_wheel_metadata(fileobj: IO[bytes], project: str | None = None) -> bytes:
+    """Raw METADATA bytes from a wheel (a seekable file object)."""
+    try:
+        with zipfile.ZipFile(fileobj) as zf:
+            members = [
+                _zip.Member(
+                    i.filename,
+                    i.compress_type,
+                    i.flag_bits,
+                    i.CRC,
+                    i.compress_size,
+                    i.file_size,
+                    i.header_offset,
+                    0,
+                )
+                for i in zf.infolist()
+            ]
+            member = _zip.find_metadata_member(members, project)
+            info = zf.getinfo(member.name)
+            if info.file_size > MAX_METADATA_SIZE:
+                raise MetadataError("METADATA larger than the size limit")
+            with zf.open(info) as f:
+                return _bounded_read(f)
+    except (zipfile.BadZipFile, _zip.ZipFormatError, NotImplementedError, OSError) as e:
+        raise MetadataError(f"cannot read METADATA from wheel: {e}") from e
+
+
+def read_sdist_pkg_info(fileobj: IO[bytes], filename: str) -> bytes:
+    """Raw top-level ``<dir>/PKG-INFO`` bytes from an sdist (tar.* or zip)."""
+    lower = filename.lower()
+    try:
+        if lower.endswith(".zip"):
+            with zipfile.ZipFile(fileobj) as zf:
+                for info in zf.infolist():
+                    parts = info.filename.split("/")
+                    if len(parts) == 2 and parts[1] == "PKG-INFO":
+                        if info.file_size > MAX_METADATA_SIZE:
+                            raise MetadataError("PKG-INFO larger than the size limit")
+                        with zf.open(info) as f:
+                            return _bounded_read(f)
+        else:
+            # Stream mode: never seek back, never extract; members are only read.
+            with tarfile.open(fileobj=fileobj, mode="r|*") as tf:
+                for ti in tf:
+                    parts = ti.name.lstrip("./").split("/")
+                    if len(parts) == 2 and parts[1] == "PKG-INFO" and ti.isfile():
+                        if ti.size > MAX_METADATA_SIZE:
+                            raise MetadataError("PKG-INFO larger than the size limit")
+                        f = tf.extractfile(ti)
+                        if f is None:
+                            break
+                        return _bounded_read(f)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+        raise MetadataError(f"cannot read PKG-INFO from {filename}: {e}") from e
+    raise MetadataUnavailable(f"{filename}: no top-level PKG-INFO in the sdist")
+
+
+def metadata_from_archive(fileobj: IO[bytes], filename: str, project: str | None) -> CoreMetadata:
+    """Parse core metadata from a downloaded wheel or sdist, applying the sdist rules."""
+    if filename.lower().endswith(".whl"):
+        return parse_core_metadata(read_wheel_metadata(fileobj, project))
+    return check_sdist_metadata(parse_core_metadata(read_sdist_pkg_info(fileobj, filename)))
+
+
+def metadata_from_bytes(data: bytes, filename: str, project: str | None = None) -> CoreMetadata:
+    return metadata_from_archive(io.BytesIO(data), filename, project)
