@@ -662,7 +662,6 @@ def test_uv_pip_install_from_server(tmp_path, torch_built):
         assert all(not r.path.startswith("/cpu") for r in s.requests)
 
 
-@pytest.mark.uv
 def test_pip_installs_built_wheel(tmp_path, small):
     with IndexServer(small) as s:
         env = uv_env(tmp_path)
@@ -716,3 +715,56 @@ def test_uv_bug_14237_reproduces(tmp_path, variant):
             assert "pypi.org" not in locks[ver] and "pythonhosted" not in locks[ver]
         assert not nvidia & set(_pypi_torch_deps(locks["0.10.9"]))
         assert nvidia <= set(_pypi_torch_deps(locks["0.13.9"]))
+
+
+@pytest.mark.uv
+@needs_uv
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"json": False, "pep658": False},  # HTML pages, metadata via HEAD + Range
+        {"ranges": False, "pep658": False},  # metadata via full downloads
+        {"flat": True},  # defaults: JSON + PEP 658
+    ],
+)
+def test_uv_lock_under_capabilities(tmp_path, torch_built, opts):
+    nvidia = {n for n, _ in NVIDIA_PINS} | {"triton"}
+    with IndexServer(torch_built, **opts) as s:
+        proj = make_project("groups", s, tmp_path / "p")
+        run_uv("0.13.9", ["lock"], proj, tmp_path)
+        assert nvidia <= set(_pypi_torch_deps((proj / "uv.lock").read_text()))
+        reqs = s.requests
+        pages = [r for r in reqs if "/simple/" in r.path]
+        if opts.get("json") is False:
+            assert s.count(kind="metadata") == 0
+            assert any(r.headers.get("Range") and r.status == 206 for r in reqs)
+        elif opts.get("ranges") is False:
+            assert s.count(kind="metadata") == 0
+            assert all(r.status == 200 for r in reqs if r.method == "GET")
+        else:
+            assert s.count(kind="metadata") == len(s.filter(kind="metadata", status=200)) > 20
+            assert s.count(kind="file") == 0
+        assert all(r.status == 200 for r in pages)
+
+
+@pytest.mark.uv
+@needs_uv
+@pytest.mark.skipif(not uv_bin("0.10.9").exists(), reason="vendored uv missing")
+@pytest.mark.parametrize("variant", ["torch_groups", "torch_extras", "torch_absent"])
+def test_saved_locks_are_current(tmp_path, variant):
+    """fixtures/locks/<variant>/ equals a fresh regeneration (modulo the port)."""
+    saved = REPO / "fixtures" / "locks" / variant
+    built = build_scenario(get_scenario(variant), tmp_path / "build")
+    with IndexServer(built) as s:
+        for ver, kind in (("0.10.9", "broken"), ("0.13.9", "reference")):
+            proj = make_project(variant, s, tmp_path / f"p-{ver}")
+            assert (proj / "pyproject.toml").read_text().replace(f":{s.port}/", ":8765/") == (
+                saved / "pyproject.toml"
+            ).read_text()
+            run_uv(ver, ["lock"], proj, tmp_path)
+            fresh = (
+                (proj / "uv.lock").read_text().replace(f"127.0.0.1:{s.port}/", "127.0.0.1:8765/")
+            )
+            assert fresh == (saved / f"{kind}.uv.lock").read_text(), (
+                f"stale {saved}/{kind}.uv.lock: run `python -m fixtures.make_locks`"
+            )
