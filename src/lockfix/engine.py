@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lockfix.auth import CredentialProvider
+from lockfix.cache import MetadataCache
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
 from lockfix.lockfile import Artifact, Lock, Package
@@ -24,7 +26,7 @@ class Options:
     no_cache: bool = False
     offline: bool = False
     concurrency: int = 16
-    timeout: float = 30.0
+    timeout: float | None = None
     progress: Callable[[int, int], None] | None = None
 
 
@@ -108,11 +110,11 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
     planner = Planner(lock, config)
     warnings: list[Finding] = []
     async with IndexClient(
-        cache_dir=None if options.no_cache else options.cache_dir,
+        cache=None if options.no_cache else MetadataCache(options.cache_dir),
         concurrency=options.concurrency,
         timeout=options.timeout,
         offline=options.offline,
-        index_names=config.index_names(),
+        credentials=CredentialProvider(config.index_names()),
         base_dir=lock_dir,
     ) as client:
         registry = [p for p in lock.packages if p.source.is_registry]
@@ -131,7 +133,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             if not plan.pending:
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
-        requests = client.stats.total if hasattr(client, "stats") else 0
+        requests = client.stats.requests
     return Analysis(lock, config, plan, warnings, requests)
 
 

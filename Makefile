@@ -1,0 +1,43 @@
+# lockfix developer commands. Everything installs into the repo (.venv, .tools), nothing global.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_OLD := 0.10.9
+UV_NEW := 0.13.9
+TOOLS := .tools/uv-$(UV_OLD)/bin/uv .tools/uv-$(UV_NEW)/bin/uv
+
+.PHONY: all venv tools test demo lint bench clean
+
+all: test
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(PY)
+
+venv: $(PY)
+
+# Real uv binaries from PyPI: an old one that writes the broken locks, a current one
+# that writes the reference locks and validates lockfix's output.
+.tools/uv-%/bin/uv:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv-$* uv==$*
+	test -x $@
+
+tools: $(TOOLS)
+
+test: venv tools
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check src tests fixtures
+
+# Repairs the bundled broken torch/nvidia lock against the fixture index on loopback.
+demo: venv
+	$(PY) -m fixtures.demo
+
+bench: venv tools
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .tools build dist .pytest_cache .ruff_cache
