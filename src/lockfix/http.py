@@ -609,6 +609,8 @@ class IndexClient:
 
         async def attempt() -> bytes | None:
             async with self._sem:
+                if not caps.pep658:  # disabled by another file while this one waited
+                    return None
                 response = await self._open(
                     url, {"Accept-Encoding": "gzip, identity"}, kind="metadata_pep658"
                 )
@@ -625,6 +627,8 @@ class IndexClient:
         except _TooLarge:
             data = None
         if data is None:
+            if not caps.pep658:
+                return None
             log.info(
                 "PEP 658 metadata unavailable at %s; not trying it again on this index", redact(url)
             )
@@ -681,6 +685,8 @@ class IndexClient:
 
         async def first() -> tuple[bytes, int, int] | CoreMetadata | None:
             async with self._sem:
+                if host in self._no_ranges:
+                    return None
                 headers = {"Range": f"bytes=-{suffix}", "Accept-Encoding": "identity"}
                 response = await self._open(url, headers, kind="range")
                 try:

@@ -1,0 +1,254 @@
+"""Index page parsing (PEP 503 HTML, PEP 691 JSON, flat pages) and local indexes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixtures.builder import build_scenario
+from lockfix.collector import (
+    IndexFile,
+    ProjectNotFound,
+    file_matches_project,
+    parse_filename,
+    parse_page,
+    parse_simple_html,
+    parse_simple_json,
+    path_to_url,
+)
+from lockfix.http import IndexClient
+
+PAGE = "https://example.org/simple/torch/"
+
+
+def test_json_page_fields_and_both_metadata_keys() -> None:
+    doc = {
+        "meta": {"api-version": "1.1"},
+        "name": "torch",
+        "files": [
+            {
+                "filename": "torch-2.7.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+                "url": "../../files/torch-2.7.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+                "hashes": {"sha256": "AB" * 32},
+                "requires-python": ">=3.9.0",
+                "yanked": False,
+                "size": 123,
+                "upload-time": "2025-06-04T12:00:00.123456Z",
+                "core-metadata": {"sha256": "cd" * 32},
+            },
+            {
+                "filename": "torch-2.7.0.tar.gz",
+                "url": "https://files.example.org/torch-2.7.0.tar.gz",
+                "hashes": {},
+                "yanked": "broken build",
+                "dist-info-metadata": True,
+            },
+            {
+                "filename": "torch-2.6.0-py3-none-any.whl",
+                "url": "torch-2.6.0-py3-none-any.whl#sha256=" + "ef" * 32,
+                "hashes": {},
+                "core-metadata": False,
+                "dist-info-metadata": {"sha256": "00" * 32},  # core-metadata wins
+                "yanked": True,
+            },
+        ],
+    }
+    page = parse_simple_json(json.dumps(doc).encode(), PAGE, "torch")
+    a, b, c = page.files
+    assert a.url == "https://example.org/files/torch-2.7.1-cp311-cp311-manylinux_2_28_x86_64.whl"
+    assert a.hashes == {"sha256": "ab" * 32}
+    assert a.requires_python == ">=3.9.0"
+    assert a.yanked is False and a.size == 123
+    assert a.upload_time == "2025-06-04T12:00:00.123456Z"
+    assert a.core_metadata == {"sha256": "cd" * 32}
+    assert a.is_wheel and a.project_version == ("torch", "2.7.1")
+    assert a.metadata_url == a.url + ".metadata"
+    assert b.yanked == "broken build" and b.core_metadata is True and not b.is_wheel
+    assert b.upload_time is None and b.size is None
+    assert c.url == "https://example.org/simple/torch/torch-2.6.0-py3-none-any.whl"
+    assert c.hashes == {"sha256": "ef" * 32}
+    assert c.core_metadata is False
+    assert c.yanked is True
+    assert page.meta == {"api-version": "1.1"}
+
+
+def test_html_page_attributes() -> None:
+    html = f"""<!DOCTYPE html><html><body>
+    <a href="../../files/foo-1.0-py3-none-any.whl#sha256={"aa" * 32}"
+       data-requires-python="&gt;=3.8,&lt;4" data-core-metadata="sha256={"bb" * 32}">x</a>
+    <a href="https://cdn.example.org/foo-1.1-py3-none-any.whl#sha256={"cc" * 32}"
+       data-dist-info-metadata="true" data-yanked="">foo-1.1</a>
+    <a href="foo-1.2.tar.gz" data-yanked="security issue" data-dist-info-metadata="sha256=11"
+       data-core-metadata="sha256=22">foo-1.2</a>
+    <a href="../">parent</a>
+    <a href="foo-notes.txt">notes</a>
+    </body></html>"""
+    page = parse_simple_html(html.encode(), "https://example.org/simple/foo/", "Foo")
+    a, b, c = page.files
+    assert a.url == "https://example.org/files/foo-1.0-py3-none-any.whl"
+    assert a.hashes == {"sha256": "aa" * 32}
+    assert a.requires_python == ">=3.8,<4"
+    assert a.core_metadata == {"sha256": "bb" * 32}
+    assert a.yanked is False
+    assert b.core_metadata is True and b.yanked is True
+    assert c.yanked == "security issue" and c.core_metadata == {"sha256": "22"}
+    assert c.url == "https://example.org/simple/foo/foo-1.2.tar.gz"
+    assert page.name == "foo"
+
+
+def test_html_base_tag_and_content_type_dispatch() -> None:
+    html = (
+        b'<html><head><base href="https://mirror.example/x/"></head>'
+        b'<a href="bar-2.0.zip">bar</a></html>'
+    )
+    page = parse_page(html, "text/html; charset=utf-8", "https://e.org/simple/bar/", "bar")
+    assert [f.url for f in page.files] == ["https://mirror.example/x/bar-2.0.zip"]
+    as_json = json.dumps({"name": "bar", "files": [{"filename": "bar-2.0.zip", "url": "b.zip"}]})
+    page = parse_page(
+        as_json.encode(), "application/vnd.pypi.simple.v1+json", "https://e.org/s/bar/", "bar"
+    )
+    assert page.files[0].url == "https://e.org/s/bar/b.zip"
+
+
+def test_flat_page_filters_by_project() -> None:
+    html = """
+    <a href="torch_scatter-2.1.2+pt25cu124-cp311-cp311-linux_x86_64.whl">a</a>
+    <a href="torch_sparse-0.6.18+pt25cu124-cp311-cp311-linux_x86_64.whl">b</a>
+    <a href="torch-2.5.0+cu124-cp311-cp311-linux_x86_64.whl">c</a>
+    <a href="torch-scatter-2.1.1.tar.gz">d</a>
+    <a href="torch_scatter-2.1.2+pt25cu124-cp311-cp311-linux_x86_64.whl">dup</a>
+    """
+    page = parse_simple_html(
+        html, "https://data.pyg.org/whl/torch-2.5.0+cu124.html", "torch-scatter", flat=True
+    )
+    assert [f.filename for f in page.files] == [
+        "torch_scatter-2.1.2+pt25cu124-cp311-cp311-linux_x86_64.whl",
+        "torch-scatter-2.1.1.tar.gz",
+    ]
+    torch = parse_simple_html(html, "https://data.pyg.org/x.html", "torch", flat=True)
+    assert [f.filename for f in torch.files] == ["torch-2.5.0+cu124-cp311-cp311-linux_x86_64.whl"]
+
+
+def test_files_for_version_local_versions() -> None:
+    files = tuple(
+        IndexFile(fn, "https://e/" + fn)
+        for fn in (
+            "torch-2.7.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "torch-2.7.1+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "torch-2.7.1+cu126-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "torch-2.7.1.tar.gz",
+            "torch-2.7.10.tar.gz",
+        )
+    )
+    from lockfix.collector import ProjectPage
+
+    page = ProjectPage("torch", "https://e/", files)
+    assert [f.filename for f in page.files_for_version("2.7.1")] == [
+        files[0].filename,
+        files[3].filename,
+    ]
+    assert [f.filename for f in page.files_for_version("2.7.1+cpu")] == [files[1].filename]
+    assert [f.filename for f in page.files_for_version("2.7.1.0")] == [
+        files[0].filename,
+        files[3].filename,
+    ]
+    assert page.file_named(files[2].filename) is files[2]
+
+
+def test_parse_filename() -> None:
+    assert parse_filename("Foo_Bar-1.0-py3-none-any.whl").name == "foo-bar"  # type: ignore[union-attr]
+    assert parse_filename("foo-bar-1.0.tar.gz") is not None
+    info = parse_filename("foo-bar-1.0.tar.gz")
+    assert info is not None and (info.name, info.version, info.is_wheel) == (
+        "foo-bar",
+        "1.0",
+        False,
+    )
+    assert parse_filename("README.txt") is None
+    assert parse_filename("broken.whl") is None
+    assert file_matches_project("zope.interface-5.0.zip", "zope-interface")
+    assert not file_matches_project("foo-bar-1.0.tar.gz", "foo")
+
+
+def test_index_file_is_hashable() -> None:
+    f = IndexFile("a-1.0.tar.gz", "https://e/a-1.0.tar.gz", {"sha256": "00"})
+    assert len({f, f}) == 1
+
+
+@given(st.text(max_size=300))
+def test_html_parser_never_crashes(text: str) -> None:
+    parse_simple_html(text, "https://e.org/simple/x/", "x")
+    parse_simple_html(text, "https://e.org/flat.html", "x", flat=True)
+
+
+# --- local indexes -------------------------------------------------------------------
+
+SCENARIO = {
+    "indexes": [
+        {
+            "name": "wheels",
+            "packages": [
+                {"name": "alpha", "version": "1.0", "requires-dist": ["beta>=2"], "sdist": True},
+                {"name": "beta", "version": "2.0"},
+            ],
+        }
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return build_scenario(SCENARIO, tmp_path_factory.mktemp("local"))
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_relative_local_flat_dir(built) -> None:  # type: ignore[no-untyped-def]
+    base = built.root
+
+    async def go() -> None:
+        async with IndexClient(cache=None, base_dir=base) as client:
+            page = await client.project_page("wheels/files", "alpha")
+            names = sorted(f.filename for f in page.files)
+            assert names == ["alpha-1.0-py3-none-any.whl", "alpha-1.0.tar.gz"]
+            for f in page.files:
+                assert f.url.startswith("file:")
+                assert f.sha256 == built.find("wheels", f.filename).sha256
+                md = await client.file_metadata("wheels/files", f)
+                assert md.requires_dist == ("beta>=2",)
+            with pytest.raises(ProjectNotFound):
+                await client.project_page("wheels/files", "gamma")
+            assert client.stats.requests == 0
+
+    _run(go())
+
+
+def test_file_url_simple_layout(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "simple"
+    for proj in built["wheels"].projects.values():
+        d = root / proj.name
+        d.mkdir(parents=True)
+        links = "".join(
+            f'<a href="{path_to_url(f.path)}#sha256={f.sha256}">{f.filename}</a>\n'
+            for f in proj.files
+        )
+        (d / "index.html").write_text(f"<html><body>{links}</body></html>")
+
+    async def go() -> None:
+        async with IndexClient(cache=None) as client:
+            page = await client.project_page(path_to_url(root), "Alpha")
+            assert len(page.files) == 2
+            wheel = next(f for f in page.files if f.is_wheel)
+            md = await client.file_metadata(path_to_url(root), wheel, {"sha256": wheel.sha256})
+            assert (md.name, md.version) == ("alpha", "1.0")
+            with pytest.raises(ProjectNotFound):
+                await client.project_page(path_to_url(root), "gamma")
+
+    _run(go())
