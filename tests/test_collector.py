@@ -134,6 +134,14 @@ def test_flat_page_filters_by_project() -> None:
     assert [f.filename for f in torch.files] == ["torch-2.5.0+cu124-cp311-cp311-linux_x86_64.whl"]
 
 
+def test_looks_flat() -> None:
+    from lockfix.collector import looks_flat
+
+    assert looks_flat("https://data.pyg.org/whl/torch-2.5.0+cu124.html")
+    assert not looks_flat("https://download.pytorch.org/whl/cu126")
+    assert not looks_flat("https://pypi.org/simple/")
+
+
 def test_files_for_version_local_versions() -> None:
     files = tuple(
         IndexFile(fn, "https://e/" + fn)

@@ -299,6 +299,8 @@ def test_flat_page_fetched_once(built: BuiltScenario, server: IndexServer) -> No
             for f in filelock.files:
                 md = await c.file_metadata(server.flat_url("idx"), f)
                 assert md.name == "filelock"
+            with pytest.raises(ProjectNotFound):
+                await c.project_page(server.flat_url("idx"), "no-such-project", flat=True)
 
     run(go())
     assert server.count(kind="flat") == 1

@@ -421,6 +421,12 @@ def path_to_url(path: Path) -> str:
     return "file:" + pathname2url(str(path.resolve()))
 
 
+def looks_flat(index_url: str) -> bool:
+    """A URL naming an HTML document (``.../torch-2.5.0+cu124.html``) can only be a flat
+    find-links page, never a Simple API root."""
+    return urlsplit(index_url).path.lower().endswith((".html", ".htm"))
+
+
 def project_page_url(index_url: str, name: str) -> str:
     return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
 

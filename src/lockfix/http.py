@@ -41,6 +41,7 @@ from lockfix.collector import (
     is_remote,
     local_files,
     local_index_path,
+    looks_flat,
     parse_page,
     parse_simple_html,
     path_to_url,
@@ -452,7 +453,8 @@ class IndexClient:
     # project pages
 
     async def project_page(self, index_url: str, name: str, *, flat: bool = False) -> ProjectPage:
-        """The files of project ``name`` on an index (``flat=True`` for find-links pages).
+        """The files of project ``name`` on an index (``flat=True`` for find-links pages;
+        URLs ending in ``.html`` are always treated as flat).
 
         ``index_url`` may be http(s), ``file://``, or a local directory path (relative paths are
         resolved against ``base_dir``)."""
@@ -462,11 +464,14 @@ class IndexClient:
                 lambda: asyncio.to_thread(self._local_page, index_url, name, flat),
             )
         clean = self.credentials.register_index(index_url)
-        if flat:
+        if flat or looks_flat(clean):
             data, ctype, final_url = await self._once(
                 ("flat", clean), lambda: self._fetch_flat(clean)
             )
-            return parse_page(data, ctype, final_url, name, flat=True)
+            page = parse_page(data, ctype, final_url, name, flat=True)
+            if not page.files:
+                raise ProjectNotFound(name, clean)
+            return page
         return await self._once(("page", clean, name), lambda: self._fetch_page(clean, name))
 
     async def _fetch_page(self, index_url: str, name: str) -> ProjectPage:
@@ -509,7 +514,10 @@ class IndexClient:
         self.stats.local += 1
         path = local_index_path(index_url, self.base_dir)
         if path.is_file():
-            return parse_simple_html(path.read_bytes(), path_to_url(path), name, flat=True)
+            page = parse_simple_html(path.read_bytes(), path_to_url(path), name, flat=True)
+            if not page.files:
+                raise ProjectNotFound(name, page.url)
+            return page
         if not path.is_dir():
             raise IndexRequestError("local index not found", str(path))
         if not flat:
@@ -519,12 +527,15 @@ class IndexClient:
             if any(p.is_file() for p in path.glob("*/index.html")):
                 raise ProjectNotFound(name, path_to_url(path))
         if (path / "index.html").is_file():
-            return parse_simple_html(
+            page = parse_simple_html(
                 (path / "index.html").read_bytes(),
                 path_to_url(path / "index.html"),
                 name,
                 flat=True,
             )
+            if not page.files:
+                raise ProjectNotFound(name, page.url)
+            return page
         page = local_files(path, name, {})
         if not page.files:
             raise ProjectNotFound(name, page.url)
