@@ -356,6 +356,22 @@ def test_credentials_in_url(built: BuiltScenario, server: IndexServer) -> None:
     _fetch_with(built, server, url, no_creds())
 
 
+def test_credentials_in_url_for_a_file_without_its_page(
+    built: BuiltScenario, server: IndexServer
+) -> None:
+    url = _authed_index(server).replace("http://", f"http://alice:{SECRET}@")
+    f = built.find("idx", "filelock-3.18.0.tar.gz")
+    item = IndexFile(f.filename, server.file_url("idx", f.filename))
+
+    async def go() -> None:
+        async with client() as c:
+            md = await c.file_metadata(url, item, {"sha256": f.sha256})
+            assert md.name == "filelock"
+
+    run(go())
+    assert [r.status for r in server.requests] == [200]
+
+
 def test_credentials_from_netrc(built: BuiltScenario, server: IndexServer, tmp_path: Path) -> None:
     url = _authed_index(server)
     netrc = tmp_path / "netrc"

@@ -557,6 +557,9 @@ class IndexClient:
         dependencies are dynamic, :class:`HashMismatch`, :class:`IndexRequestError`."""
         hashes = _merge_hashes(file, expected_hashes)
         sha256 = hashes.get("sha256")
+        if is_remote(index_url):
+            # The page may never have been fetched (file known only from the lock).
+            index_url = self.credentials.register_index(index_url)
         if self.cache is not None and sha256:
             cached = self.cache.get(sha256)
             if cached is not None:
