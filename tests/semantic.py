@@ -16,11 +16,36 @@ from lockfix.lockfile import Lock, PackageId, parse_lock
 from lockfix.markers import Marker, conflict_extra
 
 PLATFORMS = (
-    {"sys_platform": "linux", "platform_machine": "x86_64", "platform_system": "Linux", "os_name": "posix"},
-    {"sys_platform": "linux", "platform_machine": "aarch64", "platform_system": "Linux", "os_name": "posix"},
-    {"sys_platform": "darwin", "platform_machine": "arm64", "platform_system": "Darwin", "os_name": "posix"},
-    {"sys_platform": "darwin", "platform_machine": "x86_64", "platform_system": "Darwin", "os_name": "posix"},
-    {"sys_platform": "win32", "platform_machine": "AMD64", "platform_system": "Windows", "os_name": "nt"},
+    {
+        "sys_platform": "linux",
+        "platform_machine": "x86_64",
+        "platform_system": "Linux",
+        "os_name": "posix",
+    },
+    {
+        "sys_platform": "linux",
+        "platform_machine": "aarch64",
+        "platform_system": "Linux",
+        "os_name": "posix",
+    },
+    {
+        "sys_platform": "darwin",
+        "platform_machine": "arm64",
+        "platform_system": "Darwin",
+        "os_name": "posix",
+    },
+    {
+        "sys_platform": "darwin",
+        "platform_machine": "x86_64",
+        "platform_system": "Darwin",
+        "os_name": "posix",
+    },
+    {
+        "sys_platform": "win32",
+        "platform_machine": "AMD64",
+        "platform_system": "Windows",
+        "os_name": "nt",
+    },
 )
 PYTHONS = ("3.9.7", "3.10.4", "3.11.9", "3.12.3", "3.13.1", "3.14.0")
 
@@ -75,10 +100,12 @@ def selections(lock: Lock) -> list[Selection]:
                 continue
             for free_on in (False, True):
                 chosen = picked | (set(free) if free_on else set())
-                result.append(Selection(
-                    frozenset((p, n) for p, k, n in chosen if k == "extra"),
-                    frozenset((p, n) for p, k, n in chosen if k == "group"),
-                ))
+                result.append(
+                    Selection(
+                        frozenset((p, n) for p, k, n in chosen if k == "extra"),
+                        frozenset((p, n) for p, k, n in chosen if k == "group"),
+                    )
+                )
     return list(dict.fromkeys(result))
 
 
@@ -87,8 +114,9 @@ def _active_conflict_extras(lock: Lock, selection: Selection) -> set[str]:
     for conflict_set in lock.conflicts:
         for item in conflict_set:
             key = (item.package, item.name)
-            if (item.kind == "extra" and key in selection.extras) or \
-                    (item.kind == "group" and key in selection.groups):
+            if (item.kind == "extra" and key in selection.extras) or (
+                item.kind == "group" and key in selection.groups
+            ):
                 active.add(conflict_extra(item.kind, item.package, item.name))  # type: ignore[arg-type]
     return active
 
@@ -96,7 +124,9 @@ def _active_conflict_extras(lock: Lock, selection: Selection) -> set[str]:
 Edge = tuple[PackageId, PackageId, tuple[str, ...]]
 
 
-def install(lock: Lock, env: dict[str, str], selection: Selection) -> tuple[set[PackageId], set[Edge]]:
+def install(
+    lock: Lock, env: dict[str, str], selection: Selection
+) -> tuple[set[PackageId], set[Edge]]:
     """The packages and fired edges an installer gets from the members for one environment."""
     extras = _active_conflict_extras(lock, selection)
     installed: set[PackageId] = set()
@@ -164,13 +194,16 @@ def semantic_differences(text_a: str, text_b: str, *, limit: int = 20) -> list[s
             installed_a, fired_a = install(a, env, selection)
             installed_b, fired_b = install(b, env, selection)
             if installed_a != installed_b or fired_a != fired_b:
-                where = f"{env['sys_platform']}/{env['platform_machine']} py{env['python_full_version']} {selection.describe()}"
+                platform = f"{env['sys_platform']}/{env['platform_machine']}"
+                where = f"{platform} py{env['python_full_version']} {selection.describe()}"
                 for package_id in sorted(installed_a ^ installed_b, key=lambda i: i.sort_key()):
                     side = "first" if package_id in installed_a else "second"
                     problems.append(f"{where}: {package_id} installed only by the {side}")
                 for edge in sorted(fired_a ^ fired_b, key=str):
                     side = "first" if edge in fired_a else "second"
-                    problems.append(f"{where}: edge {edge[0].name} -> {edge[1].name} fires only in the {side}")
+                    problems.append(
+                        f"{where}: edge {edge[0].name} -> {edge[1].name} fires only in the {side}"
+                    )
                 if len(problems) >= limit:
                     return problems[:limit]
     return problems

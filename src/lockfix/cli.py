@@ -46,8 +46,9 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename, keeping the file's mode."""
     target = path.resolve()
     mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
@@ -63,15 +64,30 @@ def write_atomically(path: Path, text: str) -> None:
 def _common(function):  # type: ignore[no-untyped-def]
     options = [
         click.argument("path", type=click.Path(path_type=Path), default=Path("uv.lock")),
-        click.option("--cache-dir", type=click.Path(path_type=Path), envvar="LOCKFIX_CACHE_DIR",
-                     help="Cache folder (default: the user cache dir)."),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path),
+            envvar="LOCKFIX_CACHE_DIR",
+            help="Cache folder (default: the user cache dir).",
+        ),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
-        click.option("--offline", is_flag=True, envvar="LOCKFIX_OFFLINE",
-                     help="Answer from the cache only."),
-        click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
-                     help="Requests in flight at once."),
-        click.option("--format", "output_format", type=click.Choice(["text", "json"]),
-                     default="text", show_default=True),
+        click.option(
+            "--offline", is_flag=True, envvar="LOCKFIX_OFFLINE", help="Answer from the cache only."
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=16,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
     ]
     for option in reversed(options):
@@ -79,8 +95,7 @@ def _common(function):  # type: ignore[no-untyped-def]
     return function
 
 
-def _analyze(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool,
-             concurrency: int):  # type: ignore[no-untyped-def]
+def _analyze(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int):  # type: ignore[no-untyped-def]
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock
     from lockfix.lockfile import LockError, parse_lock
@@ -90,8 +105,9 @@ def _analyze(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool,
         lock = parse_lock(text)
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
-    options = Options(cache_dir=cache_dir, no_cache=no_cache, offline=offline,
-                      concurrency=concurrency)
+    options = Options(
+        cache_dir=cache_dir, no_cache=no_cache, offline=offline, concurrency=concurrency
+    )
     try:
         return asyncio.run(analyze_lock(lock, path.resolve().parent, options))
     except ResolutionError as error:
@@ -109,8 +125,15 @@ def main() -> None:
 
 @main.command()
 @_common
-def check(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int,
-          output_format: str, quiet: bool) -> None:
+def check(
+    path: Path,
+    cache_dir: Path | None,
+    no_cache: bool,
+    offline: bool,
+    concurrency: int,
+    output_format: str,
+    quiet: bool,
+) -> None:
     """Report where the lock disagrees with its indexes; exit 1 if it does."""
     from lockfix.report import human_report, json_report
 
@@ -128,13 +151,26 @@ def check(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, con
 
 @main.command()
 @_common
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Write the repaired lock here instead of in place.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the repaired lock here instead of in place.",
+)
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change.")
 @click.option("--dry-run", is_flag=True, help="Do not write anything.")
-def repair(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int,
-           output_format: str, quiet: bool, output: Path | None, show_diff: bool,
-           dry_run: bool) -> None:
+def repair(
+    path: Path,
+    cache_dir: Path | None,
+    no_cache: bool,
+    offline: bool,
+    concurrency: int,
+    output_format: str,
+    quiet: bool,
+    output: Path | None,
+    show_diff: bool,
+    dry_run: bool,
+) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
     from lockfix.lockfile import LockError
     from lockfix.report import human_report, json_report, unified_diff

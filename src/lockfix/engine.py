@@ -84,8 +84,9 @@ async def _locked_metadata(
     async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
         return await client.file_metadata(index_url, file, artifact.hashes or None)
 
-    results = await asyncio.gather(*(one(f, a) for f, a in zip(files, artifacts, strict=True)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(one(f, a) for f, a in zip(files, artifacts, strict=True)), return_exceptions=True
+    )
     good = [r for r in results if isinstance(r, CoreMetadata)]
     if not good:
         error = next(r for r in results if isinstance(r, BaseException))
@@ -99,9 +100,14 @@ async def _locked_metadata(
             groups.setdefault(_requirements_key(result), []).append(file.filename)
     if len(groups) > 1:
         detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
-        warnings.append(Finding(package.id, "wheels-disagree",
-                                f"{package.name} {package.version}: its wheels declare different "
-                                f"dependencies ({detail}); checked against the first"))
+        warnings.append(
+            Finding(
+                package.id,
+                "wheels-disagree",
+                f"{package.name} {package.version}: its wheels declare different "
+                f"dependencies ({detail}); checked against the first",
+            )
+        )
     planner.add_metadata(package.id, good[0])
 
 
@@ -157,7 +163,10 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
             except (IndexClientError, MetadataError) as error:
                 last_error = error
         raise ResolutionError(
-            f"could not read the metadata of {missing.name} {added.id.version}: {last_error}")
+            f"could not read the metadata of {missing.name} {added.id.version}: {last_error}"
+        )
     chain = " ← ".join((missing.name, *missing.chain[:3]))
-    raise ResolutionError(f"{missing.name} is required ({chain}) but no index lists it"
-                          + (f": {last_error}" if last_error else ""))
+    raise ResolutionError(
+        f"{missing.name} is required ({chain}) but no index lists it"
+        + (f": {last_error}" if last_error else "")
+    )

@@ -8,11 +8,11 @@ blocks that change.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import tomllib
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -64,8 +64,12 @@ class PackageId:
         return f"{self.name}{version} @ {self.source}"
 
     def sort_key(self) -> tuple[Any, ...]:
-        return (self.name, _version_key(self.version), SOURCE_KINDS.index(self.source.kind),
-                self.source.location)
+        return (
+            self.name,
+            _version_key(self.version),
+            SOURCE_KINDS.index(self.source.kind),
+            self.source.location,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +210,10 @@ class Lock:
         where = f" of {parent.id}" if parent else ""
         if not candidates:
             raise LockError(f"dependency {_describe(dep)}{where} has no locked package")
-        raise LockError(f"dependency {_describe(dep)}{where} matches more than one locked package; "
-                        "it needs `version` and `source`")
+        raise LockError(
+            f"dependency {_describe(dep)}{where} matches more than one locked package; "
+            "it needs `version` and `source`"
+        )
 
     @property
     def members(self) -> list[Package]:
@@ -216,8 +222,11 @@ class Lock:
         if names:
             wanted = {canonicalize_name(n) for n in names}
             return [p for p in self.packages if p.name in wanted and not p.source.is_registry]
-        roots = [p for p in self.packages
-                 if p.source.kind in ("editable", "virtual", "directory") and p.source.location == "."]
+        roots = [
+            p
+            for p in self.packages
+            if p.source.kind in ("editable", "virtual", "directory") and p.source.location == "."
+        ]
         if roots:
             return roots
         return [p for p in self.packages if p.source.kind in ("editable", "virtual")]
@@ -283,7 +292,8 @@ def _package(table: Mapping[str, Any]) -> Package:
         dependencies=tuple(_dependency(d) for d in table.get("dependencies", ())),
         optional_dependencies=_dependency_tables(table.get("optional-dependencies")),
         dev_dependencies=_dependency_tables(
-            table.get("dev-dependencies", table.get("dependency-groups"))),
+            table.get("dev-dependencies", table.get("dependency-groups"))
+        ),
         sdist=Artifact.from_toml(sdist) if sdist else None,
         wheels=tuple(Artifact.from_toml(w) for w in table.get("wheels", ())),
         metadata=table.get("metadata", {}),
@@ -324,7 +334,7 @@ def split_blocks(text: str) -> list[str]:
 
 
 def parse_lock(text: str) -> Lock:
-    """Read lock text into a :class:`Lock`. Raises :class:`LockError` on anything uv would refuse."""
+    """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse."""
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
     try:

@@ -124,13 +124,15 @@ def lower_requirements(
         base = marker.restrict_extras((), everything) if mentioned else marker
         if not base.is_false():
             tables.setdefault(MAIN, []).append(
-                LoweredRequirement(name, extras, requirement.specifier, base, line))
+                LoweredRequirement(name, extras, requirement.specifier, base, line)
+            )
         for extra in sorted(mentioned):
             when = marker.restrict_extras((extra,), everything - {extra})
             if when.is_false() or (not base.is_false() and when.implies(base)):
                 continue
             tables.setdefault(("extra", extra), []).append(
-                LoweredRequirement(name, extras, requirement.specifier, when, line))
+                LoweredRequirement(name, extras, requirement.specifier, when, line)
+            )
     return tables
 
 
@@ -143,7 +145,7 @@ def requires_python_marker(requires_python: str | None) -> Marker:
         operator = spec.operator
         if operator == "~=":
             parts = version.split(".")
-            upper = ".".join(parts[:-2] + [str(int(parts[-2]) + 1)]) if len(parts) > 1 else version
+            upper = ".".join([*parts[:-2], str(int(parts[-2]) + 1)]) if len(parts) > 1 else version
             marker &= Marker.parse(f"python_full_version >= '{version}'")
             marker &= Marker.parse(f"python_full_version < '{upper}'")
         elif operator == "===":
@@ -167,6 +169,7 @@ class Planner:
         self.metadata: dict[PackageId, CoreMetadata] = {}
         self.unverified: dict[PackageId, str] = {}
         self.added: dict[str, AddedPackage] = {}
+        self.conflicts_allowed = self._conflicts_allowed()
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
 
@@ -198,12 +201,17 @@ class Planner:
         root = requires_python_marker(self.lock.requires_python)
         if self.lock.supported_markers:
             root &= _union(self.lock.supported_markers)
+        return root & self.conflicts_allowed
+
+    def _conflicts_allowed(self) -> Marker:
+        """True where no two items of one conflict set are active together."""
+        allowed = Marker.TRUE
         for conflict_set in self.lock.conflicts:
             extras = [self._conflict_var(i.package, i.kind, i.name) for i in conflict_set]
             for i, first in enumerate(extras):
-                for second in extras[i + 1:]:
-                    root &= ~(first & second)
-        return root
+                for second in extras[i + 1 :]:
+                    allowed &= ~(first & second)
+        return allowed
 
     @staticmethod
     def _conflict_var(package: str, kind: str, name: str | None) -> Marker:
@@ -213,8 +221,12 @@ class Planner:
         kind, name = table
         for conflict_set in self.lock.conflicts:
             for item in conflict_set:
-                if item.package == package.name and item.kind == kind and item.name is not None \
-                        and canonicalize_name(item.name) == canonicalize_name(name or ""):
+                if (
+                    item.package == package.name
+                    and item.kind == kind
+                    and item.name is not None
+                    and canonicalize_name(item.name) == canonicalize_name(name or "")
+                ):
                     return self._conflict_var(package.name, kind, item.name)
         return Marker.TRUE
 
@@ -249,26 +261,40 @@ class Planner:
         package = self.lock.package(parent)
         used: list[PackageId] = []
         if package is not None:
-            deps = package.dependencies if table == MAIN else (
-                package.optional_dependencies if table[0] == "extra"
-                else package.dev_dependencies).get(table[1] or "", ())
+            deps = (
+                package.dependencies
+                if table == MAIN
+                else (
+                    package.optional_dependencies
+                    if table[0] == "extra"
+                    else package.dev_dependencies
+                ).get(table[1] or "", ())
+            )
             for dep in deps:
                 if dep.name == requirement.name:
                     used.append(self.lock.resolve(dep, package).id)
         if not used:
-            fitting = [c for c in candidates if c.version is not None
-                       and _contains(requirement.specifier, c.version)]
+            fitting = [
+                c
+                for c in candidates
+                if c.version is not None and _contains(requirement.specifier, c.version)
+            ]
             same_index = [c for c in fitting if c.source == parent.source]
             used = same_index or fitting or candidates
         result = []
         for target in dict.fromkeys(used):
             locked = self.lock.package(target)
-            forks = _union(locked.resolution_markers) if locked and locked.resolution_markers \
+            forks = (
+                _union(locked.resolution_markers)
+                if locked and locked.resolution_markers
                 else Marker.TRUE
+            )
             result.append((target, forks))
         return result
 
-    def expected_edges(self, package_id: PackageId) -> dict[Table, dict[PackageId, dict[str | None, Marker]]] | None:
+    def expected_edges(
+        self, package_id: PackageId
+    ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]] | None:
         """For each table: target → {None: when installed, extra: when that extra is active}."""
         lowered = self._lowered_for(package_id)
         if lowered is None:
@@ -284,7 +310,9 @@ class Planner:
                         activation[key] = activation.get(key, Marker.FALSE) | when
         return tables
 
-    def locked_edges(self, package: Package) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
+    def locked_edges(
+        self, package: Package
+    ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
         tables: dict[Table, dict[PackageId, dict[str | None, Marker]]] = {}
         for kind, name, dep in package.edges():
             target = self.lock.resolve(dep, package).id
@@ -294,7 +322,9 @@ class Planner:
                 activation[key] = activation.get(key, Marker.FALSE) | marker
         return tables
 
-    def _edges(self, package_id: PackageId) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
+    def _edges(
+        self, package_id: PackageId
+    ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
         package = self.lock.package(package_id)
         if package is not None and package.source.is_registry and package_id not in self.unverified:
             expected = self.expected_edges(package_id)
@@ -351,14 +381,16 @@ class Planner:
         wanted: dict[str, list[tuple[SpecifierSet, str]]] = {}
         for (package_id, kind, name), here in reach.items():
             lowered = self._lowered_for(package_id)
-            if lowered is None or (self.lock.package(package_id) is not None
-                                   and not package_id.source.is_registry):
+            if lowered is None or (
+                self.lock.package(package_id) is not None and not package_id.source.is_registry
+            ):
                 continue
             for requirement in lowered.get((kind, name), ()):
                 if self._named(requirement.name) or (here & requirement.marker).is_false():
                     continue
                 wanted.setdefault(requirement.name, []).append(
-                    (requirement.specifier, f"{package_id.name} {package_id.version}"))
+                    (requirement.specifier, f"{package_id.name} {package_id.version}")
+                )
         missing = []
         for name, asks in sorted(wanted.items()):
             specifier = SpecifierSet()
@@ -380,8 +412,9 @@ class Planner:
                 continue
         cutoff = _parse_time(self.config.exclude_newer)
         lower = _python_floor(self.lock.requires_python)
-        allow_pre = any(Version(s.version).is_prerelease for s in missing.specifier
-                        if _is_version(s.version))
+        allow_pre = any(
+            Version(s.version).is_prerelease for s in missing.specifier if _is_version(s.version)
+        )
         finals = [v for v in by_version if not v.is_prerelease]
         if not any(missing.specifier.contains(v) for v in finals):
             allow_pre = True
@@ -392,17 +425,24 @@ class Planner:
                 continue
             files = [f for f in by_version[version] if not f.yanked]
             if cutoff is not None:
-                files = [f for f in files if f.upload_time is None
-                         or (_parse_time(f.upload_time) or cutoff) <= cutoff]
+                files = [
+                    f
+                    for f in files
+                    if f.upload_time is None or (_parse_time(f.upload_time) or cutoff) <= cutoff
+                ]
             if lower is not None:
-                files = [f for f in files if not f.requires_python
-                         or _contains(SpecifierSet(f.requires_python), lower)]
+                files = [
+                    f
+                    for f in files
+                    if not f.requires_python or _contains(SpecifierSet(f.requires_python), lower)
+                ]
             if files:
                 return str(version), files
         chain = " ← ".join((missing.name, *missing.chain[:3]))
         raise NoMatchingVersion(
             f"no version of {missing.name} on {page.url} satisfies "
-            f"'{missing.specifier or '*'}' (required by {chain})")
+            f"'{missing.specifier or '*'}' (required by {chain})"
+        )
 
     def plan(self) -> Plan:
         reach = self.reachability()
@@ -414,8 +454,11 @@ class Planner:
             return Plan(findings, edits, [], {}, [], pending, dict(self.unverified), 0)
 
         final_names: dict[str, int] = {}
-        removed = [p.id for p in self.lock.packages
-                   if (p.id, None, None) not in reach and p not in self.lock.members]
+        removed = [
+            p.id
+            for p in self.lock.packages
+            if (p.id, None, None) not in reach and p not in self.lock.members
+        ]
         removed_set = set(removed)
         for package_id in self._all_ids():
             if package_id not in removed_set:
@@ -445,29 +488,42 @@ class Planner:
                     continue
                 tables[table] = self._write_edges(targets, here, final_names)
             added_edges[added.id] = tables
-            findings.append(Finding(
-                added.id, "missing-package",
-                f"{added.id.name} {added.id.version} is required but not in the lock",
-                fix=f"add {added.id.name} {added.id.version} from {added.id.source.location}"))
+            findings.append(
+                Finding(
+                    added.id,
+                    "missing-package",
+                    f"{added.id.name} {added.id.version} is required but not in the lock",
+                    fix=f"add {added.id.name} {added.id.version} from {added.id.source.location}",
+                )
+            )
         for package_id in removed:
-            findings.append(Finding(
-                package_id, "orphan",
-                f"{package_id.name} {package_id.version} is no longer reachable from any member",
-                fix="remove it"))
+            findings.append(
+                Finding(
+                    package_id,
+                    "orphan",
+                    f"{package_id.name} {package_id.version} is not reachable from any member",
+                    fix="remove it",
+                )
+            )
         added = [a for a in self.added.values() if (a.id, None, None) in reach]
         for item in added:
-            item.wheels = tuple(w for w in item.wheels if self._wheel_reachable(
-                w.filename, reach[(item.id, None, None)]))
-        return Plan(findings, edits, added, added_edges, removed, [], dict(self.unverified),
-                    verified)
+            # Like uv, count the combinations the conflicts forbid as reachable: uv keeps
+            # every wheel such a combination could install.
+            here = reach[(item.id, None, None)] | ~self.conflicts_allowed
+            item.wheels = tuple(
+                sorted(
+                    (w for w in item.wheels if self._wheel_reachable(w.filename, here)),
+                    key=lambda w: w.filename,
+                )
+            )
+        return Plan(
+            findings, edits, added, added_edges, removed, [], dict(self.unverified), verified
+        )
 
     @staticmethod
     def _wheel_reachable(filename: str, here: Marker) -> bool:
         text = wheel_marker_text(filename)
         return not text or not (here & Marker.parse(text)).is_false()
-
-    def wheel_reachable(self, filename: str, package_id: PackageId, reach: Mapping[Node, Marker]) -> bool:
-        return self._wheel_reachable(filename, reach.get((package_id, None, None), Marker.FALSE))
 
     def _compare(
         self,
@@ -489,9 +545,14 @@ class Planner:
             where = "" if table == MAIN else f" [{table[1]}]"
             if here.is_false():
                 if table != MAIN and table in actual:
-                    findings.append(Finding(package_id, "unused-extra",
-                                            f"{label}: extra table{where} is never activated",
-                                            fix="remove the table"))
+                    findings.append(
+                        Finding(
+                            package_id,
+                            "unused-extra",
+                            f"{label}: extra table{where} is never activated",
+                            fix="remove the table",
+                        )
+                    )
                     plan.removed_tables.add(table)
                 continue
             changed = False
@@ -503,31 +564,61 @@ class Planner:
                 if wanted == present:
                     continue
                 changed = True
-                findings.append(self._finding(package_id, label + where, target, wanted, present,
-                                              want.get(target, {}), here))
+                findings.append(
+                    self._finding(
+                        package_id,
+                        label + where,
+                        target,
+                        wanted,
+                        present,
+                        want.get(target, {}),
+                        here,
+                    )
+                )
             if changed:
                 plan.tables[table] = self._write_edges(
-                    want, here, final_names, keep=have, package=package, table=table)
+                    want, here, final_names, keep=have, package=package, table=table
+                )
         return plan
 
-    def _finding(self, package_id: PackageId, label: str, target: PackageId,
-                 wanted: dict[str | None, Marker], present: dict[str | None, Marker],
-                 raw: dict[str | None, Marker], here: Marker) -> Finding:
+    def _finding(
+        self,
+        package_id: PackageId,
+        label: str,
+        target: PackageId,
+        wanted: dict[str | None, Marker],
+        present: dict[str | None, Marker],
+        raw: dict[str | None, Marker],
+        here: Marker,
+    ) -> Finding:
         name = target.name
         if not present:
             marker = self._edge_marker(raw.get(None, Marker.FALSE), here)
             text = f"{name}; {marker}" if str(marker) else name
-            return Finding(package_id, "missing-dependency",
-                           f"{label}: missing dependency {text} (the index declares it)",
-                           target=name, requirement=text, fix=f"add edge to {name}")
+            return Finding(
+                package_id,
+                "missing-dependency",
+                f"{label}: missing dependency {text} (the index declares it)",
+                target=name,
+                requirement=text,
+                fix=f"add edge to {name}",
+            )
         if not wanted:
-            return Finding(package_id, "extra-dependency",
-                           f"{label}: dependency on {name} is not declared by the index",
-                           target=name, fix=f"remove edge to {name}")
-        return Finding(package_id, "wrong-marker",
-                       f"{label}: dependency on {name} applies in the wrong environments "
-                       f"(lock: {_show(present)}; index: {_show(wanted)})",
-                       target=name, fix=f"rewrite the marker of {name}")
+            return Finding(
+                package_id,
+                "extra-dependency",
+                f"{label}: dependency on {name} is not declared by the index",
+                target=name,
+                fix=f"remove edge to {name}",
+            )
+        return Finding(
+            package_id,
+            "wrong-marker",
+            f"{label}: dependency on {name} applies in the wrong environments "
+            f"(lock: {_show(present)}; index: {_show(wanted)})",
+            target=name,
+            fix=f"rewrite the marker of {name}",
+        )
 
     def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
         """The marker to write: simplified under the parent's reach, with its conflict context."""
@@ -580,13 +671,15 @@ class Planner:
                 written = self._edge_marker(marker, here)
                 if written.is_false():
                     continue
-                edges.append(Dependency(
-                    name=target.name,
-                    version=target.version if qualified else None,
-                    source=target.source if qualified else None,
-                    extras=tuple(sorted(extras)),
-                    marker=str(written),
-                ))
+                edges.append(
+                    Dependency(
+                        name=target.name,
+                        version=target.version if qualified else None,
+                        source=target.source if qualified else None,
+                        extras=tuple(sorted(extras)),
+                        marker=str(written),
+                    )
+                )
         return edges
 
 
@@ -613,10 +706,16 @@ def _is_version(text: str) -> bool:
 def _python_floor(requires_python: str | None) -> Version | None:
     if not requires_python:
         return None
-    floors = [Version(s.version) for s in SpecifierSet(requires_python)
-              if s.operator in (">=", "~=", "==") and _is_version(s.version)]
-    floors += [Version(s.version) for s in SpecifierSet(requires_python)
-               if s.operator == ">" and _is_version(s.version)]
+    floors = [
+        Version(s.version)
+        for s in SpecifierSet(requires_python)
+        if s.operator in (">=", "~=", "==") and _is_version(s.version)
+    ]
+    floors += [
+        Version(s.version)
+        for s in SpecifierSet(requires_python)
+        if s.operator == ">" and _is_version(s.version)
+    ]
     return max(floors) if floors else None
 
 

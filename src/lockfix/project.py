@@ -6,12 +6,12 @@ exist; otherwise inferred from the lock itself.
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from packaging.utils import canonicalize_name
 
 from lockfix.lockfile import Lock
@@ -100,14 +100,17 @@ def load_config(directory: Path, lock: Lock) -> ProjectConfig:
         return infer_config(lock)
     config = ProjectConfig()
     for entry in _as_list(settings.get("index")):
-        config.indexes.append(IndexSpec(
-            url=str(entry["url"]).rstrip("/") if not str(entry["url"]).endswith("/")
-            else str(entry["url"]),
-            name=entry.get("name"),
-            explicit=bool(entry.get("explicit", False)),
-            default=bool(entry.get("default", False)),
-            flat=entry.get("format") == "flat",
-        ))
+        config.indexes.append(
+            IndexSpec(
+                url=str(entry["url"]).rstrip("/")
+                if not str(entry["url"]).endswith("/")
+                else str(entry["url"]),
+                name=entry.get("name"),
+                explicit=bool(entry.get("explicit", False)),
+                default=bool(entry.get("default", False)),
+                flat=entry.get("format") == "flat",
+            )
+        )
     for url in _as_list(settings.get("extra-index-url")):
         config.indexes.append(IndexSpec(url))
     if settings.get("index-url"):
@@ -115,9 +118,14 @@ def load_config(directory: Path, lock: Lock) -> ProjectConfig:
     for name, pins in (settings.get("sources") or {}).items():
         for pin in _as_list(pins):
             if isinstance(pin, dict) and "index" in pin:
-                config.pins.setdefault(canonicalize_name(name), []).append(SourcePin(
-                    index=pin["index"], marker=pin.get("marker", ""),
-                    extra=pin.get("extra"), group=pin.get("group")))
+                config.pins.setdefault(canonicalize_name(name), []).append(
+                    SourcePin(
+                        index=pin["index"],
+                        marker=pin.get("marker", ""),
+                        extra=pin.get("extra"),
+                        group=pin.get("group"),
+                    )
+                )
     config.index_strategy = settings.get("index-strategy", config.index_strategy)
     config.prerelease = settings.get("prerelease", config.prerelease)
     config.exclude_newer = lock.options.get("exclude-newer") or settings.get("exclude-newer")

@@ -70,8 +70,11 @@ def json_report(plan: Plan, warnings: Iterable[Finding], *, changed: bool | None
 
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True),
-        fromfile=f"a/{path}", tofile=f"b/{path}")
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"a/{path}",
+        tofile=f"b/{path}",
+    )
     if not color:
         return "".join(lines)
     out = []

@@ -49,6 +49,7 @@ def platform_marker(platform: str) -> str | None:
     return None
 
 
+_CPYTHON_ONLY = "platform_python_implementation == 'CPython'"
 _CPYTHON = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
 _PYTHON = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
 
@@ -59,8 +60,8 @@ def python_marker(interpreter: str, abi: str) -> str | None:
     if match:
         version = f"{match['major']}.{match['minor']}"
         if abi == "abi3":
-            return f"python_full_version >= '{version}' and platform_python_implementation == 'CPython'"
-        return f"python_full_version == '{version}.*' and platform_python_implementation == 'CPython'"
+            return f"python_full_version >= '{version}' and {_CPYTHON_ONLY}"
+        return f"python_full_version == '{version}.*' and {_CPYTHON_ONLY}"
     match = _PYTHON.match(interpreter)
     if match:
         if match["minor"]:
@@ -72,7 +73,9 @@ def python_marker(interpreter: str, abi: str) -> str | None:
 
 
 def _tag_marker(tag: Tag) -> str:
-    parts = [p for p in (python_marker(tag.interpreter, tag.abi), platform_marker(tag.platform)) if p]
+    parts = [
+        p for p in (python_marker(tag.interpreter, tag.abi), platform_marker(tag.platform)) if p
+    ]
     return " and ".join(f"({p})" for p in parts) if parts else ""
 
 

@@ -158,8 +158,9 @@ def rewrite_block(block: str, edit: PackagePlan) -> str:
     return text + "".join(trailing)
 
 
-def _rewrite_extras(section: list[str], edits: dict[str | None, list[Dependency]],
-                    removed: set[str | None]) -> list[str]:
+def _rewrite_extras(
+    section: list[str], edits: dict[str | None, list[Dependency]], removed: set[str | None]
+) -> list[str]:
     segments = _segments([line for line in section[1:] if line.strip()])
     entries: dict[str, str] = {}
     for segment in segments:
@@ -170,7 +171,9 @@ def _rewrite_extras(section: list[str], edits: dict[str | None, list[Dependency]
         entries.pop(name or "", None)
     for name, deps in edits.items():
         if deps:
-            entries[name or ""] = render_array(_table_key(name or ""), [render_dependency(d) for d in deps])
+            entries[name or ""] = render_array(
+                _table_key(name or ""), [render_dependency(d) for d in deps]
+            )
         else:
             entries.pop(name or "", None)
     if not entries:
