@@ -172,6 +172,7 @@ class Planner:
         self.conflicts_allowed = self._conflicts_allowed()
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
+        self._declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -304,6 +305,9 @@ class Planner:
             targets = tables.setdefault(table, {})
             for requirement in requirements:
                 for target, forks in self._targets(package_id, table, requirement):
+                    self._declared.setdefault((package_id, table, target), []).append(
+                        requirement.text
+                    )
                     when = requirement.marker & forks
                     activation = targets.setdefault(target, {})
                     for key in (None, *requirement.extras):
@@ -572,7 +576,9 @@ class Planner:
                         wanted,
                         present,
                         want.get(target, {}),
+                        have.get(target, {}),
                         here,
+                        table,
                     )
                 )
             if changed:
@@ -589,19 +595,22 @@ class Planner:
         wanted: dict[str | None, Marker],
         present: dict[str | None, Marker],
         raw: dict[str | None, Marker],
+        locked: dict[str | None, Marker],
         here: Marker,
+        table: Table,
     ) -> Finding:
         name = target.name
+        declared = "; ".join(dict.fromkeys(self._declared.get((package_id, table, target), [])))
         if not present:
             marker = self._edge_marker(raw.get(None, Marker.FALSE), here)
-            text = f"{name}; {marker}" if str(marker) else name
+            edge = f'{{ name = "{name}", marker = "{marker}" }}' if str(marker) else name
             return Finding(
                 package_id,
                 "missing-dependency",
-                f"{label}: missing dependency {text} (the index declares it)",
+                f"{label}: missing dependency {name} — the index declares {declared}",
                 target=name,
-                requirement=text,
-                fix=f"add edge to {name}",
+                requirement=declared,
+                fix=f"add {edge}",
             )
         if not wanted:
             return Finding(
@@ -615,8 +624,11 @@ class Planner:
             package_id,
             "wrong-marker",
             f"{label}: dependency on {name} applies in the wrong environments "
-            f"(lock: {_show(present)}; index: {_show(wanted)})",
+            f"(lock: {_show(locked)}, should be: "
+            f"{_show({None: self._edge_marker(raw.get(None, Marker.FALSE), here)})}; "
+            f"index declares {declared})",
             target=name,
+            requirement=declared,
             fix=f"rewrite the marker of {name}",
         )
 

@@ -12,10 +12,13 @@ from lockfix.planner import Finding, Plan
 JSON_SCHEMA_VERSION = 1
 
 
-def _host(location: str) -> str:
-    if "://" in location:
-        return location.split("://", 1)[1].split("/", 1)[0]
-    return location
+def index_label(location: str) -> str:
+    """A short name for an index: ``pypi.org``, ``127.0.0.1:8765/cpu``, ``wheels``."""
+    label = location.split("://", 1)[-1].rstrip("/")
+    label = label.rsplit("@", 1)[-1]
+    if label.endswith("/simple"):
+        label = label[: -len("/simple")]
+    return label
 
 
 def human_report(plan: Plan, warnings: Iterable[Finding] = ()) -> str:
@@ -23,7 +26,7 @@ def human_report(plan: Plan, warnings: Iterable[Finding] = ()) -> str:
     grouped: dict[str, list[Finding]] = {}
     for finding in [*plan.findings, *warnings]:
         package = finding.package
-        key = f"{package.name} {package.version} ({_host(package.source.location)})"
+        key = f"{package.name} {package.version} ({index_label(package.source.location)})"
         grouped.setdefault(key, []).append(finding)
     for key in sorted(grouped):
         lines.append(key)
