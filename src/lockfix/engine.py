@@ -66,7 +66,9 @@ async def _locked_metadata(
 ) -> None:
     index_url = package.source.location
     try:
-        page = await client.project_page(index_url, package.name)
+        page = await client.project_page(
+            index_url, package.name, flat=planner.config.is_flat(index_url)
+        )
     except ProjectNotFound:
         page = None
     except IndexClientError as error:
@@ -147,7 +149,9 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
     last_error: Exception | None = None
     for index_url in missing.indexes:
         try:
-            page = await client.project_page(index_url, missing.name)
+            page = await client.project_page(
+                index_url, missing.name, flat=planner.config.is_flat(index_url)
+            )
         except ProjectNotFound as error:
             last_error = error
             continue

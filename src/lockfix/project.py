@@ -53,6 +53,9 @@ class ProjectConfig:
                 return index.url
         return None
 
+    def is_flat(self, url: str) -> bool:
+        return any(i.flat and i.url.rstrip("/") == url.rstrip("/") for i in self.indexes)
+
     def index_names(self) -> dict[str, str]:
         """Index URL → index name, for credentials from ``UV_INDEX_<NAME>_*``."""
         return {i.url: i.name for i in self.indexes if i.name}

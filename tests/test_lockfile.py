@@ -1,0 +1,100 @@
+"""The lock model and writer on real locks and on broken input, without any network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockfix.lockfile import LockError, parse_lock, split_blocks
+from lockfix.planner import Plan
+from lockfix.writer import apply_plan, format_upload_time
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_LOCKS = sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock"))
+FIXTURE_LOCKS = sorted((REPO / "fixtures" / "locks").glob("*/*.uv.lock"))
+ALL_LOCKS = REAL_LOCKS + FIXTURE_LOCKS
+
+
+def _empty_plan() -> Plan:
+    return Plan([], {}, [], {}, [], [], {}, 0)
+
+
+@pytest.mark.parametrize("path", ALL_LOCKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_edge_of_a_real_lock_resolves(path: Path) -> None:
+    text = path.read_text()
+    lock = parse_lock(text)
+    assert "".join(lock.blocks) == text
+    assert all(p.block > 0 for p in lock.packages)
+    assert lock.members
+    edges = 0
+    for package in lock.packages:
+        for _, _, dep in package.edges():
+            assert lock.resolve(dep, package).name == dep.name
+            edges += 1
+    assert edges > 0
+
+
+@pytest.mark.parametrize("path", ALL_LOCKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_plan_that_changes_nothing_writes_the_same_bytes(path: Path) -> None:
+    lock = parse_lock(path.read_text())
+    assert apply_plan(lock, _empty_plan()) == lock.text
+
+
+def test_workspace_members_come_from_the_manifest() -> None:
+    path = REPO.parent / "shared" / "real-locks" / "pydantic__pydantic-ai" / "uv.lock"
+    if not path.exists():
+        pytest.skip("shared real locks not present")
+    lock = parse_lock(path.read_text())
+    assert {m.name for m in lock.members} == {
+        "clai",
+        "pydantic-ai",
+        "pydantic-ai-examples",
+        "pydantic-ai-slim",
+        "pydantic-evals",
+        "pydantic-graph",
+    }
+    assert len(lock.conflicts) == 2
+
+
+def test_split_blocks_is_lossless_with_crlf() -> None:
+    text = FIXTURE_LOCKS[0].read_text().replace("\n", "\r\n")
+    assert "".join(split_blocks(text)) == text
+    assert parse_lock(text).newline == "\r\n"
+
+
+GOOD = FIXTURE_LOCKS[0].read_text() if FIXTURE_LOCKS else ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version = 1\n[[package]\n", "not valid TOML"),
+        ('name = "x"\n', "no top-level `version`"),
+        (GOOD.replace("version = 1\n", "version = 2\n", 1), "unsupported lock version 2"),
+        ("\ufeff" + GOOD, "byte-order mark"),
+        (GOOD + GOOD[GOOD.index("[[package]]") :], "appears twice"),
+        (
+            GOOD.replace('{ name = "filelock"', '{ name = "no-such-package"', 1),
+            "has no locked package",
+        ),
+        (GOOD.replace('source = { registry = "', 'source = { wormhole = "', 1), "unknown source"),
+    ],
+    ids=["not-toml", "not-a-lock", "version-2", "bom", "duplicate", "dangling", "bad-source"],
+)
+def test_bad_locks_are_refused_with_a_reason(text: str, message: str) -> None:
+    with pytest.raises(LockError, match=message):
+        parse_lock(text)
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("2025-06-04T12:00:00.860767Z", "2025-06-04T12:00:00.86Z"),
+        ("2025-06-04T12:00:00.000Z", "2025-06-04T12:00:00Z"),
+        ("2025-06-04T12:00:00+00:00", "2025-06-04T12:00:00Z"),
+        ("2025-06-04T12:00:00.1234Z", "2025-06-04T12:00:00.123Z"),
+    ],
+)
+def test_upload_times_are_written_as_uv_writes_them(given: str, written: str) -> None:
+    assert format_upload_time(given) == written
