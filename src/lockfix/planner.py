@@ -93,6 +93,7 @@ class Plan:
     pending: list[Missing]
     unverified: dict[PackageId, str]
     verified: int
+    failed: set[PackageId] = field(default_factory=set)
 
     @property
     def changes(self) -> bool:
@@ -168,6 +169,7 @@ class Planner:
         self.config = config
         self.metadata: dict[PackageId, CoreMetadata] = {}
         self.unverified: dict[PackageId, str] = {}
+        self.failed: set[PackageId] = set()
         self.added: dict[str, AddedPackage] = {}
         self.conflicts_allowed = self._conflicts_allowed()
         self.root = self._root_marker()
@@ -180,8 +182,15 @@ class Planner:
         self.metadata[package_id] = metadata
         self._lowered.pop(package_id, None)
 
-    def mark_unverified(self, package_id: PackageId, reason: str) -> None:
+    def mark_unverified(self, package_id: PackageId, reason: str, *, failed: bool = True) -> None:
+        """Record a package whose metadata could not be had.
+
+        ``failed`` means the index or network failed (a retry may succeed); otherwise the
+        metadata is unknowable without a build (dynamic sdist), which is not an error.
+        """
         self.unverified[package_id] = reason
+        if failed:
+            self.failed.add(package_id)
 
     def choose(self, missing: Missing, index_url: str, page: ProjectPage) -> AddedPackage:
         """Pick the version uv would lock for a missing name from one index's page."""
@@ -255,35 +264,33 @@ class Planner:
     def _targets(
         self, parent: PackageId, table: Table, requirement: LoweredRequirement
     ) -> list[tuple[PackageId, Marker]]:
-        """Which locked package(s) a requirement goes to, with the fork each covers."""
+        """Which locked package(s) a requirement goes to, with the fork each covers.
+
+        With several locked versions of the name, the lock's own edges say which fork
+        takes which version; their markers are the fork split (the requirement's marker
+        is applied on top, so an edge that fires too widely is still caught). A new
+        requirement on an ambiguous name falls back to the versions' resolution-markers.
+        """
         candidates = self._named(requirement.name)
         if len(candidates) <= 1:
             return [(c, Marker.TRUE) for c in candidates]
         package = self.lock.package(parent)
-        used: list[PackageId] = []
+        split: dict[PackageId, Marker] = {}
         if package is not None:
-            deps = (
-                package.dependencies
-                if table == MAIN
-                else (
-                    package.optional_dependencies
-                    if table[0] == "extra"
-                    else package.dev_dependencies
-                ).get(table[1] or "", ())
-            )
-            for dep in deps:
-                if dep.name == requirement.name:
-                    used.append(self.lock.resolve(dep, package).id)
-        if not used:
-            fitting = [
-                c
-                for c in candidates
-                if c.version is not None and _contains(requirement.specifier, c.version)
-            ]
-            same_index = [c for c in fitting if c.source == parent.source]
-            used = same_index or fitting or candidates
+            for kind, name, dep in package.edges():
+                if (kind, name) == table and dep.name == requirement.name:
+                    target = self.lock.resolve(dep, package).id
+                    split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
+        if split:
+            return list(split.items())
+        fitting = [
+            c
+            for c in candidates
+            if c.version is not None and _contains(requirement.specifier, c.version)
+        ]
+        same_index = [c for c in fitting if c.source == parent.source]
         result = []
-        for target in dict.fromkeys(used):
+        for target in same_index or fitting or candidates:
             locked = self.lock.package(target)
             forks = (
                 _union(locked.resolution_markers)
@@ -455,7 +462,9 @@ class Planner:
         edits: dict[PackageId, PackagePlan] = {}
         verified = 0
         if pending:
-            return Plan(findings, edits, [], {}, [], pending, dict(self.unverified), 0)
+            return Plan(
+                findings, edits, [], {}, [], pending, dict(self.unverified), 0, set(self.failed)
+            )
 
         final_names: dict[str, int] = {}
         removed = [
@@ -521,7 +530,15 @@ class Planner:
                 )
             )
         return Plan(
-            findings, edits, added, added_edges, removed, [], dict(self.unverified), verified
+            findings,
+            edits,
+            added,
+            added_edges,
+            removed,
+            [],
+            dict(self.unverified),
+            verified,
+            set(self.failed),
         )
 
     @staticmethod
