@@ -18,6 +18,7 @@ object, and the memoised apply operations stay polynomial.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
@@ -126,6 +127,10 @@ TRUE: Final = Node(None, (), (), 0)
 FALSE: Final = Node(None, (), (), 1)
 MIN_CUT: Final[Cut] = ((), 0)
 
+# Nodes are never evicted from the unique table (canonicity depends on it); the operation
+# caches are plain memo tables and are cleared when they grow past _CACHE_LIMIT.
+_CACHE_LIMIT: Final = 1 << 20
+_uids: Final = itertools.count(2)
 _unique: dict[tuple[object, ...], Node] = {}
 _and_cache: dict[tuple[Node, Node], Node] = {}
 _or_cache: dict[tuple[Node, Node], Node] = {}
@@ -165,7 +170,8 @@ def mk(var: Var, labels: tuple[object, ...], kids: tuple[Node, ...]) -> Node:
     key = (var, labels, kids)
     node = _unique.get(key)
     if node is None:
-        node = _unique[key] = Node(var, labels, kids, len(_unique) + 2)
+        # setdefault keeps nodes unique even if two threads race here.
+        node = _unique.setdefault(key, Node(var, labels, kids, next(_uids)))
     return node
 
 
@@ -226,6 +232,8 @@ def and_(x: Node, y: Node) -> Node:
     result = _and_cache.get(key)
     if result is None:
         result = FALSE if _not_cache.get(x) is y else _apply(and_, x, y)
+        if len(_and_cache) >= _CACHE_LIMIT:
+            _and_cache.clear()
         _and_cache[key] = result
     return result
 
@@ -243,6 +251,8 @@ def or_(x: Node, y: Node) -> Node:
     result = _or_cache.get(key)
     if result is None:
         result = TRUE if _not_cache.get(x) is y else _apply(or_, x, y)
+        if len(_or_cache) >= _CACHE_LIMIT:
+            _or_cache.clear()
         _or_cache[key] = result
     return result
 

@@ -384,6 +384,8 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
             clauses.append(clause)
 
     if len(clauses) > 1:
+        clauses = _merge_version_clauses(upper, clauses, sorted_cuts)
+    if len(clauses) > 1:
         counts = [len(clause_terms(c)) for c in clauses]
         cubes = [cube(c) for c in clauses]
         alive = list(range(len(clauses)))
@@ -394,6 +396,64 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
         clauses = [clauses[i] for i in alive]
         _reduce(f, dont_care, clauses)
     return clauses
+
+
+def _union(intervals: list[Interval]) -> tuple[Interval, ...]:
+    items = sorted(intervals, key=lambda iv: (0,) if iv[0] is None else (1, iv[0]))
+    out = [items[0]]
+    for lo, hi in items[1:]:
+        prev_lo, prev_hi = out[-1]
+        if prev_hi is None:
+            continue
+        if lo is None or lo <= prev_hi:
+            out[-1] = (prev_lo, None if hi is None else max(prev_hi, hi))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _merge_version_clauses(
+    upper: Node, clauses: list[Clause], cuts: dict[Var, list[Cut]]
+) -> list[Clause]:
+    """Merge clauses that differ only in one version variable when the union is printable.
+
+    This is what turns ``(a and v < 1) or (a and v > 1)`` into ``a and v != 1``.
+    """
+    variables = sorted(
+        {v for c in clauses for v in c if v.kind == VERSION},
+        key=lambda v: v.key,  # type: ignore[arg-type, return-value]
+    )
+    merged_any = True
+    while merged_any:
+        merged_any = False
+        for var in variables:
+            groups: dict[frozenset[tuple[Var, object]], list[int]] = {}
+            for i, clause in enumerate(clauses):
+                if var in clause:
+                    rest = frozenset((v, c) for v, c in clause.items() if v is not var)
+                    groups.setdefault(rest, []).append(i)
+            for indices in groups.values():
+                if len(indices) < 2:
+                    continue
+                union = _union([iv for i in indices for iv in clauses[i][var]])  # type: ignore[attr-defined]
+                if union != ((None, None),) and version_terms(var.name, union) is None:
+                    continue
+                merged = dict(clauses[indices[0]])
+                if union == ((None, None),):
+                    del merged[var]
+                else:
+                    merged[var] = union
+                clauses[indices[0]] = _expand(upper, merged, cuts)
+                drop = set(indices[1:])
+                clauses = [c for i, c in enumerate(clauses) if i not in drop]
+                merged_any = True
+                break
+            if merged_any:
+                break
+    unique: dict[frozenset[tuple[Var, object]], Clause] = {}
+    for clause in clauses:
+        unique.setdefault(_freeze(clause), clause)
+    return list(unique.values())
 
 
 def _reduce(f: Node, dont_care: Node, clauses: list[Clause]) -> None:

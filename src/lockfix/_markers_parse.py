@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -41,6 +42,7 @@ class InvalidMarker(ValueError):
 _EXTRA_SEP_RE: Final = re.compile(r"[-_.]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_extra(name: str) -> str:
     """PEP 685 normalisation: lowercase, runs of ``-_.`` become ``-``."""
     return _EXTRA_SEP_RE.sub("-", name).lower()

@@ -67,6 +67,8 @@ class Marker:
 
     def __init__(self, node: bdd.Node) -> None:
         """Internal; use :meth:`parse`."""
+        if not isinstance(node, bdd.Node):
+            raise TypeError("use Marker.parse(text) to build a Marker")
         object.__setattr__(self, "_node", node)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -149,6 +151,8 @@ class Marker:
                 return env["python_version"]
             raise KeyError(f"marker variable {name!r} is missing from the environment")
 
+        if isinstance(extras, str):
+            extras = (extras,)
         active = frozenset(normalize_extra(e) for e in extras)
         return bdd.evaluate(self._node, lookup, active)
 
