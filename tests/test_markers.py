@@ -69,7 +69,7 @@ def test_real_lock_round_trip(lock: Path) -> None:
 def test_real_lock_mostly_identical_to_uv() -> None:
     strings = set().union(*(lock_markers(p) for p in LOCK_FILES))
     identical = sum(str(Marker.parse(s)) == s for s in strings)
-    assert identical / len(strings) > 0.8
+    assert identical / len(strings) > 0.85
 
 
 NEMO = REAL_LOCKS / "NVIDIA-NeMo__RL" / "uv.lock"

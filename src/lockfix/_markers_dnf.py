@@ -373,15 +373,25 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
     sorted_cuts = {var: sorted(values) for var, values in cuts.items()}
 
     clauses: list[Clause] = []
-    seen: set[frozenset[tuple[Var, object]]] = set()
-    for path in _paths(f, {}):
-        if any(_contained(path, done) for done in clauses):
+    last: list[int] = []
+    index: dict[frozenset[tuple[Var, object]], int] = {}
+    for n, path in enumerate(_paths(f, {})):
+        covering = [i for i, done in enumerate(clauses) if _contained(path, done)]
+        if covering:
+            for i in covering:
+                last[i] = n
             continue
         clause = _expand(upper, path, sorted_cuts)
         key = _freeze(clause)
-        if key not in seen:
-            seen.add(key)
+        i = index.get(key)
+        if i is None:
+            index[key] = len(clauses)
             clauses.append(clause)
+            last.append(n)
+        else:
+            last[i] = n
+    # Like uv, a clause reached by several paths is listed where the last of them was.
+    clauses = [clauses[i] for i in sorted(range(len(clauses)), key=last.__getitem__)]
 
     if len(clauses) > 1:
         clauses = _merge_version_clauses(upper, clauses, sorted_cuts)
