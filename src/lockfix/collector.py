@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 from types import MappingProxyType
@@ -201,10 +202,14 @@ class ProjectPage:
         return out
 
     def file_named(self, filename: str) -> IndexFile | None:
+        return self._by_filename.get(filename)
+
+    @cached_property
+    def _by_filename(self) -> dict[str, IndexFile]:
+        index: dict[str, IndexFile] = {}
         for f in self.files:
-            if f.filename == filename:
-                return f
-        return None
+            index.setdefault(f.filename, f)
+        return index
 
 
 # --- hashes and metadata advertisement --------------------------------------------------
@@ -212,6 +217,8 @@ class ProjectPage:
 
 def _split_fragment(url: str) -> tuple[str, dict[str, str]]:
     """Strip a ``#sha256=...`` fragment into a hashes dict (PEP 503)."""
+    if "#" not in url:
+        return url, {}
     parts = urlsplit(url)
     hashes: dict[str, str] = {}
     if parts.fragment:
@@ -279,7 +286,9 @@ def parse_simple_json(data: bytes | str, page_url: str, name: str) -> ProjectPag
         filename, url = entry.get("filename"), entry.get("url")
         if not isinstance(filename, str) or not isinstance(url, str):
             continue
-        abs_url, frag_hashes = _split_fragment(urljoin(page_url, url))
+        # PyPI's pages list tens of thousands of absolute URLs: skip urljoin for those.
+        absolute = url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
+        abs_url, frag_hashes = _split_fragment(absolute)
         hashes = {**frag_hashes, **_clean_hashes(entry.get("hashes"))}
         cm = entry.get("core-metadata")
         if cm is None:
