@@ -396,16 +396,28 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
     if len(clauses) > 1:
         clauses = _merge_version_clauses(upper, clauses, sorted_cuts)
     if len(clauses) > 1:
-        counts = [len(clause_terms(c)) for c in clauses]
-        cubes = [cube(c) for c in clauses]
-        alive = list(range(len(clauses)))
-        for i in sorted(range(len(clauses)), key=lambda i: (-counts[i], -i)):
-            rest = or_all([dont_care, *(cubes[j] for j in alive if j != i)])
-            if holds(rest, clauses[i]):
-                alive.remove(i)
-        clauses = [clauses[i] for i in alive]
+        clauses = _irredundant(dont_care, clauses)
         _reduce(f, dont_care, clauses)
     return clauses
+
+
+def _irredundant(dont_care: Node, clauses: list[Clause]) -> list[Clause]:
+    """Drop clauses covered by the others, trying the ones with most terms first."""
+    counts = [len(clause_terms(c)) for c in clauses]
+    cubes = [cube(c) for c in clauses]
+    order = sorted(range(len(clauses)), key=lambda i: (-counts[i], -i))
+    # Clause order[k] is tested against the kept clauses before it plus all clauses after it.
+    suffix = [FALSE] * (len(order) + 1)
+    for k in range(len(order) - 1, -1, -1):
+        suffix[k] = or_(suffix[k + 1], cubes[order[k]])
+    kept_cover = dont_care
+    removed: set[int] = set()
+    for k, i in enumerate(order):
+        if holds(or_(kept_cover, suffix[k + 1]), clauses[i]):
+            removed.add(i)
+        else:
+            kept_cover = or_(kept_cover, cubes[i])
+    return [c for i, c in enumerate(clauses) if i not in removed]
 
 
 def _union(intervals: list[Interval]) -> tuple[Interval, ...]:
