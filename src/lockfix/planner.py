@@ -134,7 +134,34 @@ def lower_requirements(
             tables.setdefault(("extra", extra), []).append(
                 LoweredRequirement(name, extras, requirement.specifier, when, line)
             )
-    return tables
+    return _flatten_self_extras(canonicalize_name(metadata.name), tables)
+
+
+def _flatten_self_extras(
+    name: str, tables: dict[Table, list[LoweredRequirement]]
+) -> dict[Table, list[LoweredRequirement]]:
+    """Inline ``pkg[x]`` requirements of a package on itself, as uv does (no self-edges)."""
+
+    def expand(requirement: LoweredRequirement, seen: frozenset[str]) -> list[LoweredRequirement]:
+        if requirement.name != name:
+            return [requirement]
+        out: list[LoweredRequirement] = []
+        for extra in requirement.extras:
+            if extra in seen:
+                continue
+            for inner in tables.get(("extra", extra), ()):
+                marker = inner.marker & requirement.marker
+                if not marker.is_false():
+                    combined = LoweredRequirement(
+                        inner.name, inner.extras, inner.specifier, marker, inner.text
+                    )
+                    out.extend(expand(combined, seen | {extra}))
+        return out
+
+    return {
+        table: [r for requirement in requirements for r in expand(requirement, frozenset())]
+        for table, requirements in tables.items()
+    }
 
 
 def requires_python_marker(requires_python: str | None) -> Marker:
