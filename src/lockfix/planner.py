@@ -183,6 +183,13 @@ def requires_python_marker(requires_python: str | None) -> Marker:
     return marker
 
 
+# Environments that exist: Windows and only Windows has os_name 'nt'. uv simplifies
+# markers with this knowledge, so a lock's edges are only meaningful within it.
+_REAL_PLATFORMS = Marker.parse(
+    "(os_name == 'nt' and sys_platform == 'win32') or (os_name != 'nt' and sys_platform != 'win32')"
+)
+
+
 def _union(markers: Iterable[str]) -> Marker:
     result = Marker.FALSE
     for text in markers:
@@ -238,7 +245,7 @@ class Planner:
         root = requires_python_marker(self.lock.requires_python)
         if self.lock.supported_markers:
             root &= _union(self.lock.supported_markers)
-        return root & self.conflicts_allowed
+        return root & self.conflicts_allowed & _REAL_PLATFORMS
 
     def _conflicts_allowed(self) -> Marker:
         """True where no two items of one conflict set are active together."""
