@@ -24,7 +24,8 @@ from lockfix.markers import (
     parse_conflict_extra,
 )
 
-REAL_LOCKS = Path("/work/shared/real-locks")
+# shared/ sits beside the checkout (locally and in CI)
+REAL_LOCKS = Path(__file__).resolve().parent.parent.parent / "shared" / "real-locks"
 LOCK_FILES = sorted(REAL_LOCKS.glob("*/uv.lock"))
 
 
