@@ -139,11 +139,15 @@ def check(
 
     analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
     plan = analysis.plan
+    artifacts = analysis.artifact_findings  # issue 9
     if output_format == "json":
-        click.echo(json_report(plan, analysis.warnings, changed=None), nl=False)
+        click.echo(
+            json_report(plan, analysis.warnings, changed=None, artifact_findings=artifacts),
+            nl=False,
+        )
     elif not quiet:
-        click.echo(human_report(plan, analysis.warnings), nl=False)
-    if plan.findings:
+        click.echo(human_report(plan, analysis.warnings, artifacts), nl=False)
+    if plan.findings or artifacts:
         sys.exit(EXIT_FINDINGS)
     if plan.unverified:
         sys.exit(EXIT_UNVERIFIED)
@@ -159,6 +163,11 @@ def check(
 )
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change.")
 @click.option("--dry-run", is_flag=True, help="Do not write anything.")
+@click.option(
+    "--accept-index-artifacts",
+    is_flag=True,
+    help="Replace locked sdists/wheels that disagree with the index by the index's entries.",
+)
 def repair(
     path: Path,
     cache_dir: Path | None,
@@ -170,23 +179,42 @@ def repair(
     output: Path | None,
     show_diff: bool,
     dry_run: bool,
+    accept_index_artifacts: bool,
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
     from lockfix.lockfile import LockError
     from lockfix.report import human_report, json_report, unified_diff
-    from lockfix.writer import apply_plan
+    from lockfix.writer import apply_plan, replace_lock_artifacts
 
     analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
     plan = analysis.plan
+    # issue 9: locked artifacts the index disagrees with are only replaced on request.
+    artifacts = analysis.artifact_findings
+    refuse = bool(artifacts) and not accept_index_artifacts
     try:
         new_text = apply_plan(analysis.lock, plan)
+        if artifacts and not refuse:
+            new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
     except LockError as error:
         raise InputError(f"{path}: refusing to write: {error}") from None
-    changed = new_text != analysis.lock.text
+    changed = new_text != analysis.lock.text and not refuse
     if output_format == "json":
-        click.echo(json_report(plan, analysis.warnings, changed=changed), nl=False)
+        report = json_report(plan, analysis.warnings, changed=changed, artifact_findings=artifacts)
+        click.echo(report, nl=False)
     elif not quiet:
-        click.echo(human_report(plan, analysis.warnings), nl=False, err=show_diff)
+        click.echo(human_report(plan, analysis.warnings, artifacts), nl=False, err=show_diff)
+    if refuse:
+        click.echo(
+            f"lockfix: refusing to write {path}: {len(artifacts)} locked artifact finding(s); "
+            "check them, then pass --accept-index-artifacts to lock the index's files",
+            err=True,
+        )
+        sys.exit(EXIT_FINDINGS)
+    if artifacts and not quiet and output_format == "text":
+        from lockfix.artifacts import describe_replacements
+
+        lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
+        click.echo("".join(f"{line}\n" for line in lines), nl=False, err=True)
     if show_diff and changed:
         color = sys.stdout.isatty()
         click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider
 from lockfix.cache import MetadataCache
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
-from lockfix.lockfile import Artifact, Lock, Package
+from lockfix.lockfile import Artifact, Lock, Package, PackageId
 from lockfix.metadata import CoreMetadata, MetadataError
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
@@ -37,6 +38,9 @@ class Analysis:
     plan: Plan
     warnings: list[Finding] = field(default_factory=list)
     requests: int = 0
+    # issue 9: locked sdists/wheels that disagree with the index (warnings go to `warnings`)
+    artifact_findings: list[Finding] = field(default_factory=list)
+    artifact_replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
 
 
 class ResolutionError(Exception):
@@ -62,7 +66,11 @@ def _requirements_key(metadata: CoreMetadata) -> tuple[tuple[str, ...], tuple[st
 
 
 async def _locked_metadata(
-    client: IndexClient, planner: Planner, package: Package, warnings: list[Finding]
+    client: IndexClient,
+    planner: Planner,
+    package: Package,
+    warnings: list[Finding],
+    audit: ArtifactAudit | None = None,
 ) -> None:
     index_url = package.source.location
     try:
@@ -74,9 +82,15 @@ async def _locked_metadata(
     except IndexClientError as error:
         planner.mark_unverified(package.id, f"index page unavailable: {error}")
         return
+    if audit is not None:
+        audit.record(package, page)
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
     if not artifacts:
         planner.mark_unverified(package.id, "the lock records no artifact for it")
+        return
+    artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
+    if not artifacts:
+        planner.mark_unverified(package.id, "no locked artifact is served by its index")
         return
     files = []
     for artifact in artifacts:
@@ -117,6 +131,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
     warnings: list[Finding] = []
+    audit = ArtifactAudit()
     async with IndexClient(
         cache=None if options.no_cache else MetadataCache(options.cache_dir),
         concurrency=options.concurrency,
@@ -130,7 +145,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
 
         async def tracked(package: Package) -> None:
             nonlocal done
-            await _locked_metadata(client, planner, package, warnings)
+            await _locked_metadata(client, planner, package, warnings, audit)
             done += 1
             if options.progress:
                 options.progress(done, len(registry))
@@ -142,7 +157,15 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
-    return Analysis(lock, config, plan, warnings, requests)
+    return Analysis(
+        lock,
+        config,
+        plan,
+        warnings + audit.warnings,
+        requests,
+        artifact_findings=audit.findings,
+        artifact_replacements=audit.replacements,
+    )
 
 
 async def _add_missing(client: IndexClient, planner: Planner, missing) -> None:  # type: ignore[no-untyped-def]

@@ -21,10 +21,13 @@ def index_label(location: str) -> str:
     return label
 
 
-def human_report(plan: Plan, warnings: Iterable[Finding] = ()) -> str:
+def human_report(
+    plan: Plan, warnings: Iterable[Finding] = (), artifact_findings: Iterable[Finding] = ()
+) -> str:
     lines: list[str] = []
     grouped: dict[str, list[Finding]] = {}
-    for finding in [*plan.findings, *warnings]:
+    errors = [*plan.findings, *artifact_findings]  # artifact findings: issue 9
+    for finding in [*errors, *warnings]:
         package = finding.package
         key = f"{package.name} {package.version} ({index_label(package.source.location)})"
         grouped.setdefault(key, []).append(finding)
@@ -32,7 +35,7 @@ def human_report(plan: Plan, warnings: Iterable[Finding] = ()) -> str:
         lines.append(key)
         for finding in grouped[key]:
             lines.append(f"  {finding.kind}: {finding.message}")
-    wrong = len({f.package for f in plan.findings})
+    wrong = len({f.package for f in errors})
     unverified = len(plan.unverified)
     for package_id, reason in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key()):
         lines.append(f"{package_id.name} {package_id.version}: not verified — {reason}")
@@ -56,10 +59,16 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
     }
 
 
-def json_report(plan: Plan, warnings: Iterable[Finding], *, changed: bool | None) -> str:
+def json_report(
+    plan: Plan,
+    warnings: Iterable[Finding],
+    *,
+    changed: bool | None,
+    artifact_findings: Iterable[Finding] = (),
+) -> str:
     document = {
         "schema": JSON_SCHEMA_VERSION,
-        "findings": [_finding_json(f) for f in plan.findings],
+        "findings": [_finding_json(f) for f in [*plan.findings, *artifact_findings]],
         "warnings": [_finding_json(f) for f in warnings],
         "unverified": [
             {"package": p.name, "version": p.version, "source": p.source.location, "reason": r}

@@ -9,6 +9,7 @@ lock uv cannot parse never reaches the disk.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 import tomlkit
 
@@ -221,3 +222,57 @@ def _ensure_gap(block: str) -> str:
 
 def describe(package_id: PackageId) -> str:
     return f"{package_id.name} {package_id.version}"
+
+
+# --- locked artifacts (issue 9: lockfix repair --accept-index-artifacts) -------------------
+
+
+def replace_artifacts(block: str, files: Sequence[IndexFile]) -> str:
+    """One package block with its ``sdist`` and ``wheels`` replaced by ``files``, in uv's
+    layout; every other line is kept. The sdist is the first non-wheel file, if any."""
+    lines = block.splitlines(keepends=True)
+    trailing: list[str] = []
+    while lines and not lines[-1].strip():
+        trailing.insert(0, lines.pop())
+    # Only the main section (before any [package.*] table) holds sdist and wheels.
+    end = next(
+        (i for i, line in enumerate(lines) if line.startswith("[") and not line.startswith("[[")),
+        len(lines),
+    )
+    segments = _segments(lines[:end])
+    keys = [_segment_key(s) for s in segments]
+    at = next((i for i, k in enumerate(keys) if k in ("sdist", "wheels")), len(segments))
+    kept = [s for s, k in zip(segments, keys, strict=True) if k not in ("sdist", "wheels")]
+    at -= sum(1 for k in keys[:at] if k in ("sdist", "wheels"))
+    while at > 0 and not "".join(kept[at - 1]).strip():
+        at -= 1
+    sdist = next((f for f in files if not f.is_wheel), None)
+    wheels = [f for f in files if f.is_wheel]
+    new: list[list[str]] = []
+    if sdist is not None:
+        new.append([f"sdist = {render_artifact(sdist)}\n"])
+    if wheels:
+        new.append([render_array("wheels", [render_artifact(w) for w in wheels])])
+    kept[at:at] = new
+    return "".join(line for s in kept for line in s) + "".join(lines[end:]) + "".join(trailing)
+
+
+def replace_lock_artifacts(text: str, replacements: Mapping[PackageId, Sequence[IndexFile]]) -> str:
+    """Lock text with the artifacts of the given packages replaced (packages no longer in the
+    lock are skipped); re-read before it is returned, like :func:`apply_plan`."""
+    lock = parse_lock(text)
+    wanted = [p for p in lock.packages if p.id in replacements]
+    if not wanted:
+        return text
+    if any(p.block < 0 for p in lock.packages):
+        raise LockError("the lock's layout is not the one uv writes; lockfix will not rewrite it")
+    blocks = split_blocks(text.replace("\r\n", "\n"))
+    for package in wanted:
+        if not replacements[package.id]:
+            raise LockError(f"the index lists no file of {package.name} {package.version} to lock")
+        blocks[package.block] = replace_artifacts(blocks[package.block], replacements[package.id])
+    new_text = "".join(blocks)
+    if lock.newline != "\n":
+        new_text = new_text.replace("\n", lock.newline)
+    parse_lock(new_text)
+    return new_text
