@@ -498,3 +498,41 @@ def test_replacing_artifacts_keeps_crlf_and_the_rest_of_the_block() -> None:
         'upload-time = "2025-06-04T12:00:00.123Z" },\n]\n',
     )
     assert parse_lock(new).packages[0].optional_dependencies == torch.optional_dependencies
+
+
+# --- real locks against real PyPI (opt-in: pytest -m network) -----------------------------
+
+REAL_LOCKS = sorted(
+    (Path(__file__).resolve().parents[2] / "shared" / "real-locks").glob("*/uv.lock")
+)
+PYPI = "https://pypi.org/simple"
+# Files the maintainers deleted from PyPI after these locks were written: real findings.
+DELETED_UPSTREAM = {("zensical", "0.0.52")}
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("path", REAL_LOCKS, ids=lambda p: p.parent.name)
+def test_real_locks_have_no_artifact_findings(path: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from lockfix.cache import MetadataCache
+    from lockfix.http import IndexClient
+
+    lock = parse_lock(path.read_text())
+    packages = [p for p in lock.packages if p.source.is_registry and p.source.location == PYPI]
+
+    async def pages() -> list[ProjectPage]:
+        async with IndexClient(cache=MetadataCache(tmp_path / "cache"), concurrency=16) as client:
+            return await asyncio.gather(*(client.project_page(PYPI, p.name) for p in packages))
+
+    errors = []
+    for package, page in zip(packages, asyncio.run(pages()), strict=True):
+        errors += verify_artifacts(package, page)[0]
+    unexplained = [
+        f"{f.package.name} {f.kind}: {f.message}"
+        for f in errors
+        if not (
+            f.kind == "artifact-unknown" and (f.package.name, f.package.version) in DELETED_UPSTREAM
+        )
+    ]
+    assert unexplained == []
