@@ -51,7 +51,8 @@ def _url_key(url: str) -> tuple[tuple[str, str, int | None], str]:
 
 def _show_origin(url: str) -> str:
     scheme, host, port = origin(url)
-    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def _same_version(a: str, b: str) -> bool:
