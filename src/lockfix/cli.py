@@ -149,7 +149,7 @@ def check(
         click.echo(human_report(plan, analysis.warnings, artifacts), nl=False)
     if plan.findings or artifacts:
         sys.exit(EXIT_FINDINGS)
-    if plan.unverified:
+    if plan.failed:
         sys.exit(EXIT_UNVERIFIED)
 
 

@@ -16,7 +16,7 @@ from lockfix.cache import MetadataCache
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
 from lockfix.lockfile import Artifact, Lock, Package, PackageId
-from lockfix.metadata import CoreMetadata, MetadataError
+from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
 
@@ -108,7 +108,9 @@ async def _locked_metadata(
         error = next(r for r in results if isinstance(r, BaseException))
         if not isinstance(error, (IndexClientError, MetadataError, OSError)):
             raise error
-        planner.mark_unverified(package.id, str(error))
+        planner.mark_unverified(
+            package.id, str(error), failed=not isinstance(error, MetadataUnavailable)
+        )
         return
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for file, result in zip(files, results, strict=True):

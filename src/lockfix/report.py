@@ -40,8 +40,10 @@ def human_report(
     for package_id, reason in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key()):
         lines.append(f"{package_id.name} {package_id.version}: not verified — {reason}")
     summary = f"{wrong} package{'s' if wrong != 1 else ''} wrong, {plan.verified} verified"
-    if unverified:
-        summary += f", {unverified} unverifiable"
+    if unverified - len(plan.failed):
+        summary += f", {unverified - len(plan.failed)} unverifiable (dynamic sdist)"
+    if plan.failed:
+        summary += f", {len(plan.failed)} could not be checked (index or network failure)"
     lines.append(summary)
     return "\n".join(lines) + "\n"
 
