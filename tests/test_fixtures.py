@@ -509,6 +509,10 @@ def test_request_log(srv):
     request(srv, "/main/files/dep_one-1.2-py3-none-any.whl.metadata")
     request(srv, "/main/files/dep_one-1.2-py3-none-any.whl", "HEAD")
     request(srv, "/other/simple/nope/")
+    # the server logs a request after answering it: wait for the last entry
+    deadline = time.monotonic() + 5
+    while len(srv.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     reqs = srv.requests
     assert [(r.method, r.path, r.status) for r in reqs] == [
         ("GET", "/main/simple/dep-one/", 200),
