@@ -300,10 +300,11 @@ class Planner:
     ) -> list[tuple[PackageId, Marker]]:
         """Which locked package(s) a requirement goes to, with the fork each covers.
 
-        With several locked versions of the name, the lock's own edges say which fork
-        takes which version; their markers are the fork split (the requirement's marker
-        is applied on top, so an edge that fires too widely is still caught). A new
-        requirement on an ambiguous name falls back to the versions' resolution-markers.
+        With several locked versions of a name, a version's package-level
+        ``resolution-markers`` say which environments chose it, but uv leaves conflict
+        extras out of them; those come from the conflict part of the lock's own edges. A
+        fitting version the parent has no edge to still gets one where its
+        resolution-markers are narrower than everything (an edge dropped from a fork).
         """
         candidates = self._named(requirement.name)
         if len(candidates) <= 1:
@@ -315,8 +316,6 @@ class Planner:
                 if (kind, name) == table and dep.name == requirement.name:
                     target = self.lock.resolve(dep, package).id
                     split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
-        if split:
-            return list(split.items())
         fitting = [
             c
             for c in candidates
@@ -324,15 +323,19 @@ class Planner:
         ]
         same_index = [c for c in fitting if c.source == parent.source]
         result = []
-        for target in same_index or fitting or candidates:
-            locked = self.lock.package(target)
-            forks = (
-                _union(locked.resolution_markers)
-                if locked and locked.resolution_markers
-                else Marker.TRUE
-            )
-            result.append((target, forks))
+        for target in dict.fromkeys([*split, *(same_index or fitting or candidates)]):
+            forks = self._forks(target)
+            if target in split:
+                result.append((target, split[target].only_extras() & forks))
+            elif not split or not (self.root & ~forks).is_false():
+                result.append((target, forks))
         return result
+
+    def _forks(self, target: PackageId) -> Marker:
+        locked = self.lock.package(target)
+        if locked is None or not locked.resolution_markers:
+            return Marker.TRUE
+        return _union(locked.resolution_markers)
 
     def expected_edges(
         self, package_id: PackageId

@@ -1,0 +1,112 @@
+"""Issue 4's scenario suite: lock shapes uv writes, corrupted by script, repaired by lockfix.
+
+For each shape, current uv writes the reference lock against the loopback index. Each
+case corrupts it (an edge dropped, an undeclared edge added, a marker changed, a package
+removed); lockfix must report it, and its repair must be accepted by uv, install what the
+reference installs for each selection, equal the reference in meaning, and be stable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from semantic import semantic_differences
+
+from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
+from fixtures.server import IndexServer
+from fixtures.uvrun import run_uv, uv_bin
+
+NEW = "0.13.9"
+
+pytestmark = pytest.mark.skipif(not uv_bin(NEW).exists(), reason="uv missing: run `make tools`")
+
+
+class World:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built = build_registry(root / "build")
+        self.server = IndexServer(self.built, options={"reg": {"flat": True}}).start()
+        self.tmp = root / "uv-tmp"
+        self.references: dict[str, str] = {}
+
+    def project(self, shape: str, name: str, lock: str | None = None) -> Path:
+        directory = self.root / shape / name
+        if directory.exists():
+            shutil.rmtree(directory)
+        SHAPES[shape].write(directory, self.server.index_url("reg"), self.server.flat_url("reg"),
+                            self.built.root)
+        if lock is not None:
+            (directory / "uv.lock").write_text(lock)
+        return directory
+
+    def reference(self, shape: str) -> str:
+        if shape not in self.references:
+            project = self.project(shape, "reference")
+            run_uv(NEW, ["lock"], project, self.tmp)
+            self.references[shape] = (project / "uv.lock").read_text()
+        return self.references[shape]
+
+    def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(self.root / "cache")],
+            cwd=cwd, capture_output=True, text=True, timeout=300,
+        )
+
+    def installed(self, project: Path, selection: tuple[str, ...]) -> set[str]:
+        venv = project / ".venv"
+        if venv.exists():
+            shutil.rmtree(venv)
+        run_uv(NEW, ["sync", "--frozen", *selection], project, self.tmp)
+        out = run_uv(NEW, ["pip", "list", "--format", "json", "--python", str(venv)],
+                     project, self.tmp).stdout
+        return {f"{e['name']}=={e['version']}" for e in json.loads(out)}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    world = World(tmp_path_factory.mktemp("shapes"))
+    yield world
+    world.server.stop()
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_repair_leaves_what_uv_writes_alone(world: World, shape: str) -> None:
+    reference = world.reference(shape)
+    project = world.project(shape, "noop", reference)
+    check = world.lockfix("check", "uv.lock", cwd=project)
+    assert check.returncode == 0, check.stdout + check.stderr
+    repair = world.lockfix("repair", "uv.lock", cwd=project)
+    assert repair.returncode == 0, repair.stderr
+    assert (project / "uv.lock").read_text() == reference
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_corrupted_lock_is_repaired(world: World, case: Case) -> None:
+    reference = world.reference(case.shape)
+    broken = corrupt(case, reference)
+    project = world.project(case.shape, case.id, broken)
+
+    check = world.lockfix("check", "uv.lock", cwd=project)
+    assert check.returncode == 1, f"{case.what}\n{check.stdout}{check.stderr}"
+    assert (project / "uv.lock").read_text() == broken
+
+    repair = world.lockfix("repair", "uv.lock", cwd=project)
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    repaired = (project / "uv.lock").read_text()
+    assert semantic_differences(repaired, reference) == [], case.what
+
+    accepted = run_uv(NEW, ["lock", "--check"], project, world.tmp, check=False)
+    assert accepted.returncode == 0, accepted.stderr
+
+    again = world.lockfix("repair", "uv.lock", cwd=project)
+    assert again.returncode == 0 and (project / "uv.lock").read_text() == repaired
+
+    reference_project = world.project(case.shape, case.id + "-ref", reference)
+    for selection in SHAPES[case.shape].selections:
+        assert world.installed(project, selection) == world.installed(
+            reference_project, selection), selection
