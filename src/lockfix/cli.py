@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from lockfix import __version__
+from lockfix.safeio import InputError, read_lock_text, write_atomically
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -18,47 +17,8 @@ EXIT_INPUT = 2
 EXIT_UNVERIFIED = 3
 
 
-class InputError(click.ClickException):
-    exit_code = EXIT_INPUT
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: error: {self.format_message()}", err=True)
-
-
-def read_lock_text(path: Path) -> str:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a lock file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read: {error.strerror}") from None
-    if not data.strip():
-        raise InputError(f"{path}: the file is empty")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file (invalid UTF-8)") from None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename, keeping the file's mode."""
-    target = path.resolve()
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    ctx.meta["lockfix.keep_going"] = value  # read by lockfix.engine (issue 7)
 
 
 def _common(function):  # type: ignore[no-untyped-def]
@@ -89,6 +49,13 @@ def _common(function):  # type: ignore[no-untyped-def]
             show_default=True,
         ),
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+        click.option(
+            "--keep-going",
+            is_flag=True,
+            expose_value=False,
+            callback=_keep_going,
+            help="Repair what could be verified, report the rest, exit 3 (issue 7).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -225,6 +192,8 @@ def repair(
         write_atomically(destination, new_text)
         if not quiet and output_format == "text":
             click.echo(f"wrote {destination}", err=True)
+    if plan.failed:  # --keep-going (issue 7): the verified part is written, not the rest
+        sys.exit(EXIT_UNVERIFIED)
 
 
 if __name__ == "__main__":

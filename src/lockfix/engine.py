@@ -6,6 +6,7 @@ This is the only place where the lock model, the index client and the planner me
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,12 @@ from lockfix.auth import CredentialProvider
 from lockfix.cache import MetadataCache
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
-from lockfix.lockfile import Artifact, Lock, Package, PackageId
+from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
 from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
+
+log = logging.getLogger("lockfix")
 
 
 @dataclass(slots=True)
@@ -29,6 +32,11 @@ class Options:
     concurrency: int = 16
     timeout: float | None = None
     progress: Callable[[int, int], None] | None = None
+    # issue 7: with keep_going, repair writes what was verified and leaves the rest; without
+    # it, a package that could not be verified (index/network failure) stops repair with
+    # Unverified. None: take `--keep-going` (and whether this is `repair`) from the CLI.
+    keep_going: bool | None = None
+    writes: bool | None = None
 
 
 @dataclass(slots=True)
@@ -45,6 +53,60 @@ class Analysis:
 
 class ResolutionError(Exception):
     """A package the lock needs cannot be found on any index it may come from."""
+
+
+class Unverified(IndexClientError):
+    """Repair without --keep-going: some package could not be verified; nothing is written."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+KEEP_GOING = "lockfix.keep_going"  # click ctx.meta key set by the --keep-going option
+
+
+def _cli_switches(options: Options) -> tuple[bool, bool]:
+    """(keep_going, writes): from ``options``, else from the running click command."""
+    keep_going, writes = options.keep_going, options.writes
+    if keep_going is None or writes is None:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        if keep_going is None:
+            keep_going = bool(ctx is not None and ctx.meta.get(KEEP_GOING))
+        if writes is None:
+            writes = ctx is not None and ctx.info_name == "repair"
+    return keep_going, writes
+
+
+def _unverified_policy(
+    lock: Lock, plan: Plan, options: Options, artifact_findings: set[PackageId]
+) -> None:
+    """Issue 7: refuse to repair from a partial view unless --keep-going was given.
+
+    A package whose locked file disagrees with its index (an artifact finding, issue 9) is
+    reported as that finding, not as an index failure."""
+    plan.failed -= artifact_findings
+    keep_going, writes = _cli_switches(options)
+    if lock.revision not in KNOWN_REVISIONS:
+        # A newer layout: reading it is safe, rewriting it is not (the writer refuses).
+        log.warning(
+            "lockfix: warning: the lock has revision %s, newer than lockfix knows (up to %s); %s",
+            lock.revision,
+            max(KNOWN_REVISIONS),
+            "it will not be rewritten" if writes else "checking it anyway",
+        )
+    if not writes or keep_going or not plan.failed:
+        return
+    failed = sorted(plan.failed, key=lambda p: p.sort_key())
+    shown = "; ".join(
+        f"{p.name} {p.version}: {plan.unverified.get(p, 'failed')}" for p in failed[:3]
+    )
+    more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+    raise Unverified(
+        f"{len(failed)} package(s) could not be verified ({shown}{more}); nothing written "
+        "(--keep-going repairs what could be verified)"
+    )
 
 
 def _artifact_file(artifact: Artifact) -> IndexFile:
@@ -159,6 +221,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
+    _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
         lock,
         config,
@@ -191,6 +254,8 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
                 return
             except (IndexClientError, MetadataError) as error:
                 last_error = error
+        if isinstance(last_error, IndexClientError):
+            raise last_error  # a network/index failure, not a resolution problem (exit 3)
         raise ResolutionError(
             f"could not read the metadata of {missing.name} {added.id.version}: {last_error}"
         )

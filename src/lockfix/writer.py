@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 import tomlkit
 
 from lockfix.collector import IndexFile
-from lockfix.lockfile import Dependency, Lock, LockError, PackageId, parse_lock, split_blocks
+from lockfix.lockfile import (
+    KNOWN_REVISIONS,
+    Dependency,
+    Lock,
+    LockError,
+    PackageId,
+    parse_lock,
+    split_blocks,
+)
 from lockfix.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
 
 INDENT = "    "
@@ -186,6 +194,11 @@ def apply_plan(lock: Lock, plan: Plan) -> str:
     """The new lock text, or the old text unchanged when the plan changes nothing."""
     if not plan.changes:
         return lock.text
+    if lock.revision not in KNOWN_REVISIONS:
+        raise LockError(
+            f"the lock has revision {lock.revision}, a layout newer than lockfix knows "
+            f"(up to {max(KNOWN_REVISIONS)}); lockfix will not rewrite it"
+        )
     if any(p.block < 0 for p in lock.packages):
         raise LockError("the lock's layout is not the one uv writes; lockfix will not rewrite it")
     blocks = split_blocks(lock.text.replace("\r\n", "\n"))

@@ -1,0 +1,210 @@
+"""Reading and writing the lock file safely: clear errors, atomic writes, no lost updates.
+
+Reading (:func:`read_lock_text`) turns every way a path can be wrong — missing, a
+directory, unreadable, empty, not UTF-8 — into one :class:`InputError` line naming the
+file. A byte-order mark is refused (by the parser): uv never writes one.
+
+Writing (:func:`write_atomically`):
+
+- **atomic**: the text goes to a temp file in the target's own folder
+  (``.<name>.lockfix-<random>.tmp``), is fsynced, given the target's mode, and renamed over
+  the target; the folder is fsynced after the rename. A reader sees the old or the new
+  lock, never a mix.
+- **symlinks** are written through: the link's final target is replaced, the link stays.
+- **read-only** targets (no write bit, or not writable by this user) are refused rather
+  than silently replaced by the rename.
+- **serialized**: writers hold an exclusive ``flock`` on the target's folder (its inode,
+  unlike the lock file's, survives the rename), and compare-and-swap: if the file is no
+  longer the text this process read, the write is refused (exit 2) unless it already
+  holds exactly the new text. Two concurrent repairs therefore never interleave and
+  never overwrite each other's result with a stale one.
+- **signals**: SIGINT, SIGTERM (and SIGHUP) are held back during the write and delivered
+  right after it, so an interrupted run leaves the old or the new lock and no temp file.
+  ``kill -9`` can still leave a temp file behind; it is harmless (a dot file no tool
+  reads) and the next run that can take the folder lock deletes stale
+  ``.<name>.lockfix-*.tmp`` files of that lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+EXIT_INPUT = 2
+TEMP_MARK = ".lockfix-"
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+# What this process read from each lock file (resolved path → bytes), for compare-and-swap.
+_read_bytes: dict[Path, bytes] = {}
+
+
+class InputError(click.ClickException):
+    exit_code = EXIT_INPUT
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"lockfix: error: {self.format_message()}", err=True)
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def read_lock_text(path: Path) -> str:
+    if not path.exists():
+        if path.is_symlink():
+            raise InputError(f"{path}: dangling symlink (its target does not exist)")
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a lock file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {_reason(error)}") from None
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    if b"\x00" in data:
+        raise InputError(f"{path}: not a text file (it contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (invalid UTF-8)") from None
+    target = path.resolve()
+    _read_bytes[target] = data
+    clean_stale_temp_files(target)
+    return text
+
+
+def temp_files(target: Path) -> list[Path]:
+    """The temp files :func:`write_atomically` may leave beside ``target`` (kill -9)."""
+    prefix = f".{target.name}{TEMP_MARK}"
+    try:
+        return [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return []
+
+
+def clean_stale_temp_files(target: Path) -> None:
+    """Delete temp files of ``target`` left by a killed run, if no writer is active now."""
+    if not temp_files(target):
+        return
+    with contextlib.suppress(OSError), _folder_lock(target.parent, block=False) as held:
+        if held:
+            for stale in temp_files(target):
+                if stale.name.endswith(".tmp"):
+                    stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, *, block: bool = True) -> Iterator[bool]:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Defer SIGINT/SIGTERM/SIGHUP until the block is done (then they are delivered)."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _read_only(target: Path) -> bool:
+    mode = target.stat().st_mode
+    return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(
+        target, os.W_OK
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, keeping the file's mode and the symlink.
+
+    Raises :class:`InputError` (exit 2, file untouched) when the target is read-only, the
+    folder cannot be written, or another run changed the file since this one read it."""
+    data = text.encode("utf-8")
+    target = path.resolve()
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot write: folder {folder} does not exist")
+    try:
+        with _folder_lock(folder):
+            exists = target.exists()
+            if exists and target.is_dir():
+                raise InputError(f"{path}: cannot write: is a directory")
+            if exists and _read_only(target):
+                raise InputError(f"{path}: refusing to write: the file is read-only")
+            current = target.read_bytes() if exists else None
+            expected = _read_bytes.get(target)
+            if current == data:
+                _read_bytes[target] = data
+                return  # another run already wrote exactly this
+            if expected is not None and current != expected:
+                raise InputError(
+                    f"{path}: refusing to write: the file changed while lockfix was running "
+                    "(another run?); run lockfix again"
+                )
+            for stale in temp_files(target):
+                stale.unlink(missing_ok=True)
+            mode = stat.S_IMODE(target.stat().st_mode) if exists else 0o644
+            with _signals_held():
+                _replace(target, data, mode)
+            _read_bytes[target] = data
+    except InputError:
+        raise
+    except OSError as error:
+        raise InputError(f"{path}: cannot write: {_reason(error)}") from None
+
+
+def _replace(target: Path, data: bytes, mode: int) -> None:
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}{TEMP_MARK}", suffix=".tmp", dir=target.parent
+    )
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as error:  # some file systems cannot fsync a folder
+        if error.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
