@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from semantic import semantic_differences
 
 from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from semantic import semantic_differences
 
 NEW = "0.13.9"
 
@@ -38,8 +38,9 @@ class World:
         directory = self.root / shape / name
         if directory.exists():
             shutil.rmtree(directory)
-        SHAPES[shape].write(directory, self.server.index_url("reg"), self.server.flat_url("reg"),
-                            self.built.root)
+        SHAPES[shape].write(
+            directory, self.server.index_url("reg"), self.server.flat_url("reg"), self.built.root
+        )
         if lock is not None:
             (directory / "uv.lock").write_text(lock)
         return directory
@@ -54,7 +55,10 @@ class World:
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(self.root / "cache")],
-            cwd=cwd, capture_output=True, text=True, timeout=300,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
 
     def installed(self, project: Path, selection: tuple[str, ...]) -> set[str]:
@@ -62,8 +66,9 @@ class World:
         if venv.exists():
             shutil.rmtree(venv)
         run_uv(NEW, ["sync", "--frozen", *selection], project, self.tmp)
-        out = run_uv(NEW, ["pip", "list", "--format", "json", "--python", str(venv)],
-                     project, self.tmp).stdout
+        out = run_uv(
+            NEW, ["pip", "list", "--format", "json", "--python", str(venv)], project, self.tmp
+        ).stdout
         return {f"{e['name']}=={e['version']}" for e in json.loads(out)}
 
 
@@ -85,10 +90,25 @@ def test_repair_leaves_what_uv_writes_alone(world: World, shape: str) -> None:
     assert (project / "uv.lock").read_text() == reference
 
 
+def test_no_fitting_version_is_a_clear_error_and_nothing_is_written(world: World) -> None:
+    reference = world.reference("exclude-newer")
+    broken = corrupt(next(c for c in CASES if c.id == "exclude-newer-remove"), reference)
+    broken = broken.replace(
+        'exclude-newer = "2025-01-01T00:00:00Z"', 'exclude-newer = "2020-01-01T00:00:00Z"'
+    )
+    project = world.project("exclude-newer", "no-fit", broken)
+    result = world.lockfix("repair", "uv.lock", cwd=project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no version of newish" in result.stderr and "wrapper" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (project / "uv.lock").read_text() == broken
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_corrupted_lock_is_repaired(world: World, case: Case) -> None:
     reference = world.reference(case.shape)
-    broken = corrupt(case, reference)
+    donor = world.reference(case.donor) if case.donor else None
+    broken = corrupt(case, reference, donor)
     project = world.project(case.shape, case.id, broken)
 
     check = world.lockfix("check", "uv.lock", cwd=project)
@@ -109,4 +129,5 @@ def test_corrupted_lock_is_repaired(world: World, case: Case) -> None:
     reference_project = world.project(case.shape, case.id + "-ref", reference)
     for selection in SHAPES[case.shape].selections:
         assert world.installed(project, selection) == world.installed(
-            reference_project, selection), selection
+            reference_project, selection
+        ), selection
