@@ -3,27 +3,28 @@
 Layout under the cache root::
 
     metadata-v1/<aa>/<sha256>.json   parsed CoreMetadata (or an "unavailable" verdict)
-    pages-v1.db                      hishel's SQLite store for project pages (RFC 9111)
+    pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
 
-A file's sha256 identifies its content, so a metadata entry never needs revalidation.
+A file's sha256 identifies its content, so a metadata entry never needs revalidation. A page
+entry keeps the validators (ETag, Last-Modified), when it was fetched and for how long it is
+fresh; it is replaced, never appended to, on every refetch or revalidation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import platformdirs
 
 from lockfix.metadata import CoreMetadata, MetadataUnavailable
-
-if TYPE_CHECKING:
-    from hishel import AsyncBaseStorage
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -36,7 +37,7 @@ class MetadataCache:
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.metadata_dir = self.root / "metadata-v1"
-        self.pages_db = self.root / "pages-v1.db"
+        self.pages = PageCache(self.root / "pages-v2")
 
     def _path(self, sha256: str) -> Path | None:
         key = sha256.lower()
@@ -70,20 +71,92 @@ class MetadataCache:
         path = self._path(sha256)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        _write_atomically(path, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(slots=True)
+class CachedPage:
+    """One stored index page and what HTTP said about its freshness."""
+
+    url: str  # the URL asked for (the cache key)
+    final_url: str  # after redirects: relative links resolve against it
+    content_type: str | None
+    body: bytes
+    fetched_at: float  # time.time() of the last 200 or 304
+    max_age: float  # seconds it stays fresh after fetched_at
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def fresh(self, now: float) -> bool:
+        return 0 <= now - self.fetched_at < self.max_age
+
+
+_PAGE_MAGIC = b"lockfix-page-1\n"
+
+
+class PageCache:
+    """Index pages, one file per URL: ``<root>/<aa>/<sha256(url)>``.
+
+    The file is a magic line, one JSON header line, then the body as served. Each write goes
+    to a temporary file renamed over the old entry, so readers never see a partial page."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, url: str) -> Path:
+        key = hashlib.sha256(url.encode()).hexdigest()
+        return self.root / key[:2] / key
+
+    def get(self, url: str) -> CachedPage | None:
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            data = self._path(url).read_bytes()
+        except OSError:
+            return None
+        if not data.startswith(_PAGE_MAGIC):
+            return None
+        end = data.find(b"\n", len(_PAGE_MAGIC))
+        if end < 0:
+            return None
+        try:
+            head = json.loads(data[len(_PAGE_MAGIC) : end])
+            page = CachedPage(
+                url=head["url"],
+                final_url=head["final_url"],
+                content_type=head.get("content_type"),
+                body=data[end + 1 :],
+                fetched_at=float(head["fetched_at"]),
+                max_age=float(head["max_age"]),
+                etag=head.get("etag"),
+                last_modified=head.get("last_modified"),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # corrupt or from another version: a miss; it'll be rewritten
+        return page if page.url == url else None
 
-    def page_storage(self) -> AsyncBaseStorage:
-        """A fresh hishel storage for index pages (one per client; it owns a connection)."""
-        from hishel import AsyncSqliteStorage
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        return AsyncSqliteStorage(database_path=self.pages_db)
+    def put(self, page: CachedPage) -> None:
+        head = {
+            "url": page.url,
+            "final_url": page.final_url,
+            "content_type": page.content_type,
+            "fetched_at": page.fetched_at,
+            "max_age": page.max_age,
+            "etag": page.etag,
+            "last_modified": page.last_modified,
+        }
+        header = json.dumps(head, separators=(",", ":")).encode()
+        data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
+        with contextlib.suppress(OSError):  # a cache that cannot be written is a slower run
+            _write_atomically(self._path(page.url), data)

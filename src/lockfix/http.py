@@ -26,7 +26,7 @@ import stamina
 
 from lockfix import __version__, _zip
 from lockfix.auth import CredentialProvider, origin, redact, split_credentials
-from lockfix.cache import MetadataCache
+from lockfix.cache import CachedPage, MetadataCache
 from lockfix.collector import (
     SIMPLE_ACCEPT,
     FileUnavailable,
@@ -83,6 +83,10 @@ MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND = frozenset({403, 404, 410})
 _SPOOL_IN_MEMORY = 16 * 1024 * 1024
+# Freshness of an index page whose response says nothing (no Cache-Control max-age, no
+# Expires); PyPI sends max-age=600. LOCKFIX_PAGE_TTL overrides it, 0 revalidates every run.
+DEFAULT_PAGE_TTL = 600.0
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
 @dataclass
@@ -170,23 +174,36 @@ class _NetworkTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-class _RoutingTransport(httpx.AsyncBaseTransport):
-    """Index pages go through the HTTP cache; files (ranges, big downloads) never do."""
-
-    def __init__(self, net: _NetworkTransport, cached: httpx.AsyncBaseTransport | None) -> None:
-        self.net, self.cached = net, cached
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.cached is not None and request.extensions.get("lockfix_page"):
-            return await self.cached.handle_async_request(request)
-        return await self.net.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.net.aclose()
+def page_freshness(headers: Mapping[str, str], default: float) -> float | None:
+    """Seconds a page response stays fresh in a private cache; None: do not store it."""
+    cc = headers.get("cache-control", "")
+    directives = {d.split("=", 1)[0].strip().lower() for d in cc.split(",")}
+    if "no-store" in directives:
+        return None
+    if "no-cache" in directives:
+        return 0.0
+    age = headers.get("age", "").strip()
+    used = float(age) if age.isdigit() else 0.0
+    m = _MAX_AGE.search(cc)
+    if m:
+        return max(0.0, float(m.group(1)) - used)
+    expires = headers.get("expires")
+    if expires:
+        try:
+            until = email.utils.parsedate_to_datetime(expires).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return 0.0  # invalid Expires means already expired (RFC 9111 §5.3)
+        date = headers.get("date")
+        try:
+            now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
+        except (TypeError, ValueError, IndexError):
+            now = time.time()
+        return max(0.0, until - now)
+    return default
 
 
 class _AsyncClient(httpx.AsyncClient):
-    """httpx client whose transports (incl. env proxy mounts) are wrapped for cache/offline."""
+    """httpx client whose transports (incl. env proxy mounts) are wrapped for offline mode."""
 
     def __init__(
         self, *, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport], **kwargs: Any
@@ -209,10 +226,6 @@ def _ssl_context() -> ssl.SSLContext:
     if client_cert:
         ctx.load_cert_chain(client_cert)
     return ctx
-
-
-def _page_cache_key(url: str) -> str:
-    return hashlib.sha256(f"RFC {url}".encode()).hexdigest()
 
 
 # --- hashing helpers -------------------------------------------------------------------
@@ -280,13 +293,13 @@ class IndexClient:
         self.max_download_size = max_download_size
         self.range_suffix = range_suffix
         self.retry_wait = retry_wait
+        self.page_ttl = _env_number("LOCKFIX_PAGE_TTL", float, DEFAULT_PAGE_TTL)
         self.stats = RequestStats()
         self._caps: dict[str, _IndexCaps] = {}
         self._no_ranges: set[tuple[str, str, int | None]] = set()
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._sem = asyncio.Semaphore(self.concurrency)
         self._http: httpx.AsyncClient | None = None
-        self._storage: Any = None
 
     # lifecycle
 
@@ -300,20 +313,9 @@ class IndexClient:
     def _open_client(self) -> httpx.AsyncClient:
         if self._http is not None:
             return self._http
-        if self.cache is not None:
-            self._storage = self.cache.page_storage()
 
         def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-            net = _NetworkTransport(inner, self.offline)
-            cached = None
-            if self._storage is not None:
-                from hishel import CacheOptions
-                from hishel.httpx import AsyncCacheTransport
-
-                cached = AsyncCacheTransport(
-                    net, storage=self._storage, rfc=CacheOptions(shared=False)
-                )
-            return _RoutingTransport(net, cached)
+            return _NetworkTransport(inner, self.offline)
 
         self._http = _AsyncClient(
             wrap=wrap,
@@ -333,9 +335,6 @@ class IndexClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        if self._storage is not None:
-            await self._storage.close()
-            self._storage = None
 
     # memoization of in-flight/finished work within the run
 
@@ -381,9 +380,7 @@ class IndexClient:
             raise IndexRequestError(f"{what} failed ({type(e).__name__})", url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _open(
-        self, url: str, headers: Mapping[str, str], *, kind: str, page: bool = False
-    ) -> httpx.Response:
+    async def _open(self, url: str, headers: Mapping[str, str], *, kind: str) -> httpx.Response:
         """Send a streaming GET, following redirects with per-origin credentials.
 
         The caller must close the response."""
@@ -395,17 +392,9 @@ class IndexClient:
             creds = self.credentials.for_url(current)
             if creds is not None:
                 request_headers["Authorization"] = creds.authorization()
-            extensions: dict[str, Any] = {}
-            if page:
-                caching: dict[str, Any] = {"key": _page_cache_key(current)}
-                if self.offline:
-                    caching["rfc"] = False  # serve whatever is stored, however stale
-                extensions = {"lockfix_page": True, "caching": caching}
-            request = http.build_request(
-                "GET", current, headers=request_headers, extensions=extensions
-            )
+            request = http.build_request("GET", current, headers=request_headers)
             response = await http.send(request, stream=True)
-            self._count(kind, response)
+            setattr(self.stats, kind, getattr(self.stats, kind) + 1)
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers["location"]
                 await response.aclose()
@@ -413,17 +402,6 @@ class IndexClient:
                 continue
             return response
         raise IndexRequestError("too many redirects", url)
-
-    def _count(self, kind: str, response: httpx.Response) -> None:
-        status = response.extensions.get("caching")
-        if kind == "page" and isinstance(status, Mapping) and status.get("from_cache"):
-            if status.get("revalidated"):
-                self.stats.page += 1
-                self.stats.page_revalidated += 1
-            else:
-                self.stats.page_cache_hits += 1
-            return
-        setattr(self.stats, kind, getattr(self.stats, kind) + 1)
 
     @staticmethod
     async def _read(response: httpx.Response, limit: int) -> bytes:
@@ -476,39 +454,73 @@ class IndexClient:
 
     async def _fetch_page(self, index_url: str, name: str) -> ProjectPage:
         url = project_page_url(index_url, name)
-
-        async def attempt() -> ProjectPage:
-            async with self._sem:
-                response = await self._open(url, {"Accept": SIMPLE_ACCEPT}, kind="page", page=True)
-                try:
-                    if response.status_code in _NOT_FOUND:
-                        raise ProjectNotFound(name, url, response.status_code)
-                    self._raise_for_status(response, "project page", url)
-                    data = await self._read(response, MAX_PAGE_SIZE)
-                finally:
-                    await response.aclose()
-            return parse_page(data, response.headers.get("content-type"), str(response.url), name)
-
-        try:
-            return await self._with_retries(url, f"project page of {name!r}", attempt)
-        except _TooLarge as e:
-            raise IndexRequestError(f"project page too large ({e})", url) from None
+        data, ctype, final_url = await self._page_bytes(
+            url, SIMPLE_ACCEPT, "project page", f"project page of {name!r}", name
+        )
+        return parse_page(data, ctype, final_url, name)
 
     async def _fetch_flat(self, url: str) -> tuple[bytes, str | None, str]:
+        return await self._page_bytes(url, "text/html", "flat index page", "flat index page")
+
+    async def _page_bytes(
+        self, url: str, accept: str, what: str, action: str, project: str | None = None
+    ) -> tuple[bytes, str | None, str]:
+        """(body, content type, URL after redirects) of an index page, through the page cache.
+
+        A fresh entry (or any entry when offline) answers without a request; a stale one is
+        revalidated with its ETag/Last-Modified, and a 304 reuses its body."""
+        pages = self.cache.pages if self.cache is not None else None
+        entry = pages.get(url) if pages is not None else None
+        if entry is not None and (self.offline or entry.fresh(time.time())):
+            self.stats.page_cache_hits += 1
+            return entry.body, entry.content_type, entry.final_url
+        headers = {"Accept": accept}
+        if entry is not None:
+            if entry.etag:
+                headers["If-None-Match"] = entry.etag
+            if entry.last_modified:
+                headers["If-Modified-Since"] = entry.last_modified
+
         async def attempt() -> tuple[bytes, str | None, str]:
             async with self._sem:
-                response = await self._open(url, {"Accept": "text/html"}, kind="page", page=True)
+                response = await self._open(url, headers, kind="page")
                 try:
-                    self._raise_for_status(response, "flat index page", url)
+                    code = response.status_code
+                    if code == 304 and entry is not None:
+                        self.stats.page_revalidated += 1
+                        max_age = page_freshness(response.headers, entry.max_age)
+                        if pages is not None and max_age is not None:
+                            entry.fetched_at, entry.max_age = time.time(), max_age
+                            entry.etag = response.headers.get("etag") or entry.etag
+                            pages.put(entry)
+                        return entry.body, entry.content_type, entry.final_url
+                    if project is not None and code in _NOT_FOUND:
+                        raise ProjectNotFound(project, url, code)
+                    self._raise_for_status(response, what, url)
                     data = await self._read(response, MAX_PAGE_SIZE)
                 finally:
                     await response.aclose()
-            return data, response.headers.get("content-type"), str(response.url)
+            ctype, final_url = response.headers.get("content-type"), str(response.url)
+            max_age = page_freshness(response.headers, self.page_ttl)
+            if pages is not None and max_age is not None:
+                pages.put(
+                    CachedPage(
+                        url=url,
+                        final_url=final_url,
+                        content_type=ctype,
+                        body=data,
+                        fetched_at=time.time(),
+                        max_age=max_age,
+                        etag=response.headers.get("etag"),
+                        last_modified=response.headers.get("last-modified"),
+                    )
+                )
+            return data, ctype, final_url
 
         try:
-            return await self._with_retries(url, "flat index page", attempt)
+            return await self._with_retries(url, action, attempt)
         except _TooLarge as e:
-            raise IndexRequestError(f"flat index page too large ({e})", url) from None
+            raise IndexRequestError(f"{what} too large ({e})", url) from None
 
     def _local_page(self, index_url: str, name: str, flat: bool) -> ProjectPage:
         self.stats.local += 1
