@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
 from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
+from lockfix.wheels import disagreement, merge_wheel_metadata, promote_disagreements
+
+# Options.per_wheel for the tasks of one analysis (wheels that disagree)
+_PER_WHEEL: ContextVar[bool] = ContextVar("lockfix_per_wheel", default=True)
 
 log = logging.getLogger("lockfix")
 
@@ -32,6 +37,8 @@ class Options:
     concurrency: int = 16
     timeout: float | None = None
     progress: Callable[[int, int], None] | None = None
+    # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)
+    per_wheel: bool = True
     # issue 7: with keep_going, repair writes what was verified and leaves the rest; without
     # it, a package that could not be verified (index/network failure) stops repair with
     # Unverified. None: take `--keep-going` (and whether this is `repair`) from the CLI.
@@ -178,6 +185,13 @@ async def _locked_metadata(
     for file, result in zip(files, results, strict=True):
         if isinstance(result, CoreMetadata):
             groups.setdefault(_requirements_key(result), []).append(file.filename)
+    if _PER_WHEEL.get() and package.wheels:
+        named = [(f.filename, r) for f, r in zip(files, results, strict=True) if r in good]
+        merged = merge_wheel_metadata(named)
+        if merged.disagree:
+            warnings.append(disagreement(package.id, merged))
+        planner.add_metadata(package.id, merged.metadata)
+        return
     if len(groups) > 1:
         detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
         warnings.append(
@@ -192,6 +206,7 @@ async def _locked_metadata(
 
 
 async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
+    _PER_WHEEL.set(options.per_wheel)
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
     warnings: list[Finding] = []
@@ -221,6 +236,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
+    promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
         lock,

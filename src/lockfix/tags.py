@@ -90,3 +90,21 @@ def wheel_marker_text(filename: str) -> str:
     if "" in clauses:
         return ""
     return " or ".join(f"({c})" for c in clauses)
+
+
+def platform_environments(platform: str) -> tuple[tuple[str, str], ...] | None:
+    """The (sys_platform, platform_machine) pairs a platform tag installs on.
+
+    None for 'any'; () for a platform tag this module does not know (FreeBSD, iOS, …).
+    """
+    if platform == "any":
+        return None
+    match = _LINUX_ARCH.match(platform)
+    if match:
+        return (("linux", match["arch"]),)
+    match = _MACOS.match(platform)
+    if match:
+        return tuple(("darwin", a) for a in _MACOS_ARCHES.get(match["arch"], (match["arch"],)))
+    if platform in _WINDOWS:
+        return tuple(("win32", a) for a in _WINDOWS[platform])
+    return ()

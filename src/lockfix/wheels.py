@@ -1,0 +1,421 @@
+"""Wheels that disagree: one version whose wheels declare different dependencies.
+
+uv reads the metadata of one wheel per version and assumes every wheel says the same.
+Real packages break that: PyTorch nightly ``+cu126`` wheels declare the nvidia packages
+on Linux x86_64 only, tensorflow-cpu's Linux and Windows wheels differ, openmm 8.3.1's
+Linux wheel has a ``cuda12`` extra its macOS wheel lacks.
+
+:func:`merge_wheel_metadata` turns the metadata of all locked wheels of a version into
+one :class:`CoreMetadata` whose requirements hold exactly where the wheel declaring them
+is the one an installer picks among the *locked* wheels, so the planner, unchanged,
+writes edges with the right markers. When every wheel agrees the first metadata is
+returned as is.
+
+The installer's choice is modelled on ``packaging.tags.sys_tags`` (pip, uv): among the
+wheels compatible with an environment the one with the most preferred tag wins —
+``cpXY-cpXY`` > ``cpXY-abi3`` > ``cpXY-none`` > older ``abi3`` > ``pyXY``/``py3`` on a
+platform > ``cpXY-none-any`` > ``pyXY-none-any``/``py3-none-any``; within one Python
+rank the newest manylinux/macOS version and the exact macOS arch (before ``universal2``)
+first. Environments are enumerated as cells — (sys_platform, platform_machine) from the
+wheels' platform tags plus "any other platform", each Python minor the tags mention (and
+one cell above), CPython / PyPy / other — and a wheel's selection marker is the union of
+the cells it wins. Markers cannot tell glibc from musl or the OS release apart: a glibc
+system new enough for every manylinux tag and a recent macOS are assumed (musllinux
+wheels rank below manylinux ones).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from lockfix.markers import Marker
+from lockfix.metadata import CoreMetadata
+from lockfix.planner import Finding, Plan
+from lockfix.tags import platform_environments
+
+__all__ = [
+    "Cell",
+    "MergedMetadata",
+    "WheelGroup",
+    "installer_choice",
+    "merge_wheel_metadata",
+    "promote_disagreements",
+    "wheel_selections",
+]
+
+Platform = tuple[str, str]  # (sys_platform, platform_machine)
+IMPLEMENTATIONS = ("CPython", "PyPy", "other")
+
+_CP = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
+_PP = re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
+_PY = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MUSLLINUX = re.compile(r"^musllinux_(\d+)_(\d+)_")
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(.+)$")
+_MACOS_FORMAT = {"intel": 1, "universal2": 2, "universal": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One class of environments: a platform (None: none the tags name), a Python, an
+    implementation. ``top`` means "this minor and every later one"."""
+
+    platform: Platform | None
+    python: tuple[int, int]
+    implementation: str
+    top: bool = False
+
+    def marker(self, platforms: Iterable[Platform]) -> Marker:
+        return (
+            _platform_marker(self.platform, tuple(sorted(platforms)))
+            & _python_marker(self.python, self.top)
+            & _implementation_marker(self.implementation)
+        )
+
+
+@lru_cache(maxsize=1024)
+def _platform_marker(platform: Platform | None, known: tuple[Platform, ...]) -> Marker:
+    if platform is not None:
+        return Marker.parse(
+            f"sys_platform == '{platform[0]}' and platform_machine == '{platform[1]}'"
+        )
+    result = Marker.TRUE
+    for other in known:
+        result &= ~_platform_marker(other, ())
+    return result
+
+
+@lru_cache(maxsize=1024)
+def _python_marker(python: tuple[int, int], top: bool) -> Marker:
+    major, minor = python
+    if major < 3:
+        return Marker.parse("python_full_version < '3'")
+    low = Marker.parse(f"python_full_version >= '{major}.{minor}'")
+    if top:
+        return low
+    return low & Marker.parse(f"python_full_version < '{major}.{minor + 1}'")
+
+
+@lru_cache(maxsize=8)
+def _implementation_marker(implementation: str) -> Marker:
+    if implementation == "other":
+        return Marker.parse(
+            "platform_python_implementation != 'CPython' "
+            "and platform_python_implementation != 'PyPy'"
+        )
+    return Marker.parse(f"platform_python_implementation == '{implementation}'")
+
+
+# -- the installer's preference ---------------------------------------------------------
+
+
+def _platform_key(platform: str, cell: Cell) -> tuple[int, ...] | None:
+    """Smaller is preferred; None when the platform tag does not install in the cell."""
+    pairs = platform_environments(platform)
+    if pairs is None:
+        return (0,)
+    if cell.platform is None or cell.platform not in pairs:
+        return None
+    legacy = _LEGACY_MANYLINUX.get(platform.split("_", 1)[0])
+    if legacy:
+        return (0, -legacy[0], -legacy[1])
+    match = _MANYLINUX.match(platform)
+    if match:
+        return (0, -int(match[1]), -int(match[2]))
+    match = _MUSLLINUX.match(platform)
+    if match:
+        return (1, -int(match[1]), -int(match[2]))
+    match = _MACOS.match(platform)
+    if match:
+        fmt = 0 if match[3] == cell.platform[1] else _MACOS_FORMAT.get(match[3], 4)
+        return (-int(match[1]), -int(match[2]), fmt)
+    if platform == "win32":
+        return (1,)
+    return (2,)  # plain linux_<arch>, win_amd64/win_arm64
+
+
+def _python_rank(interpreter: str, abi: str, any_platform: bool, cell: Cell) -> int | None:
+    """Where the interpreter/ABI pair comes in sys_tags() order (smaller first)."""
+    major, minor = cell.python
+    match = _CP.match(interpreter) or _PP.match(interpreter)
+    if match:
+        implementation = "CPython" if interpreter.startswith("cp") else "PyPy"
+        if cell.implementation != implementation:
+            return None
+        version = (int(match["major"]), int(match["minor"]))
+        if abi == "abi3" and implementation == "CPython":
+            if version[0] != major or version[1] > minor:
+                return None
+            return 1 if version[1] == minor else 3 + (minor - version[1])
+        if version != (major, minor) or cell.top:
+            return None
+        if abi == "none":
+            return 200 if any_platform else 2
+        return 0
+    match = _PY.match(interpreter)
+    if match and abi == "none":
+        if int(match["major"]) != major:
+            return None
+        if not match["minor"]:
+            position = 1
+        else:
+            wanted = int(match["minor"])
+            if wanted > minor or (cell.top and wanted == minor):
+                return None
+            position = 0 if wanted == minor else 1 + (minor - wanted)
+        return (201 if any_platform else 100) + position
+    return None
+
+
+def _tag_key(tag: object, cell: Cell) -> tuple[object, ...] | None:
+    interpreter, abi, platform = tag.interpreter, tag.abi, tag.platform  # type: ignore[attr-defined]
+    platform_key = _platform_key(platform, cell)
+    if platform_key is None:
+        return None
+    rank = _python_rank(interpreter, abi, platform == "any", cell)
+    if rank is None:
+        return None
+    return (rank, platform_key)
+
+
+def _wheel_tags(filename: str) -> frozenset[object]:
+    try:
+        return frozenset(parse_wheel_filename(filename)[3])
+    except InvalidWheelFilename:
+        return frozenset()
+
+
+def installer_choice(filenames: Sequence[str], cell: Cell) -> str | None:
+    """The wheel an installer in ``cell`` picks among ``filenames`` (None: none fits)."""
+    best: tuple[tuple[object, ...], int] | None = None
+    for position, filename in enumerate(filenames):
+        for tag in _wheel_tags(filename):
+            key = _tag_key(tag, cell)
+            if key is not None and (best is None or (key, position) < best):
+                best = (key, position)
+    return filenames[best[1]] if best else None
+
+
+def _cells(filenames: Sequence[str]) -> tuple[list[Cell], set[Platform]]:
+    platforms: set[Platform] = set()
+    minors: set[int] = set()
+    for filename in filenames:
+        for tag in _wheel_tags(filename):
+            platforms.update(platform_environments(tag.platform) or ())  # type: ignore[attr-defined]
+            interpreter = tag.interpreter  # type: ignore[attr-defined]
+            match = _CP.match(interpreter) or _PP.match(interpreter) or _PY.match(interpreter)
+            if match and match["major"] == "3" and match["minor"]:
+                minors.add(int(match["minor"]))
+    top = max(minors) + 1 if minors else 0
+    pythons = [((2, 7), False)] + [((3, m), m == top) for m in range(top + 1)]
+    cells = [
+        Cell(platform, python, implementation, is_top)
+        for platform in [*sorted(platforms), None]
+        for python, is_top in pythons
+        for implementation in IMPLEMENTATIONS
+    ]
+    return cells, platforms
+
+
+def wheel_selections(filenames: Sequence[str]) -> dict[str, Marker]:
+    """For each wheel, the environments in which an installer picks it among these wheels
+    (FALSE for a wheel that is never picked)."""
+    cells, platforms = _cells(filenames)
+    result = dict.fromkeys(filenames, Marker.FALSE)
+    for cell in cells:
+        chosen = installer_choice(filenames, cell)
+        if chosen is not None:
+            result[chosen] |= cell.marker(platforms)
+    return result
+
+
+# -- merging ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WheelGroup:
+    """Wheels with identical Requires-Dist and Provides-Extra, and where they are picked."""
+
+    metadata: CoreMetadata
+    wheels: tuple[str, ...]
+    selection: Marker  # simplified where it does not matter (no locked wheel fits)
+
+
+@dataclass(frozen=True, slots=True)
+class MergedMetadata:
+    metadata: CoreMetadata
+    groups: tuple[WheelGroup, ...]
+
+    @property
+    def disagree(self) -> bool:
+        return len(self.groups) > 1
+
+    def describe(self) -> str:
+        """What each group declares that not every group does."""
+        counts: dict[str, int] = {}
+        for group in self.groups:
+            for line in {*group.metadata.requires_dist, *_extra_lines(group.metadata)}:
+                counts[line] = counts.get(line, 0) + 1
+        parts = []
+        for group in self.groups:
+            own = [
+                line
+                for line in (*_extra_lines(group.metadata), *group.metadata.requires_dist)
+                if counts[line] < len(self.groups)
+            ]
+            where = str(group.selection) or "everywhere else"
+            what = "; ".join(own[:4]) + (f"; … {len(own) - 4} more" if len(own) > 4 else "")
+            parts.append(
+                f"{len(group.wheels)} wheel(s) such as {group.wheels[0]} (picked where {where}) "
+                + (f"declare {what}" if own else "declare nothing the others lack")
+            )
+        return " | ".join(parts)
+
+
+def _extra_lines(metadata: CoreMetadata) -> tuple[str, ...]:
+    return tuple(f"Provides-Extra: {e}" for e in metadata.provides_extra)
+
+
+def _key(metadata: CoreMetadata) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(sorted(metadata.requires_dist)), tuple(sorted(metadata.provides_extra))
+
+
+RequirementKey = tuple[str, tuple[str, ...], str, str | None]
+
+
+def _requirements(metadata: CoreMetadata) -> dict[RequirementKey, tuple[Marker, list[str]]]:
+    result: dict[RequirementKey, tuple[Marker, list[str]]] = {}
+    for line in metadata.requires_dist:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        key = (
+            canonicalize_name(requirement.name),
+            tuple(sorted(canonicalize_name(e) for e in requirement.extras)),
+            str(requirement.specifier),
+            requirement.url,
+        )
+        marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+        old, lines = result.get(key, (Marker.FALSE, []))
+        result[key] = (old | marker, [*lines, line])
+    return result
+
+
+def _line(key: RequirementKey, original: str, marker: Marker) -> str:
+    requirement = Requirement(original)
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    text = requirement.name + extras
+    text += f" @ {requirement.url}" if requirement.url else str(requirement.specifier)
+    return f"{text} ; {marker}" if not marker.is_true() else text
+
+
+def merge_wheel_metadata(
+    wheels: Sequence[tuple[str, CoreMetadata]], sdist: CoreMetadata | None = None
+) -> MergedMetadata:
+    """One metadata for all locked wheels of a version (see the module docstring).
+
+    ``sdist`` (static metadata only) counts where no locked wheel fits. When all wheels
+    agree the first wheel's metadata comes back unchanged, with a single group.
+    """
+    if not wheels:
+        raise ValueError("no wheels")
+    by_key: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, CoreMetadata]]] = {}
+    for filename, metadata in wheels:
+        by_key.setdefault(_key(metadata), []).append((filename, metadata))
+    first = wheels[0][1]
+    if len(by_key) == 1:
+        names = tuple(f for f, _ in wheels)
+        return MergedMetadata(first, (WheelGroup(first, names, Marker.TRUE),))
+    filenames = sorted(f for f, _ in wheels)
+    selections = wheel_selections(filenames)
+    raw: list[tuple[CoreMetadata, tuple[str, ...], Marker]] = []
+    for members in by_key.values():
+        selection = Marker.FALSE
+        for filename, _ in members:
+            selection |= selections[filename]
+        raw.append((members[0][1], tuple(f for f, _ in members), selection))
+    care = Marker.FALSE
+    for _, _, selection in raw:
+        care |= selection
+    if sdist is not None and not care.is_true():
+        sdist_key = _key(sdist)
+        for i, (metadata, names, selection) in enumerate(raw):
+            if _key(metadata) == sdist_key:
+                raw[i] = (metadata, names, selection | ~care)
+                break
+        else:
+            raw.append((sdist, ("(sdist)",), ~care))
+        care = Marker.TRUE
+    groups = tuple(
+        WheelGroup(metadata, names, _simplify(selection, care))
+        for metadata, names, selection in raw
+    )
+    return MergedMetadata(_merge(first, groups), groups)
+
+
+def _simplify(selection: Marker, care: Marker) -> Marker:
+    """A short marker that agrees with ``selection`` wherever some locked wheel fits."""
+    if care.is_true():
+        return selection
+    # Prefer a marker over the platform alone when the split is by platform.
+    platform_only = selection.simplify_under(care)
+    return platform_only
+
+
+def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
+    tables = [_requirements(g.metadata) for g in groups]
+    order: dict[RequirementKey, str] = {}
+    for table in tables:
+        for key, (_, lines) in table.items():
+            order.setdefault(key, lines[0])
+    requires: list[str] = []
+    for key, original in order.items():
+        present = [t.get(key) for t in tables]
+        if all(p is not None for p in present) and len({p[0] for p in present if p}) == 1:
+            requires.extend(present[0][1])  # type: ignore[index]
+            continue
+        marker = Marker.FALSE
+        for group, entry in zip(groups, present, strict=True):
+            if entry is not None:
+                marker |= entry[0] & group.selection
+        if not marker.is_false():
+            requires.append(_line(key, original, marker))
+    extras: dict[str, str] = {}
+    for group in groups:
+        for extra in group.metadata.provides_extra:
+            extras.setdefault(canonicalize_name(extra), extra)
+    return replace(
+        first,
+        requires_dist=tuple(dict.fromkeys(requires)),
+        provides_extra=tuple(extras.values()),
+    )
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+def disagreement(package_id: object, merged: MergedMetadata) -> Finding:
+    name, version = package_id.name, package_id.version  # type: ignore[attr-defined]
+    return Finding(
+        package_id,  # type: ignore[arg-type]
+        "wheels-disagree",
+        f"wheels of {name} {version} declare different dependencies: {merged.describe()}",
+    )
+
+
+def promote_disagreements(plan: Plan, warnings: list[Finding]) -> None:
+    """A ``wheels-disagree`` warning becomes a finding when the lock's edges of that
+    package do not already match the merged view (the plan found something wrong)."""
+    wrong = {f.package for f in plan.findings}
+    for finding in list(warnings):
+        if finding.kind == "wheels-disagree" and finding.package in wrong:
+            warnings.remove(finding)
+            plan.findings.append(finding)
