@@ -104,10 +104,75 @@ class NoMatchingVersion(Exception):
     """No version on the index satisfies what the graph asks of a missing package."""
 
 
+@dataclass(frozen=True, slots=True)
+class ManifestRules:
+    """What the lock's ``[manifest]`` changes about every package's requirements."""
+
+    excludes: frozenset[str] = frozenset()
+    # name → [(specifier, marker)]; an override replaces every requirement on the name
+    overrides: Mapping[str, tuple[tuple[SpecifierSet, Marker], ...]] = field(default_factory=dict)
+    # name → [(version or None, requires-dist, provides-extras)]
+    metadata: Mapping[str, tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...]] = field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, object]) -> ManifestRules:
+        excludes = frozenset(canonicalize_name(str(n)) for n in manifest.get("excludes", ()) or ())
+        overrides: dict[str, list[tuple[SpecifierSet, Marker]]] = {}
+        for entry in manifest.get("overrides", ()) or ():
+            if not isinstance(entry, Mapping) or "name" not in entry:
+                continue
+            try:
+                specifier = SpecifierSet(entry.get("specifier", ""))
+            except InvalidSpecifier:
+                specifier = SpecifierSet()
+            overrides.setdefault(canonicalize_name(entry["name"]), []).append(
+                (specifier, Marker.parse(entry.get("marker", "")))
+            )
+        metadata: dict[str, list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]] = {}
+        for entry in manifest.get("dependency-metadata", ()) or ():
+            if isinstance(entry, Mapping) and "name" in entry:
+                metadata.setdefault(canonicalize_name(entry["name"]), []).append(
+                    (
+                        entry.get("version"),
+                        tuple(entry.get("requires-dist", ())),
+                        tuple(entry.get("provides-extras", ())),
+                    )
+                )
+        return cls(
+            excludes,
+            {k: tuple(v) for k, v in overrides.items()},
+            {k: tuple(v) for k, v in metadata.items()},
+        )
+
+    def declared(self, package_id: PackageId) -> CoreMetadata | None:
+        """Metadata the project declares for a package (``tool.uv.dependency-metadata``)."""
+        for version, requires_dist, extras in self.metadata.get(package_id.name, ()):
+            if version is None or version == package_id.version:
+                return CoreMetadata(
+                    name=package_id.name,
+                    version=package_id.version or "",
+                    requires_dist=requires_dist,
+                    requires_python=None,
+                    provides_extra=extras,
+                    dynamic=(),
+                    metadata_version="2.3",
+                )
+        return None
+
+
+NO_RULES = ManifestRules()
+
+
 def lower_requirements(
-    metadata: CoreMetadata,
+    metadata: CoreMetadata, rules: ManifestRules = NO_RULES
 ) -> dict[Table, list[LoweredRequirement]]:
-    """Place each Requires-Dist line in the main table or the extra tables it belongs to."""
+    """Place each Requires-Dist line in the main table or the extra tables it belongs to.
+
+    The manifest's excludes drop requirements, and its overrides replace them: as in uv,
+    an override keeps only the extra the original was under, not its other markers.
+    """
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
     for line in metadata.requires_dist:
@@ -115,26 +180,50 @@ def lower_requirements(
             requirement = Requirement(line)
         except InvalidRequirement:
             continue
-        if requirement.url:
+        name = canonicalize_name(requirement.name)
+        if name in rules.excludes:
             continue
         marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
-        mentioned = marker.extras()
-        extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
-        name = canonicalize_name(requirement.name)
-        everything = own_extras | mentioned
-        base = marker.restrict_extras((), everything) if mentioned else marker
-        if not base.is_false():
-            tables.setdefault(MAIN, []).append(
-                LoweredRequirement(name, extras, requirement.specifier, base, line)
-            )
-        for extra in sorted(mentioned):
-            when = marker.restrict_extras((extra,), everything - {extra})
-            if when.is_false() or (not base.is_false() and when.implies(base)):
-                continue
-            tables.setdefault(("extra", extra), []).append(
-                LoweredRequirement(name, extras, requirement.specifier, when, line)
-            )
+        if name in rules.overrides:
+            for specifier, override_marker in rules.overrides[name]:
+                _place(
+                    tables,
+                    own_extras,
+                    name,
+                    requirement,
+                    specifier,
+                    marker.only_extras() & override_marker,
+                    line,
+                )
+            continue
+        if requirement.url:
+            continue
+        _place(tables, own_extras, name, requirement, requirement.specifier, marker, line)
     return _flatten_self_extras(canonicalize_name(metadata.name), tables)
+
+
+def _place(
+    tables: dict[Table, list[LoweredRequirement]],
+    own_extras: set[str],
+    name: str,
+    requirement: Requirement,
+    specifier: SpecifierSet,
+    marker: Marker,
+    line: str,
+) -> None:
+    mentioned = marker.extras()
+    extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
+    everything = own_extras | mentioned
+    base = marker.restrict_extras((), everything) if mentioned else marker
+    if not base.is_false():
+        tables.setdefault(MAIN, []).append(LoweredRequirement(name, extras, specifier, base, line))
+    for extra in sorted(mentioned):
+        when = marker.restrict_extras((extra,), everything - {extra})
+        if when.is_false() or (not base.is_false() and when.implies(base)):
+            continue
+        tables.setdefault(("extra", extra), []).append(
+            LoweredRequirement(name, extras, specifier, when, line)
+        )
 
 
 def _flatten_self_extras(
@@ -205,6 +294,7 @@ class Planner:
         self.unverified: dict[PackageId, str] = {}
         self.failed: set[PackageId] = set()
         self.added: dict[str, AddedPackage] = {}
+        self.rules = ManifestRules.from_manifest(lock.manifest)
         self.conflicts_allowed = self._conflicts_allowed()
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
@@ -222,6 +312,8 @@ class Planner:
         ``failed`` means the index or network failed (a retry may succeed); otherwise the
         metadata is unknowable without a build (dynamic sdist), which is not an error.
         """
+        if self.rules.declared(package_id) is not None:
+            return  # the project declares its metadata: nothing to fetch
         self.unverified[package_id] = reason
         if failed:
             self.failed.add(package_id)
@@ -286,13 +378,13 @@ class Planner:
     def _lowered_for(self, package_id: PackageId) -> dict[Table, list[LoweredRequirement]] | None:
         if package_id in self._lowered:
             return self._lowered[package_id]
-        metadata = self.metadata.get(package_id)
+        metadata = self.rules.declared(package_id) or self.metadata.get(package_id)
         if metadata is None:
             added = self.added.get(package_id.name)
             metadata = added.metadata if added and added.id == package_id else None
         if metadata is None:
             return None
-        self._lowered[package_id] = lower_requirements(metadata)
+        self._lowered[package_id] = lower_requirements(metadata, self.rules)
         return self._lowered[package_id]
 
     def _targets(
@@ -354,9 +446,20 @@ class Planner:
                     )
                     when = requirement.marker & forks
                     activation = targets.setdefault(target, {})
-                    for key in (None, *requirement.extras):
+                    extras = [e for e in requirement.extras if self._defines_extra(target, e)]
+                    for key in (None, *extras):
                         activation[key] = activation.get(key, Marker.FALSE) | when
         return tables
+
+    def _defines_extra(self, package_id: PackageId, extra: str) -> bool:
+        """Whether an extra of a package has anything to install (uv drops empty ones)."""
+        lowered = self._lowered_for(package_id)
+        if lowered is None:
+            package = self.lock.package(package_id)
+            return package is None or extra in package.optional_dependencies
+        return any(
+            not (r.marker & self.root).is_false() for r in lowered.get(("extra", extra), ())
+        )
 
     def locked_edges(
         self, package: Package
