@@ -1,0 +1,127 @@
+"""The planner on small hand-written locks: pure, no network, one rule per test."""
+
+from __future__ import annotations
+
+from lockfix.lockfile import parse_lock
+from lockfix.metadata import CoreMetadata
+from lockfix.planner import Plan, Planner
+from lockfix.project import infer_config
+
+REGISTRY = "https://example.invalid/simple"
+
+
+def lock_text(manifest: str, packages: str) -> str:
+    return f"""version = 1
+revision = 3
+requires-python = ">=3.11"
+
+[manifest]
+{manifest}
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [
+    {{ name = "lib" }},
+]
+
+[package.metadata]
+requires-dist = [{{ name = "lib" }}]
+{packages}"""
+
+
+def package(name: str, deps: str = "", extras: str = "") -> str:
+    block = (
+        f'\n[[package]]\nname = "{name}"\nversion = "1.0"\nsource = {{ registry = "{REGISTRY}" }}\n'
+    )
+    if deps:
+        block += f"dependencies = [\n{deps}]\n"
+    block += (
+        f'wheels = [\n    {{ url = "https://example.invalid/{name}-1.0-py3-none-any.whl",'
+        ' hash = "sha256:' + "0" * 64 + '" },\n]\n'
+    )
+    if extras:
+        block += f"\n[package.optional-dependencies]\n{extras}"
+    return block
+
+
+def metadata(name: str, *requires: str, extras: tuple[str, ...] = ()) -> CoreMetadata:
+    return CoreMetadata(name, "1.0", tuple(requires), None, extras, (), "2.3")
+
+
+def plan(text: str, *metas: CoreMetadata) -> Plan:
+    lock = parse_lock(text)
+    planner = Planner(lock, infer_config(lock))
+    for meta in metas:
+        target = next(p for p in lock.packages if p.name == meta.name)
+        planner.add_metadata(target.id, meta)
+    return planner.plan()
+
+
+def kinds(result: Plan) -> set[tuple[str, str, str | None]]:
+    """Findings, plus the names the planner would still have to fetch."""
+    found = {(f.package.name, f.kind, f.target) for f in result.findings}
+    return found | {(m.name, "pending", None) for m in result.pending}
+
+
+EDGE = '    { name = "dep" },\n'
+
+
+def test_an_edge_the_metadata_declares_is_right() -> None:
+    text = lock_text("", package("lib", EDGE) + package("dep"))
+    assert kinds(plan(text, metadata("lib", "dep>=1"), metadata("dep"))) == set()
+
+
+def test_a_missing_edge_is_found() -> None:
+    text = lock_text("", package("lib") + package("dep", "") + package("other", ""))
+    found = kinds(plan(text, metadata("lib", "dep"), metadata("dep"), metadata("other")))
+    assert ("lib", "missing-dependency", "dep") in found
+
+
+def test_manifest_excludes_drop_the_requirement() -> None:
+    text = lock_text('excludes = ["dep"]', package("lib"))
+    assert kinds(plan(text, metadata("lib", "dep>=1"))) == set()
+
+
+def test_manifest_overrides_replace_markers_but_keep_the_extra() -> None:
+    override = 'overrides = [{ name = "dep", marker = "sys_platform == \'linux\'" }]'
+    edge = '    { name = "dep", marker = "sys_platform == \'linux\'" },\n'
+    text = lock_text(override, package("lib", edge) + package("dep"))
+    # the metadata says windows; the override says linux, and the override wins
+    assert (
+        kinds(plan(text, metadata("lib", "dep; sys_platform == 'win32'"), metadata("dep"))) == set()
+    )
+
+
+def test_dependency_metadata_stands_in_for_the_index() -> None:
+    declared = '\n[[manifest.dependency-metadata]]\nname = "lib"\nrequires-dist = ["dep"]\n'
+    text = lock_text(declared, package("lib", EDGE) + package("dep"))
+    # the index says lib needs nothing; the project's declaration says dep
+    assert kinds(plan(text, metadata("lib"), metadata("dep"))) == set()
+
+
+def test_an_extra_with_nothing_to_install_is_not_named_on_edges() -> None:
+    text = lock_text("", package("lib", EDGE) + package("dep"))
+    lib = metadata("lib", "dep[toml]")
+    dep = metadata("dep", "tomli; python_version < '3.11' and extra == 'toml'", extras=("toml",))
+    assert kinds(plan(text, lib, dep)) == set()
+
+
+def test_windows_is_the_only_nt() -> None:
+    edge = '    { name = "dep", marker = "sys_platform == \'win32\'" },\n'
+    text = lock_text("", package("lib", edge) + package("dep"))
+    assert kinds(plan(text, metadata("lib", "dep; os_name == 'nt'"), metadata("dep"))) == set()
+
+
+def test_self_extras_are_inlined() -> None:
+    tables = '[package.optional-dependencies]\nall = [\n    { name = "dep" },\n]\n'
+    lib_block = package("lib").replace("\n[package.optional-dependencies]\n", "")
+    app_edge = '    { name = "lib", extra = ["all"] },\n'
+    text = lock_text("", lib_block + "\n" + tables + package("dep")).replace(
+        '    { name = "lib" },\n', app_edge
+    )
+    lib = metadata(
+        "lib", "dep; extra == 'fast'", "lib[fast]; extra == 'all'", extras=("fast", "all")
+    )
+    assert kinds(plan(text, lib, metadata("dep"))) == set()
