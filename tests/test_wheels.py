@@ -38,7 +38,8 @@ PLATFORMS = {
     "windows-amd64": ("win32", "AMD64", "Windows", "nt"),
 }
 PYTHONS = ("3.11.9", "3.12.3", "3.13.1")
-HERE = ("linux-x86_64", "3.11.9")  # this machine, as far as the fixtures care
+HERE = ("linux-x86_64", "3.11.9")
+LOCKFIX = (sys.executable, "-m", "lockfix")  # this machine, as far as the fixtures care
 
 
 def _platform_tags(platform: str) -> list[str]:
@@ -377,3 +378,32 @@ def test_single_wheel_view_is_uvs(case: Case) -> None:
     analysis = asyncio.run(analyze_lock(lock, project, options))
     assert not any(f.kind == "wheels-disagree" for f in analysis.plan.findings)
     assert any(w.kind == "wheels-disagree" for w in analysis.warnings)
+
+
+@needs_uv
+def test_member_asking_for_an_extra_only_some_wheels_have(tmp_path: Path) -> None:
+    """openmm[cuda12] asked for by the project itself (uv#15876): uv drops the extra from
+    the member's edge; lockfix keeps member edges as locked, so it says so (exit 1)."""
+    built = build_scenario(get_wheel_scenario("wheels_openmm"), tmp_path / "build")
+    with IndexServer(built) as server:
+        project = make_wheels_project("wheels_openmm", server, tmp_path / "p")
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace(
+                '"mdkit==1.2.0", "openmm==8.3.1"', '"openmm[cuda12]==8.3.1"'
+            )
+        )
+        locked = run_uv(NEW, ["lock"], project, tmp_path / "uv")
+        assert "does not have an extra named `cuda12`" in locked.stderr
+        result = subprocess.run(
+            [*LOCKFIX, "check", "uv.lock", "--format", "json", "--cache-dir", str(tmp_path / "c")],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    member = [f for f in findings if f["package"] == "debug"]
+    assert [f["kind"] for f in member] == ["wheels-disagree"]
+    assert "openmm[cuda12]" in member[0]["message"]

@@ -236,7 +236,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
-    promote_disagreements(plan, warnings)
+    promote_disagreements(plan, warnings, planner)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
         lock,

@@ -34,9 +34,10 @@ from functools import lru_cache
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from lockfix.lockfile import PackageId
 from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan
+from lockfix.planner import Finding, Plan, Planner
 from lockfix.tags import platform_environments
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "MergedMetadata",
     "WheelGroup",
     "installer_choice",
+    "member_extra_findings",
     "merge_wheel_metadata",
     "promote_disagreements",
     "wheel_selections",
@@ -402,20 +404,64 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
 # -- reporting ---------------------------------------------------------------------------
 
 
-def disagreement(package_id: object, merged: MergedMetadata) -> Finding:
-    name, version = package_id.name, package_id.version  # type: ignore[attr-defined]
+def disagreement(package_id: PackageId, merged: MergedMetadata) -> Finding:
+    name, version = package_id.name, package_id.version
     return Finding(
-        package_id,  # type: ignore[arg-type]
+        package_id,
         "wheels-disagree",
         f"wheels of {name} {version} declare different dependencies: {merged.describe()}",
     )
 
 
-def promote_disagreements(plan: Plan, warnings: list[Finding]) -> None:
+def promote_disagreements(
+    plan: Plan, warnings: list[Finding], planner: Planner | None = None
+) -> None:
     """A ``wheels-disagree`` warning becomes a finding when the lock's edges of that
-    package do not already match the merged view (the plan found something wrong)."""
+    package do not already match the merged view (the plan found something wrong).
+
+    With the planner, also report members whose edge lost an extra that only some wheels
+    provide (lockfix keeps a member's edges as locked, so it cannot add it back)."""
     wrong = {f.package for f in plan.findings}
+    disagreeing = {f.package for f in warnings if f.kind == "wheels-disagree"}
+    if planner is not None:
+        plan.findings.extend(member_extra_findings(planner, disagreeing))
     for finding in list(warnings):
         if finding.kind == "wheels-disagree" and finding.package in wrong:
             warnings.remove(finding)
             plan.findings.append(finding)
+
+
+def member_extra_findings(planner: Planner, disagreeing: set[PackageId]) -> list[Finding]:
+    """Members that ask for ``pkg[x]`` where only some wheels of the locked ``pkg`` provide
+    ``x`` and the member's locked edge lacks it (uv read a wheel without the extra)."""
+    findings = []
+    by_name = {p.name: p for p in disagreeing}
+    for member in planner.lock.members:
+        requested = member.metadata.get("requires-dist", ()) if member.metadata else ()
+        for entry in requested:
+            name = canonicalize_name(str(entry.get("name", "")))
+            package_id = by_name.get(name)
+            metadata = planner.metadata.get(package_id) if package_id else None
+            if package_id is None or metadata is None:
+                continue
+            provided = {canonicalize_name(e) for e in metadata.provides_extra}
+            wanted = {canonicalize_name(e) for e in entry.get("extras", ())} & provided
+            locked = {
+                canonicalize_name(extra)
+                for _, _, dep in member.edges()
+                if dep.name == name
+                for extra in dep.extras
+            }
+            for extra in sorted(wanted - locked):
+                findings.append(
+                    Finding(
+                        member.id,
+                        "wheels-disagree",
+                        f"{member.name} asks for {name}[{extra}], but its locked edge to "
+                        f"{name} {package_id.version} lacks the extra: only some wheels "
+                        f"provide it and uv read one that does not. lockfix keeps a "
+                        f"member's edges as locked; require what [{extra}] brings directly",
+                        target=name,
+                    )
+                )
+    return findings
