@@ -172,6 +172,20 @@ def test_agreeing_wheels_come_back_unchanged() -> None:
     assert not merged.disagree
 
 
+def test_spelling_alone_is_no_disagreement() -> None:
+    a = CoreMetadata(
+        "a", "1", ("numpy (>=1.0) ; platform_system == 'Linux'", "six"), None, ("X",), (), "2.1"
+    )
+    b = CoreMetadata(
+        "a", "1", ("six", 'numpy>=1.0; sys_platform == "linux"'), None, ("x",), (), "2.3"
+    )
+    merged = merge_wheel_metadata(
+        [("a-1-cp311-cp311-win_amd64.whl", a), ("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", b)]
+    )
+    assert not merged.disagree
+    assert merged.metadata is a
+
+
 def test_specific_wheels_shadow_generic_ones() -> None:
     files = [
         "p-1-py3-none-any.whl",

@@ -261,17 +261,11 @@ class MergedMetadata:
 
     def describe(self) -> str:
         """What each group declares that not every group does."""
-        counts: dict[str, int] = {}
-        for group in self.groups:
-            for line in {*group.metadata.requires_dist, *_extra_lines(group.metadata)}:
-                counts[line] = counts.get(line, 0) + 1
+        declared = [_declarations(group.metadata) for group in self.groups]
+        common = set.intersection(*(set(d) for d in declared))
         parts = []
-        for group in self.groups:
-            own = [
-                line
-                for line in (*_extra_lines(group.metadata), *group.metadata.requires_dist)
-                if counts[line] < len(self.groups)
-            ]
+        for group, declarations in zip(self.groups, declared, strict=True):
+            own = [line for item, line in declarations.items() if item not in common]
             where = str(group.selection) or "everywhere else"
             what = "; ".join(own[:4]) + (f"; … {len(own) - 4} more" if len(own) > 4 else "")
             parts.append(
@@ -281,12 +275,31 @@ class MergedMetadata:
         return " | ".join(parts)
 
 
-def _extra_lines(metadata: CoreMetadata) -> tuple[str, ...]:
-    return tuple(f"Provides-Extra: {e}" for e in metadata.provides_extra)
+def _declarations(metadata: CoreMetadata) -> dict[object, str]:
+    """Each extra and requirement by meaning, with the line that declares it."""
+    out: dict[object, str] = {
+        ("extra", canonicalize_name(e)): f"Provides-Extra: {e}" for e in metadata.provides_extra
+    }
+    for key, (marker, lines) in _requirements(metadata).items():
+        out[(key, marker)] = lines[0]
+    return out
 
 
-def _key(metadata: CoreMetadata) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return tuple(sorted(metadata.requires_dist)), tuple(sorted(metadata.provides_extra))
+def _key(metadata: CoreMetadata) -> tuple[object, ...]:
+    """What a wheel declares, by meaning: spelling (``numpy (>=1)`` vs ``numpy>=1``,
+    marker quoting, order, extra name case) does not make wheels disagree."""
+    requirements = frozenset((key, marker) for key, (marker, _) in _requirements(metadata).items())
+    unparsable = frozenset(line for line in metadata.requires_dist if not _parses(line))
+    extras = frozenset(canonicalize_name(e) for e in metadata.provides_extra)
+    return requirements, unparsable, extras
+
+
+def _parses(line: str) -> bool:
+    try:
+        Requirement(line)
+    except InvalidRequirement:
+        return False
+    return True
 
 
 RequirementKey = tuple[str, tuple[str, ...], str, str | None]
@@ -329,7 +342,7 @@ def merge_wheel_metadata(
     """
     if not wheels:
         raise ValueError("no wheels")
-    by_key: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, CoreMetadata]]] = {}
+    by_key: dict[tuple[object, ...], list[tuple[str, CoreMetadata]]] = {}
     for filename, metadata in wheels:
         by_key.setdefault(_key(metadata), []).append((filename, metadata))
     first = wheels[0][1]
