@@ -1,52 +1,86 @@
-"""The command line: ``lockfix check`` and ``lockfix repair``. Thin by design."""
+"""The command line: ``check``, ``repair``, ``explain`` and ``cache``. Thin by design."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from lockfix import __version__
 from lockfix.safeio import InputError, read_lock_text, write_atomically
 
+if TYPE_CHECKING:
+    from lockfix.engine import Analysis
+
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_UNVERIFIED = 3
+FIXED_UV = (0, 10, 10)  # first uv whose resolver keeps per-index metadata apart
+PROGRESS_AFTER = 1.0  # seconds before a progress line appears
+
+
+class Unverified(click.ClickException):
+    exit_code = EXIT_UNVERIFIED
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"lockfix: could not verify {self.format_message()}", err=True)
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     ctx.meta["lockfix.keep_going"] = value  # read by lockfix.engine (issue 7)
 
 
-def _common(function):  # type: ignore[no-untyped-def]
+@dataclass(slots=True)
+class RunOptions:
+    cache_dir: Path | None
+    no_cache: bool
+    offline: bool
+    concurrency: int | None
+    output_format: str
+    quiet: bool
+    verbose: bool
+
+
+def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     options = [
-        click.argument("path", type=click.Path(path_type=Path), default=Path("uv.lock")),
         click.option(
             "--cache-dir",
             type=click.Path(path_type=Path),
             envvar="LOCKFIX_CACHE_DIR",
-            help="Cache folder (default: the user cache dir).",
+            help="Cache folder (default: the user cache dir; env LOCKFIX_CACHE_DIR).",
         ),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
         click.option(
-            "--offline", is_flag=True, envvar="LOCKFIX_OFFLINE", help="Answer from the cache only."
+            "--offline",
+            is_flag=True,
+            envvar="LOCKFIX_OFFLINE",
+            help="Answer from the cache only (env LOCKFIX_OFFLINE=1).",
         ),
         click.option(
             "--concurrency",
             type=click.IntRange(1, 256),
-            default=16,
-            show_default=True,
-            help="Requests in flight at once.",
+            default=None,
+            help="Requests in flight at once (env LOCKFIX_CONCURRENCY, "
+            "[tool.lockfix] concurrency; default 16).",
         ),
         click.option(
             "--format",
             "output_format",
-            type=click.Choice(["text", "json"]),
+            type=click.Choice(formats),
             default="text",
             show_default=True,
+            help="Report format.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
         click.option(
@@ -56,32 +90,170 @@ def _common(function):  # type: ignore[no-untyped-def]
             callback=_keep_going,
             help="Repair what could be verified, report the rest, exit 3 (issue 7).",
         ),
+        click.option(
+            "-v", "--verbose", is_flag=True, help="Print each package's verdict on stderr."
+        ),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
-def _analyze(path: Path, cache_dir: Path | None, no_cache: bool, offline: bool, concurrency: int):  # type: ignore[no-untyped-def]
+def _paths_argument(function: Callable[..., Any]) -> Callable[..., Any]:
+    # readable=False: an unreadable lock is reported by safeio in one line (issue 7)
+    paths = click.Path(path_type=Path, readable=False)
+    return click.argument("paths", nargs=-1, type=paths)(function)
+
+
+def _uv_version() -> tuple[int, ...] | None:
+    """The version of the ``uv`` on PATH, or None when there is none or it does not answer."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return None
+    try:
+        result = subprocess.run(
+            [uv, "--version"], capture_output=True, text=True, timeout=3, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\buv (\d+)\.(\d+)\.(\d+)", result.stdout)
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def _warn_old_uv(run: RunOptions) -> None:
+    if run.quiet:
+        return
+    version = _uv_version()
+    if version is not None and version < FIXED_UV:
+        shown = ".".join(map(str, version))
+        click.echo(
+            f"lockfix: warning: the uv on PATH is {shown}; uv before 0.10.10 breaks locks that "
+            "use several indexes (astral-sh/uv#14237), so the next `uv lock` may undo a "
+            "repair: upgrade uv",
+            err=True,
+        )
+
+
+@contextmanager
+def _progress(run: RunOptions) -> Iterator[Callable[[int, int], None] | None]:
+    """A ``[n/N]`` line on a terminal's stderr, once a run has taken longer than a second."""
+    if run.quiet or run.verbose or not sys.stderr.isatty():
+        yield None
+        return
+    started = time.monotonic()
+    shown = False
+
+    def update(done: int, total: int) -> None:
+        nonlocal shown
+        if time.monotonic() - started < PROGRESS_AFTER:
+            return
+        shown = True
+        sys.stderr.write(f"\rlockfix: [{done}/{total}] packages checked")
+        sys.stderr.flush()
+
+    try:
+        yield update
+    finally:
+        if shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _verbose(analysis: Analysis) -> None:
+    from lockfix.report import index_label, unverified_status
+
+    plan = analysis.plan
+    wrong = {f.package for f in [*plan.findings, *analysis.artifact_findings]}
+    for package in sorted(analysis.lock.packages, key=lambda p: p.id.sort_key()):
+        if not package.source.is_registry:
+            continue
+        label = f"{package.name} {package.version} ({index_label(package.source.location)})"
+        if package.id in plan.unverified:
+            status = unverified_status(plan, package.id)
+            verdict = "skipped" if status == "skipped" else "not verified"
+            click.echo(f"lockfix: {verdict}: {label}: {plan.unverified[package.id]}", err=True)
+        elif package.id in wrong:
+            click.echo(f"lockfix: wrong: {label}", err=True)
+        else:
+            click.echo(f"lockfix: verified: {label}", err=True)
+    click.echo(f"lockfix: {analysis.requests} request(s) to the indexes", err=True)
+
+
+def _analyze(path: Path, run: RunOptions) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock
     from lockfix.lockfile import LockError, parse_lock
+    from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
     text = read_lock_text(path)
     try:
         lock = parse_lock(text)
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
-    options = Options(
-        cache_dir=cache_dir, no_cache=no_cache, offline=offline, concurrency=concurrency
-    )
+    lock_dir = path.resolve().parent
     try:
-        return asyncio.run(analyze_lock(lock, path.resolve().parent, options))
-    except ResolutionError as error:
-        raise InputError(f"{path}: {error}") from None
-    except IndexClientError as error:
-        click.echo(f"lockfix: could not verify {path}: {error}", err=True)
-        sys.exit(EXIT_UNVERIFIED)
+        settings = load_file_settings(lock_dir)
+        concurrency = resolve_concurrency(run.concurrency, settings)
+    except SettingsError as error:
+        raise InputError(str(error)) from None
+    if settings.unknown and not run.quiet:
+        click.echo(
+            f"lockfix: warning: {lock_dir / 'pyproject.toml'}: unknown [tool.lockfix] "
+            f"key(s) ignored: {', '.join(settings.unknown)}",
+            err=True,
+        )
+    with _progress(run) as progress:
+        options = Options(
+            cache_dir=run.cache_dir,
+            no_cache=run.no_cache,
+            offline=run.offline,
+            concurrency=concurrency,
+            progress=progress,
+            skip_packages=settings.skip_packages,
+            skip_indexes=settings.skip_indexes,
+        )
+        if settings.per_wheel is not None:
+            options.per_wheel = settings.per_wheel
+        try:
+            analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
+        except ResolutionError as error:
+            raise InputError(f"{path}: {error}") from None
+        except IndexClientError as error:
+            raise Unverified(f"{path}: {error}") from None
+    if run.verbose:
+        _verbose(analysis)
+    return analysis
+
+
+# Several paths: an input error outranks findings, which outrank "could not verify".
+_SEVERITY = {EXIT_CLEAN: 0, EXIT_UNVERIFIED: 1, EXIT_FINDINGS: 2, EXIT_INPUT: 3}
+
+
+def _for_each_path(
+    paths: tuple[Path, ...], run: RunOptions, one: Callable[[Path, list[Any]], int]
+) -> NoReturn:
+    """Run ``one`` on every path (default ``uv.lock``), print JSON, exit with the worst code."""
+    import json
+
+    paths = paths or (Path("uv.lock"),)
+    codes: list[int] = []
+    documents: list[Any] = []
+    for path in paths:
+        if len(paths) > 1 and run.output_format == "text" and not run.quiet:
+            click.echo(f"==> {path} <==")
+        try:
+            codes.append(one(path, documents))
+        except click.ClickException as error:
+            error.show()
+            codes.append(error.exit_code)
+    if run.output_format == "json" and documents:
+        document = documents[0] if len(paths) == 1 else documents
+        click.echo(json.dumps(document, indent=2))
+    sys.exit(max(codes, key=_SEVERITY.__getitem__))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,37 +263,48 @@ def main() -> None:
 
 
 @main.command()
-@_common
-def check(
-    path: Path,
-    cache_dir: Path | None,
-    no_cache: bool,
-    offline: bool,
-    concurrency: int,
-    output_format: str,
-    quiet: bool,
-) -> None:
-    """Report where the lock disagrees with its indexes; exit 1 if it does."""
-    from lockfix.report import human_report, json_report
+@_paths_argument
+@_options(("text", "json", "github"))
+def check(paths: tuple[Path, ...], **raw: Any) -> None:
+    """Report where the lock disagrees with its indexes.
 
-    analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
-    plan = analysis.plan
-    artifacts = analysis.artifact_findings  # issue 9
-    if output_format == "json":
-        click.echo(
-            json_report(plan, analysis.warnings, changed=None, artifact_findings=artifacts),
-            nl=False,
-        )
-    elif not quiet:
-        click.echo(human_report(plan, analysis.warnings, artifacts), nl=False)
-    if plan.findings or artifacts:
-        sys.exit(EXIT_FINDINGS)
-    if plan.failed:
-        sys.exit(EXIT_UNVERIFIED)
+    Exit 0: clean; 1: findings; 2: usage or input error; 3: some package could not be
+    verified (index or network failure).
+    """
+    from lockfix.report import github_report, human_report, json_document
+
+    run = RunOptions(**raw)
+    _warn_old_uv(run)
+
+    def one(path: Path, documents: list[Any]) -> int:
+        analysis = _analyze(path, run)
+        plan = analysis.plan
+        artifacts = analysis.artifact_findings
+        if run.output_format == "json":
+            documents.append(
+                json_document(
+                    plan,
+                    analysis.warnings,
+                    changed=None,
+                    artifact_findings=artifacts,
+                    path=str(path),
+                )
+            )
+        elif run.output_format == "github":
+            report = github_report(analysis.lock, str(path), plan, analysis.warnings, artifacts)
+            click.echo(report, nl=False)
+        elif not run.quiet:
+            click.echo(human_report(plan, analysis.warnings, artifacts), nl=False)
+        if plan.findings or artifacts:
+            return EXIT_FINDINGS
+        return EXIT_UNVERIFIED if plan.failed else EXIT_CLEAN
+
+    _for_each_path(paths, run, one)
 
 
 @main.command()
-@_common
+@_paths_argument
+@_options(("text", "json", "github"))
 @click.option(
     "-o",
     "--output",
@@ -131,69 +314,203 @@ def check(
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the change.")
 @click.option("--dry-run", is_flag=True, help="Do not write anything.")
 @click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit 1 when the lock needed a repair (for pre-commit).",
+)
+@click.option(
     "--accept-index-artifacts",
     is_flag=True,
     help="Replace locked sdists/wheels that disagree with the index by the index's entries.",
 )
 def repair(
-    path: Path,
-    cache_dir: Path | None,
-    no_cache: bool,
-    offline: bool,
-    concurrency: int,
-    output_format: str,
-    quiet: bool,
+    paths: tuple[Path, ...],
     output: Path | None,
     show_diff: bool,
     dry_run: bool,
+    exit_non_zero_on_fix: bool,
     accept_index_artifacts: bool,
+    **raw: Any,
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
     from lockfix.lockfile import LockError
-    from lockfix.report import human_report, json_report, unified_diff
+    from lockfix.report import github_report, human_report, json_document, unified_diff
     from lockfix.writer import apply_plan, replace_lock_artifacts
 
-    analysis = _analyze(path, cache_dir, no_cache, offline, concurrency)
-    plan = analysis.plan
-    # issue 9: locked artifacts the index disagrees with are only replaced on request.
-    artifacts = analysis.artifact_findings
-    refuse = bool(artifacts) and not accept_index_artifacts
-    try:
-        new_text = apply_plan(analysis.lock, plan)
-        if artifacts and not refuse:
-            new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
-    except LockError as error:
-        raise InputError(f"{path}: refusing to write: {error}") from None
-    changed = new_text != analysis.lock.text and not refuse
-    if output_format == "json":
-        report = json_report(plan, analysis.warnings, changed=changed, artifact_findings=artifacts)
-        click.echo(report, nl=False)
-    elif not quiet:
-        click.echo(human_report(plan, analysis.warnings, artifacts), nl=False, err=show_diff)
-    if refuse:
-        click.echo(
-            f"lockfix: refusing to write {path}: {len(artifacts)} locked artifact finding(s); "
-            "check them, then pass --accept-index-artifacts to lock the index's files",
-            err=True,
-        )
-        sys.exit(EXIT_FINDINGS)
-    if artifacts and not quiet and output_format == "text":
-        from lockfix.artifacts import describe_replacements
+    run = RunOptions(**raw)
+    if output is not None and len(paths) > 1:
+        raise click.UsageError("-o/--output takes a single lock")
+    _warn_old_uv(run)
+    text_output = run.output_format == "text" and not run.quiet
 
-        lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
-        click.echo("".join(f"{line}\n" for line in lines), nl=False, err=True)
-    if show_diff and changed:
-        color = sys.stdout.isatty()
-        click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
-    if dry_run:
+    def one(path: Path, documents: list[Any]) -> int:
+        analysis = _analyze(path, run)
+        plan = analysis.plan
+        # Locked artifacts the index disagrees with are only replaced on request.
+        artifacts = analysis.artifact_findings
+        refuse = bool(artifacts) and not accept_index_artifacts
+        try:
+            new_text = apply_plan(analysis.lock, plan)
+            if artifacts and not refuse:
+                new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
+        except LockError as error:
+            raise InputError(f"{path}: refusing to write: {error}") from None
+        changed = new_text != analysis.lock.text and not refuse
+        if run.output_format == "json":
+            documents.append(
+                json_document(
+                    plan,
+                    analysis.warnings,
+                    changed=changed,
+                    artifact_findings=artifacts,
+                    path=str(path),
+                )
+            )
+        elif run.output_format == "github":
+            report = github_report(analysis.lock, str(path), plan, analysis.warnings, artifacts)
+            click.echo(report, nl=False, err=show_diff)
+        elif text_output:
+            click.echo(human_report(plan, analysis.warnings, artifacts), nl=False, err=show_diff)
+        if refuse:
+            click.echo(
+                f"lockfix: refusing to write {path}: {len(artifacts)} locked artifact "
+                "finding(s); check them, then pass --accept-index-artifacts to lock the "
+                "index's files",
+                err=True,
+            )
+            return EXIT_FINDINGS
+        if artifacts and text_output:
+            from lockfix.artifacts import describe_replacements
+
+            lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
+            click.echo("".join(f"{line}\n" for line in lines), nl=False, err=True)
+        if show_diff and changed:
+            color = sys.stdout.isatty()
+            click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
+        if not dry_run:
+            destination = output or path
+            if changed or output is not None:
+                write_atomically(destination, new_text)
+                if text_output:
+                    click.echo(f"wrote {destination}", err=True)
+        if plan.failed:  # --keep-going (issue 7): the verified part is written, not the rest
+            return EXIT_UNVERIFIED
+        return EXIT_FINDINGS if changed and exit_non_zero_on_fix else EXIT_CLEAN
+
+    _for_each_path(paths, run, one)
+
+
+@main.command()
+@click.argument("package")
+@click.argument("path", type=click.Path(path_type=Path), default=Path("uv.lock"))
+@_options(("text", "json"))
+def explain(package: str, path: Path, **raw: Any) -> None:
+    """Show, for PACKAGE[==VERSION], what each index declares and what the lock says.
+
+    Per locked file, the Requires-Dist of its metadata (files that agree are grouped), then
+    the lock's edges with their markers, then the findings. Exit 1 if there are findings.
+    """
+    import json
+
+    from lockfix.explain import NotInLock, explain_json, explain_text, parse_spec
+    from lockfix.explain import explain as explain_package
+
+    run = RunOptions(**raw)
+    name, version = parse_spec(package)
+    analysis = _analyze(path, run)
+    try:
+        explanations = explain_package(analysis, name, version)
+    except NotInLock as error:
+        raise InputError(f"{path}: {error}") from None
+    if run.output_format == "json":
+        click.echo(json.dumps(explain_json(explanations), indent=2))
+    elif not run.quiet:
+        click.echo(explain_text(explanations), nl=False)
+    if any(item.findings for item in explanations):
+        sys.exit(EXIT_FINDINGS)
+
+
+@main.group()
+def cache() -> None:
+    """Show or remove lockfix's cache."""
+
+
+_cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    envvar="LOCKFIX_CACHE_DIR",
+    help="Cache folder (default: the user cache dir; env LOCKFIX_CACHE_DIR).",
+)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _cache_entries(root: Path) -> list[Path]:
+    """What lockfix itself keeps in the cache folder (anything else there is left alone).
+
+    Matched by prefix, so that entries of older cache layouts are found and cleaned too.
+    """
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith(("metadata-v", "pages-v")))
+
+
+def _files(entry: Path) -> list[Path]:
+    if entry.is_file():
+        return [entry]
+    return [p for p in entry.rglob("*") if p.is_file()]
+
+
+@cache.command("info")
+@_cache_dir_option
+def cache_info(cache_dir: Path | None) -> None:
+    """Print the cache folder, its size and its entries."""
+    from lockfix.cache import MetadataCache
+
+    root = MetadataCache(cache_dir).root
+    click.echo(f"cache: {root}")
+    if not root.exists():
+        click.echo("(empty: the folder does not exist)")
         return
-    destination = output or path
-    if changed or (output is not None):
-        write_atomically(destination, new_text)
-        if not quiet and output_format == "text":
-            click.echo(f"wrote {destination}", err=True)
-    if plan.failed:  # --keep-going (issue 7): the verified part is written, not the rest
-        sys.exit(EXIT_UNVERIFIED)
+    for kind, prefix in (("metadata entries", "metadata-v"), ("index pages", "pages-v")):
+        files = [f for e in _cache_entries(root) if e.name.startswith(prefix) for f in _files(e)]
+        if prefix == "metadata-v":
+            files = [f for f in files if f.suffix == ".json"]
+        size = sum(f.stat().st_size for f in files)
+        click.echo(f"{kind}: {len(files)} ({_human_size(size)})")
+    click.echo(f"total: {_human_size(_size(root))}")
+
+
+@cache.command("clean")
+@_cache_dir_option
+def cache_clean(cache_dir: Path | None) -> None:
+    """Remove the cache."""
+    from lockfix.cache import MetadataCache
+
+    root = MetadataCache(cache_dir).root
+    entries = _cache_entries(root) if root.is_dir() else []
+    freed = sum(_size(p) for p in entries)
+    for entry in entries:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    click.echo(f"removed {root} ({_human_size(freed)} freed)")
 
 
 if __name__ == "__main__":

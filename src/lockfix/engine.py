@@ -44,6 +44,9 @@ class Options:
     # Unverified. None: take `--keep-going` (and whether this is `repair`) from the CLI.
     keep_going: bool | None = None
     writes: bool | None = None
+    # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
+    skip_packages: frozenset[str] = frozenset()
+    skip_indexes: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -56,6 +59,11 @@ class Analysis:
     # issue 9: locked sdists/wheels that disagree with the index (warnings go to `warnings`)
     artifact_findings: list[Finding] = field(default_factory=list)
     artifact_replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
+    # every locked file's metadata, for `lockfix explain`
+    wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
+
+
+SKIPPED = "skipped by configuration"
 
 
 class ResolutionError(Exception):
@@ -140,6 +148,7 @@ async def _locked_metadata(
     package: Package,
     warnings: list[Finding],
     audit: ArtifactAudit | None = None,
+    per_file: dict[str, CoreMetadata] | None = None,
 ) -> None:
     index_url = package.source.location
     try:
@@ -184,6 +193,8 @@ async def _locked_metadata(
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for file, result in zip(files, results, strict=True):
         if isinstance(result, CoreMetadata):
+            if per_file is not None:
+                per_file[file.filename] = result
             groups.setdefault(_requirements_key(result), []).append(file.filename)
     if _PER_WHEEL.get() and package.wheels:
         named = [(f.filename, r) for f, r in zip(files, results, strict=True) if r in good]
@@ -219,12 +230,21 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         credentials=CredentialProvider(config.index_names()),
         base_dir=lock_dir,
     ) as client:
-        registry = [p for p in lock.packages if p.source.is_registry]
+        registry = []
+        for package in (p for p in lock.packages if p.source.is_registry):
+            if package.name in options.skip_packages or (
+                package.source.location.rstrip("/") in options.skip_indexes
+            ):
+                planner.mark_unverified(package.id, SKIPPED, failed=False)
+            else:
+                registry.append(package)
+        wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = {}
         done = 0
 
         async def tracked(package: Package) -> None:
             nonlocal done
-            await _locked_metadata(client, planner, package, warnings, audit)
+            per_file = wheel_metadata.setdefault(package.id, {})
+            await _locked_metadata(client, planner, package, warnings, audit, per_file)
             done += 1
             if options.progress:
                 options.progress(done, len(registry))
@@ -246,6 +266,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         requests,
         artifact_findings=audit.findings,
         artifact_replacements=audit.replacements,
+        wheel_metadata=wheel_metadata,
     )
 
 

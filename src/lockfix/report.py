@@ -7,9 +7,21 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from lockfix.lockfile import Lock, PackageId
 from lockfix.planner import Finding, Plan
 
+# Bump only on incompatible changes; new fields may appear without a bump.
 JSON_SCHEMA_VERSION = 1
+SKIPPED = "skipped by configuration"  # engine.SKIPPED, without importing the engine here
+
+
+def unverified_status(plan: Plan, package_id: PackageId) -> str:
+    """``failed`` (index/network), ``skipped`` (configuration) or ``dynamic`` (no metadata)."""
+    if package_id in plan.failed:
+        return "failed"
+    if plan.unverified.get(package_id) == SKIPPED:
+        return "skipped"
+    return "dynamic"
 
 
 def index_label(location: str) -> str:
@@ -40,15 +52,19 @@ def human_report(
     for package_id, reason in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key()):
         lines.append(f"{package_id.name} {package_id.version}: not verified — {reason}")
     summary = f"{wrong} package{'s' if wrong != 1 else ''} wrong, {plan.verified} verified"
-    if unverified - len(plan.failed):
-        summary += f", {unverified - len(plan.failed)} unverifiable (dynamic sdist)"
+    skipped = sum(unverified_status(plan, p) == "skipped" for p in plan.unverified)
+    dynamic = unverified - len(plan.failed) - skipped
+    if skipped:
+        summary += f", {skipped} skipped"
+    if dynamic:
+        summary += f", {dynamic} unverifiable (dynamic sdist)"
     if plan.failed:
         summary += f", {len(plan.failed)} could not be checked (index or network failure)"
     lines.append(summary)
     return "\n".join(lines) + "\n"
 
 
-def _finding_json(finding: Finding) -> dict[str, Any]:
+def finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "package": finding.package.name,
         "version": finding.package.version,
@@ -61,25 +77,109 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
     }
 
 
+def json_document(
+    plan: Plan,
+    warnings: Iterable[Finding],
+    *,
+    changed: bool | None,
+    artifact_findings: Iterable[Finding] = (),
+    path: str | None = None,
+) -> dict[str, Any]:
+    """The report as data; the schema is documented in README.md under "JSON schema"."""
+    document: dict[str, Any] = {"schema": JSON_SCHEMA_VERSION}
+    if path is not None:
+        document["path"] = path
+    document.update(
+        {
+            "findings": [finding_json(f) for f in [*plan.findings, *artifact_findings]],
+            "warnings": [finding_json(f) for f in warnings],
+            "unverified": [
+                {
+                    "package": p.name,
+                    "version": p.version,
+                    "source": p.source.location,
+                    "reason": r,
+                    "status": unverified_status(plan, p),
+                }
+                for p, r in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key())
+            ],
+            "verified": plan.verified,
+            "changed": changed,
+        }
+    )
+    return document
+
+
 def json_report(
     plan: Plan,
     warnings: Iterable[Finding],
     *,
     changed: bool | None,
     artifact_findings: Iterable[Finding] = (),
+    path: str | None = None,
 ) -> str:
-    document = {
-        "schema": JSON_SCHEMA_VERSION,
-        "findings": [_finding_json(f) for f in [*plan.findings, *artifact_findings]],
-        "warnings": [_finding_json(f) for f in warnings],
-        "unverified": [
-            {"package": p.name, "version": p.version, "source": p.source.location, "reason": r}
-            for p, r in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key())
-        ],
-        "verified": plan.verified,
-        "changed": changed,
-    }
+    document = json_document(
+        plan, warnings, changed=changed, artifact_findings=artifact_findings, path=path
+    )
     return json.dumps(document, indent=2) + "\n"
+
+
+def block_lines(lock: Lock) -> dict[PackageId, int]:
+    """The 1-based line of each package's ``[[package]]`` header in the lock text."""
+    starts: list[int] = []
+    line = 1
+    for block in lock.blocks:
+        starts.append(line)
+        line += block.count("\n")
+    return {p.id: starts[p.block] for p in lock.packages if 0 < p.block < len(starts)}
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_report(
+    lock: Lock,
+    path: str,
+    plan: Plan,
+    warnings: Iterable[Finding] = (),
+    artifact_findings: Iterable[Finding] = (),
+) -> str:
+    """GitHub Actions workflow commands: one ``::error``/``::warning`` per finding.
+
+    Packages the lock lacks (``missing-package``) point at line 1.
+    """
+    lines_of = block_lines(lock)
+    out: list[str] = []
+
+    def annotate(level: str, package_id: PackageId, title: str, message: str) -> None:
+        properties = ",".join(
+            (
+                f"file={_escape_property(path)}",
+                f"line={lines_of.get(package_id, 1)}",
+                f"title={_escape_property(title)}",
+            )
+        )
+        out.append(f"::{level} {properties}::{_escape_data(message)}")
+
+    for finding in [*plan.findings, *artifact_findings]:
+        annotate("error", finding.package, f"lockfix {finding.kind}", finding.message)
+    for finding in warnings:
+        annotate("warning", finding.package, f"lockfix {finding.kind}", finding.message)
+    for package_id in sorted(plan.failed, key=PackageId.sort_key):
+        reason = plan.unverified.get(package_id, "")
+        annotate(
+            "warning",
+            package_id,
+            "lockfix could-not-verify",
+            f"{package_id.name} {package_id.version}: not verified — {reason}",
+        )
+    out.append(human_report(plan, warnings, artifact_findings).rstrip("\n").rsplit("\n", 1)[-1])
+    return "\n".join(out) + "\n"
 
 
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:

@@ -1,0 +1,91 @@
+"""lockfix's own settings: ``[tool.lockfix]`` beside the lock, environment, command line.
+
+Precedence: command line > environment (``LOCKFIX_*``) > ``[tool.lockfix]`` > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from packaging.utils import canonicalize_name
+
+DEFAULT_CONCURRENCY = 16
+KNOWN_KEYS = ("skip-packages", "skip-indexes", "concurrency", "per-wheel")
+
+
+class SettingsError(ValueError):
+    """``[tool.lockfix]`` or a ``LOCKFIX_*`` variable holds a value lockfix cannot use."""
+
+
+@dataclass(slots=True)
+class FileSettings:
+    skip_packages: frozenset[str] = frozenset()
+    skip_indexes: frozenset[str] = frozenset()
+    concurrency: int | None = None
+    per_wheel: bool | None = None
+    unknown: list[str] = field(default_factory=list)
+
+
+def _string_list(table: dict[str, Any], key: str, where: Path) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"{where}: [tool.lockfix] {key} must be a list of strings")
+    return value
+
+
+def _concurrency(value: Any, where: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise SettingsError(f"{where} must be an integer, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        raise SettingsError(f"{where} must be an integer from 1 to 256, not {value!r}")
+    return value
+
+
+def load_file_settings(directory: Path) -> FileSettings:
+    """``[tool.lockfix]`` of the ``pyproject.toml`` in ``directory`` (defaults when absent)."""
+    pyproject = directory / "pyproject.toml"
+    if not pyproject.is_file():
+        return FileSettings()
+    try:
+        with pyproject.open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"{pyproject}: cannot read: {error}") from None
+    table = document.get("tool", {}).get("lockfix", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{pyproject}: [tool.lockfix] must be a table")
+    settings = FileSettings(
+        skip_packages=frozenset(
+            canonicalize_name(n) for n in _string_list(table, "skip-packages", pyproject)
+        ),
+        skip_indexes=frozenset(
+            u.rstrip("/") for u in _string_list(table, "skip-indexes", pyproject)
+        ),
+        unknown=sorted(k for k in table if k not in KNOWN_KEYS),
+    )
+    if "concurrency" in table:
+        settings.concurrency = _concurrency(
+            table["concurrency"], f"{pyproject}: [tool.lockfix] concurrency"
+        )
+    if "per-wheel" in table:
+        if not isinstance(table["per-wheel"], bool):
+            raise SettingsError(f"{pyproject}: [tool.lockfix] per-wheel must be true or false")
+        settings.per_wheel = table["per-wheel"]
+    return settings
+
+
+def resolve_concurrency(cli: int | None, file: FileSettings) -> int:
+    """The command line, then ``LOCKFIX_CONCURRENCY``, then the file, then the default."""
+    if cli is not None:
+        return cli
+    environment = os.environ.get("LOCKFIX_CONCURRENCY")
+    if environment:
+        return _concurrency(environment, "LOCKFIX_CONCURRENCY")
+    return file.concurrency or DEFAULT_CONCURRENCY
