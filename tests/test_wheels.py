@@ -193,6 +193,8 @@ def test_specific_wheels_shadow_generic_ones() -> None:
         "p-1-cp312-cp312-manylinux_2_17_x86_64.whl",
         "p-1-cp311-cp311-macosx_11_0_universal2.whl",
         "p-1-cp311-cp311-macosx_11_0_arm64.whl",
+        "p-1-cp311-cp311-win32.whl",
+        "p-1-cp311-cp311-win_amd64.whl",
     ]
     selections = wheel_selections(files)
     for platform in PLATFORMS:
@@ -205,6 +207,7 @@ def test_specific_wheels_shadow_generic_ones() -> None:
     assert selections["p-1-cp311-abi3-manylinux_2_17_x86_64.whl"].evaluate(
         _env("linux-x86_64", "3.13.1")
     )
+    assert selections["p-1-cp311-cp311-win_amd64.whl"].evaluate(_env("windows-amd64", "3.11.9"))
     assert selections["p-1-cp311-cp311-macosx_11_0_universal2.whl"].evaluate(
         _env("macos-x86_64", "3.11.9")
     )

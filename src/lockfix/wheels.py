@@ -138,8 +138,8 @@ def _platform_key(platform: str, cell: Cell) -> tuple[int, ...] | None:
     if match:
         fmt = 0 if match[3] == cell.platform[1] else _MACOS_FORMAT.get(match[3], 4)
         return (-int(match[1]), -int(match[2]), fmt)
-    if platform == "win32":
-        return (1,)
+    if platform == "win32":  # AMD64 too, but only a 32-bit Python takes it
+        return (3,)
     return (2,)  # plain linux_<arch>, win_amd64/win_arm64
 
 
