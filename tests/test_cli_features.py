@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.server import Fault
 from fixtures.uvrun import uv_bin
 from lockfix.lockfile import parse_lock
 from test_torch_e2e import NEW, OLD, Case
@@ -205,6 +206,9 @@ def test_exit_non_zero_on_fix_and_several_paths(case: Case) -> None:
     assert [bool(r["findings"]) for r in reports] == [True, False]
     missing = run(case, "check", str(second / "uv.lock"), "nope.lock", cwd=case.root)
     assert missing.returncode == 2 and "nope.lock: no such file" in missing.stderr
+    annotated = run(case, "check", "--format", "github", "nope.lock", cwd=case.root)
+    assert annotated.returncode == 2
+    assert annotated.stdout == "::error file=nope.lock,title=lockfix::nope.lock: no such file\n"
 
 
 def test_old_uv_on_path_is_warned_about(case: Case) -> None:
@@ -239,19 +243,16 @@ def test_cache_info_and_clean(case: Case, tmp_path: Path) -> None:
     assert "does not exist" in empty.stdout
 
 
-def test_diff_is_coloured_only_on_a_terminal(case: Case) -> None:
-    project = case.project("diff", case.broken)
-    piped = run(case, "repair", "--diff", "--dry-run", cwd=project)
-    assert piped.returncode == 0, piped.stderr
-    assert "+++ b/uv.lock" in piped.stdout and "\x1b[" not in piped.stdout
-
+def on_terminal(case: Case, *args: str, cwd: Path, stream: str) -> tuple[int, str]:
+    """Run lockfix with ``stream`` (stdout or stderr) on a pseudo-terminal; the other is
+    discarded. Returns the exit code and what reached the terminal."""
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lockfix", "repair", "--diff", "--dry-run", "-q"],
-            cwd=project,
-            stdout=terminal,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "lockfix", *args],
+            cwd=cwd,
+            stdout=terminal if stream == "stdout" else subprocess.DEVNULL,
+            stderr=terminal if stream == "stderr" else subprocess.DEVNULL,
             env={**os.environ, "LOCKFIX_CACHE_DIR": str(case.root / "cache")},
         )
         os.close(terminal)
@@ -264,9 +265,36 @@ def test_diff_is_coloured_only_on_a_terminal(case: Case) -> None:
             if not chunk:
                 break
             chunks.append(chunk)
-        assert process.wait(timeout=300) == 0
+        code = process.wait(timeout=300)
     finally:
         os.close(controller)
-    coloured = b"".join(chunks).decode()
+    return code, b"".join(chunks).decode()
+
+
+def test_diff_is_coloured_only_on_a_terminal(case: Case) -> None:
+    project = case.project("diff", case.broken)
+    piped = run(case, "repair", "--diff", "--dry-run", cwd=project)
+    assert piped.returncode == 0, piped.stderr
+    assert "+++ b/uv.lock" in piped.stdout and "\x1b[" not in piped.stdout
+
+    code, coloured = on_terminal(
+        case, "repair", "--diff", "--dry-run", "-q", cwd=project, stream="stdout"
+    )
+    assert code == 0
     assert "\x1b[32m+" in coloured and "\x1b[31m-" in coloured
     assert (project / "uv.lock").read_text() == case.broken
+
+
+def test_progress_line_only_on_a_terminal(case: Case) -> None:
+    project = case.project("progress", case.reference)
+    args = ("check", "--no-cache", "--concurrency", "2")
+    case.server.add_fault(lambda _method, path: Fault(delay=0.2) if "/simple/" in path else None)
+    try:
+        code, shown = on_terminal(case, *args, cwd=project, stream="stderr")
+        piped = run(case, *args, cwd=project)
+    finally:
+        case.server.clear_faults()
+    assert code == 0
+    assert re.search(r"\rlockfix: \[\d+/\d+\] packages checked", shown), repr(shown)
+    assert shown.endswith("\r\x1b[K"), repr(shown[-40:])
+    assert piped.returncode == 0 and "packages checked" not in piped.stderr

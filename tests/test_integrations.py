@@ -225,3 +225,23 @@ def test_wheel_installs_as_a_uv_tool(case: Case, tmp_path: Path) -> None:
     # the installed tool runs from its own environment, not from this checkout
     assert str(REPO) not in sh(executable, "--help", cwd=tmp_path).stdout
     assert (tools / "lockfix").is_dir()
+
+
+@pytest.mark.slow  # ~60 s: pip builds lockfix and installs its dependencies
+def test_action_script_installs_lockfix_into_a_private_venv(case: Case, tmp_path: Path) -> None:
+    project = git_project(case, "action-install")
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    result = action(
+        project,
+        "check",
+        LOCKFIX_SKIP_INSTALL="0",
+        GITHUB_ACTION_PATH=str(REPO),
+        RUNNER_TEMP=str(runner_temp),
+        LOCKFIX_CACHE_DIR=str(case.root / "cache"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "::error file=uv.lock,line=" in result.stdout
+    installed = runner_temp / "lockfix-action-venv" / "bin" / "lockfix"
+    assert installed.exists()
+    assert __version__ in sh(installed, "--version", cwd=tmp_path).stdout

@@ -50,6 +50,7 @@ class RunOptions:
     output_format: str
     quiet: bool
     verbose: bool
+    single_wheel: bool = False  # wheels that disagree: uv's one-wheel view
 
 
 def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -92,6 +93,12 @@ def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callabl
         ),
         click.option(
             "-v", "--verbose", is_flag=True, help="Print each package's verdict on stderr."
+        ),
+        click.option(
+            "--single-wheel",
+            is_flag=True,
+            help="Check against one wheel's metadata per version, as uv does "
+            "(default: every locked wheel's, each where an installer picks it).",
         ),
     ]
 
@@ -218,6 +225,8 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
         )
         if settings.per_wheel is not None:
             options.per_wheel = settings.per_wheel
+        if run.single_wheel:
+            options.per_wheel = False
         try:
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
         except ResolutionError as error:
@@ -250,6 +259,10 @@ def _for_each_path(
         except click.ClickException as error:
             error.show()
             codes.append(error.exit_code)
+            if run.output_format == "github":
+                from lockfix.report import github_error
+
+                click.echo(github_error(str(path), error.format_message()))
     if run.output_format == "json" and documents:
         document = documents[0] if len(paths) == 1 else documents
         click.echo(json.dumps(document, indent=2))

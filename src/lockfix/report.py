@@ -142,6 +142,12 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def github_error(path: str, message: str) -> str:
+    """One ``::error`` annotation for a lock that could not be checked at all."""
+    properties = f"file={_escape_property(path)},title=lockfix"
+    return f"::error {properties}::{_escape_data(message)}"
+
+
 def github_report(
     lock: Lock,
     path: str,
