@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -227,6 +226,8 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
             options.per_wheel = settings.per_wheel
         if run.single_wheel:
             options.per_wheel = False
+        import asyncio  # not at the top: it costs half of `lockfix --version`
+
         try:
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
         except ResolutionError as error:

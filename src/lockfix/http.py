@@ -82,7 +82,7 @@ MAX_RETRY_AFTER = 60.0
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND = frozenset({403, 404, 410})
-_SPOOL_IN_MEMORY = 16 * 1024 * 1024
+_SPOOL_IN_MEMORY = 1024 * 1024  # per download in flight; the rest goes to a temp file
 # Freshness of an index page whose response says nothing (no Cache-Control max-age, no
 # Expires); PyPI sends max-age=600. LOCKFIX_PAGE_TTL overrides it, 0 revalidates every run.
 DEFAULT_PAGE_TTL = 600.0
