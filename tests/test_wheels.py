@@ -395,6 +395,10 @@ def test_single_wheel_view_is_uvs(case: Case) -> None:
     analysis = asyncio.run(analyze_lock(lock, project, options))
     assert not any(f.kind == "wheels-disagree" for f in analysis.plan.findings)
     assert any(w.kind == "wheels-disagree" for w in analysis.warnings)
+    # here the first locked wheel is also the one uv read: uv's lock passes that view
+    result = case.lockfix("check", "uv.lock", "--single-wheel", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wheels-disagree" in result.stdout
 
 
 @needs_uv
