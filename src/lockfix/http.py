@@ -73,6 +73,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# stamina's default hook logs "stamina.retry_scheduled" at WARNING, which reaches stderr
+# through logging's last-resort handler on every retry; a retry is not worth a line.
+stamina.instrumentation.set_on_retry_hooks([])
 
 MAX_PAGE_SIZE = 128 * 1024 * 1024
 MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
@@ -332,6 +335,17 @@ class IndexClient:
         return self._http
 
     async def aclose(self) -> None:
+        # Work still in flight (a run interrupted by Ctrl-C, or given up after an error)
+        # is cancelled and awaited before the client closes: otherwise those tasks fail on
+        # the closed client and asyncio prints "Task exception was never retrieved".
+        pending = [f for f in self._memo.values() if not f.done()]
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for future in self._memo.values():
+            if not future.cancelled():
+                future.exception()  # retrieved: failures were reported where awaited
         if self._http is not None:
             await self._http.aclose()
             self._http = None

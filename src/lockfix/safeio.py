@@ -34,8 +34,10 @@ import os
 import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -121,16 +123,30 @@ def _folder_lock(folder: Path, *, block: bool = True) -> Iterator[bool]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Defer SIGINT/SIGTERM/SIGHUP until the block is done (then they are delivered)."""
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
-    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+    """Defer SIGINT/SIGTERM/SIGHUP until the block is done, then deliver them.
+
+    Python-level handlers, not a signal mask: a mask only covers the calling thread, and a
+    process-directed SIGTERM would still kill the process through any other thread."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pending: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def hold(signum: int, _frame: object) -> None:
+        pending.append(signum)
+
     try:
+        for sig in _HELD_SIGNALS:
+            handler = signal.getsignal(sig)
+            previous[sig] = signal.SIG_DFL if handler is None else handler
+            signal.signal(sig, hold)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
 
 
 def _read_only(target: Path) -> bool:
