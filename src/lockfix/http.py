@@ -302,6 +302,9 @@ class IndexClient:
         self._no_ranges: set[tuple[str, str, int | None]] = set()
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._sem = asyncio.Semaphore(self.concurrency)
+        # Files whose metadata is being read (all their requests): a range read holds the zip's
+        # tail between requests, so files must not pile up waiting for their next request.
+        self._files = asyncio.Semaphore(self.concurrency)
         self._http: httpx.AsyncClient | None = None
 
     # lifecycle
@@ -621,6 +624,17 @@ class IndexClient:
             raise OfflineCacheMiss(
                 f"offline: metadata of {file.filename} is not in the cache", file.url
             )
+        async with self._files:
+            return await self._fetch_remote_metadata(index_url, file, hashes, project, version)
+
+    async def _fetch_remote_metadata(
+        self,
+        index_url: str,
+        file: IndexFile,
+        hashes: dict[str, str],
+        project: str | None,
+        version: str | None,
+    ) -> CoreMetadata:
         index_key = split_credentials(index_url)[0]
         caps = self._caps.setdefault(index_key, _IndexCaps())
         if file.core_metadata and caps.pep658:
