@@ -341,6 +341,16 @@ def parse_lock(text: str) -> Lock:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise LockError(f"not valid TOML: {error}") from None
+    try:
+        return _read(text, data)
+    except LockError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
+        # A value of the wrong type somewhere (found by fuzzing): still one clear error.
+        raise LockError(f"malformed lock ({type(error).__name__}: {error})") from None
+
+
+def _read(text: str, data: dict[str, Any]) -> Lock:
     if "version" not in data:
         raise LockError("not a uv lock: no top-level `version`")
     if data["version"] != SUPPORTED_LOCK_VERSION:

@@ -162,6 +162,8 @@ def rewrite_block(block: str, edit: PackagePlan) -> str:
     for name, section_lines in sections[1:]:
         if name == header and (extra_edits or extra_removed):
             section_lines = _rewrite_extras(section_lines, extra_edits, extra_removed)
+            while section_lines and out and not out[-1].strip():
+                out.pop()  # the rewritten section brings its own blank line (found by fuzzing)
         out += section_lines
     text = "".join(out)
     return text + "".join(trailing)
