@@ -4,6 +4,7 @@ Layout under the cache root::
 
     metadata-v1/<aa>/<sha256>.json   parsed CoreMetadata (or an "unavailable" verdict)
     pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
+    verdicts-v1/<aa>/<key>.json      clean `check` reports, while their pages stay fresh
 
 A file's sha256 identifies its content, so a metadata entry never needs revalidation. A page
 entry keeps the validators (ETag, Last-Modified), when it was fetched and for how long it is

@@ -239,6 +239,33 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
     return analysis
 
 
+def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
+    """The verdict cache and this check's key, or (None, None) when it must not be used."""
+    if run.no_cache or run.offline or run.verbose:
+        return None, None
+    from lockfix.cache import default_cache_dir
+    from lockfix.verdicts import VerdictCache, verdict_key
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None, None
+    options = {
+        "format": run.output_format,
+        "single_wheel": run.single_wheel,
+        "concurrency": run.concurrency,
+    }
+    key = verdict_key(text, path.resolve().parent, options)
+    return VerdictCache(run.cache_dir or default_cache_dir()), key
+
+
+def _emit(report: Any, documents: list[Any], run: RunOptions) -> None:
+    if run.output_format == "json":
+        documents.append(report)
+    elif run.output_format == "github" or not run.quiet:
+        click.echo(report, nl=False)
+
+
 # Several paths: an input error outranks findings, which outrank "could not verify".
 _SEVERITY = {EXIT_CLEAN: 0, EXIT_UNVERIFIED: 1, EXIT_FINDINGS: 2, EXIT_INPUT: 3}
 
@@ -291,27 +318,32 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
     _warn_old_uv(run)
 
     def one(path: Path, documents: list[Any]) -> int:
+        verdicts, key = _verdict_cache(path, run)
+        if verdicts is not None and key is not None:
+            stored = verdicts.get(key)
+            if stored is not None:
+                _emit(stored, documents, run)
+                return EXIT_CLEAN
         analysis = _analyze(path, run)
         plan = analysis.plan
         artifacts = analysis.artifact_findings
+        report: Any
         if run.output_format == "json":
-            documents.append(
-                json_document(
-                    plan,
-                    analysis.warnings,
-                    changed=None,
-                    artifact_findings=artifacts,
-                    path=str(path),
-                )
+            report = json_document(
+                plan, analysis.warnings, changed=None, artifact_findings=artifacts, path=str(path)
             )
         elif run.output_format == "github":
             report = github_report(analysis.lock, str(path), plan, analysis.warnings, artifacts)
-            click.echo(report, nl=False)
-        elif not run.quiet:
-            click.echo(human_report(plan, analysis.warnings, artifacts), nl=False)
+        else:
+            report = human_report(plan, analysis.warnings, artifacts)
+        _emit(report, documents, run)
         if plan.findings or artifacts:
             return EXIT_FINDINGS
-        return EXIT_UNVERIFIED if plan.failed else EXIT_CLEAN
+        if plan.failed:
+            return EXIT_UNVERIFIED
+        if verdicts is not None and key is not None:
+            verdicts.put(key, report, analysis.fresh_until)
+        return EXIT_CLEAN
 
     _for_each_path(paths, run, one)
 
@@ -479,7 +511,9 @@ def _cache_entries(root: Path) -> list[Path]:
     """
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(("metadata-v", "pages-v")))
+    return sorted(
+        p for p in root.iterdir() if p.name.startswith(("metadata-v", "pages-v", "verdicts-v"))
+    )
 
 
 def _files(entry: Path) -> list[Path]:

@@ -61,6 +61,8 @@ class Analysis:
     artifact_replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
     # every locked file's metadata, for `lockfix explain`
     wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
+    # until when the index pages this verdict rests on stay fresh (time.time())
+    fresh_until: float = 0.0
 
 
 SKIPPED = "skipped by configuration"
@@ -256,6 +258,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 break
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
+        fresh_until = client.fresh_until
     promote_disagreements(plan, warnings, planner)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
@@ -267,6 +270,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         artifact_findings=audit.findings,
         artifact_replacements=audit.replacements,
         wheel_metadata=wheel_metadata,
+        fresh_until=fresh_until,
     )
 
 

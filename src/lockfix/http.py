@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import hashlib
 import logging
+import math
 import os
 import re
 import ssl
@@ -298,6 +299,9 @@ class IndexClient:
         self.retry_wait = retry_wait
         self.page_ttl = _env_number("LOCKFIX_PAGE_TTL", float, DEFAULT_PAGE_TTL)
         self.stats = RequestStats()
+        # until when every index page this run relied on stays fresh (a verdict on the lock
+        # can be reused until then); 0 = something was not cacheable
+        self.fresh_until = math.inf
         self._caps: dict[str, _IndexCaps] = {}
         self._no_ranges: set[tuple[str, str, int | None]] = set()
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
@@ -490,6 +494,7 @@ class IndexClient:
         entry = pages.get(url) if pages is not None else None
         if entry is not None and (self.offline or entry.fresh(time.time())):
             self.stats.page_cache_hits += 1
+            self._fresh_until(0 if self.offline else entry.fetched_at + entry.max_age)
             return entry.body, entry.content_type, entry.final_url
         headers = {"Accept": accept}
         if entry is not None:
@@ -510,6 +515,7 @@ class IndexClient:
                             entry.fetched_at, entry.max_age = time.time(), max_age
                             entry.etag = response.headers.get("etag") or entry.etag
                             pages.put(entry)
+                        self._fresh_until(time.time() + (max_age or 0))
                         return entry.body, entry.content_type, entry.final_url
                     if project is not None and code in _NOT_FOUND:
                         raise ProjectNotFound(project, url, code)
@@ -519,6 +525,7 @@ class IndexClient:
                     await response.aclose()
             ctype, final_url = response.headers.get("content-type"), str(response.url)
             max_age = page_freshness(response.headers, self.page_ttl)
+            self._fresh_until(time.time() + (max_age or 0) if pages is not None else 0)
             if pages is not None and max_age is not None:
                 pages.put(
                     CachedPage(
@@ -539,8 +546,12 @@ class IndexClient:
         except _TooLarge as e:
             raise IndexRequestError(f"{what} too large ({e})", url) from None
 
+    def _fresh_until(self, when: float) -> None:
+        self.fresh_until = min(self.fresh_until, when)
+
     def _local_page(self, index_url: str, name: str, flat: bool) -> ProjectPage:
         self.stats.local += 1
+        self._fresh_until(0)  # a folder can change at any time
         path = local_index_path(index_url, self.base_dir)
         if path.is_file():
             page = parse_simple_html(path.read_bytes(), path_to_url(path), name, flat=True)
