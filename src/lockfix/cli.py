@@ -243,7 +243,8 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
     if run.no_cache or run.offline or run.verbose:
         return None, None
-    from lockfix.cache import default_cache_dir
+    import platformdirs  # lockfix.cache would pull in the whole metadata layer
+
     from lockfix.verdicts import VerdictCache, verdict_key
 
     try:
@@ -256,7 +257,7 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
         "concurrency": run.concurrency,
     }
     key = verdict_key(text, path.resolve().parent, options)
-    return VerdictCache(run.cache_dir or default_cache_dir()), key
+    return VerdictCache(run.cache_dir or platformdirs.user_cache_path("lockfix")), key
 
 
 def _emit(report: Any, documents: list[Any], run: RunOptions) -> None:
@@ -312,8 +313,6 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
     Exit 0: clean; 1: findings; 2: usage or input error; 3: some package could not be
     verified (index or network failure).
     """
-    from lockfix.report import github_report, human_report, json_document
-
     run = RunOptions(**raw)
     _warn_old_uv(run)
 
@@ -324,6 +323,9 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
             if stored is not None:
                 _emit(stored, documents, run)
                 return EXIT_CLEAN
+        # not at the top: a reused verdict needs none of the pipeline
+        from lockfix.report import github_report, human_report, json_document
+
         analysis = _analyze(path, run)
         plan = analysis.plan
         artifacts = analysis.artifact_findings
