@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from helpers import run_lockfix
 from semantic import semantic_differences
 
 NEW = "0.13.9"
@@ -53,13 +53,7 @@ class World:
         return self.references[shape]
 
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(self.root / "cache")],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
     def installed(self, project: Path, selection: tuple[str, ...]) -> set[str]:
         venv = project / ".venv"

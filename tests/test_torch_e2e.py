@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from fixtures.builder import build_scenario
 from fixtures.scenarios import NVIDIA_PINS, get_scenario, make_project
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from helpers import run_lockfix
 from semantic import semantic_differences
 
 OLD, NEW = "0.10.9", "0.13.9"
@@ -57,13 +57,7 @@ class Case:
         return directory
 
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(self.root / "cache")],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
 
 @pytest.fixture(scope="module", params=VARIANTS)

@@ -24,6 +24,7 @@ from fixtures.builder import build_scenario
 from fixtures.scenarios import WHEEL_SCENARIOS, get_wheel_scenario, make_wheels_project
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from helpers import run_lockfix
 from lockfix.lockfile import parse_lock
 from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata, parse_core_metadata
@@ -239,13 +240,7 @@ class Case:
         return directory
 
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(self.root / "cache")],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
     def wheel_metadata(self) -> dict[str, CoreMetadata]:
         out = {}

@@ -1,0 +1,18 @@
+"""What several test modules do the same way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_lockfix(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m lockfix ARGS --cache-dir CACHE`` as a real subprocess in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(cache)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
