@@ -253,25 +253,6 @@ def _flatten_self_extras(
     }
 
 
-def requires_python_marker(requires_python: str | None) -> Marker:
-    if not requires_python:
-        return Marker.TRUE
-    marker = Marker.TRUE
-    for spec in SpecifierSet(requires_python):
-        version = spec.version
-        operator = spec.operator
-        if operator == "~=":
-            parts = version.split(".")
-            upper = ".".join([*parts[:-2], str(int(parts[-2]) + 1)]) if len(parts) > 1 else version
-            marker &= Marker.parse(f"python_full_version >= '{version}'")
-            marker &= Marker.parse(f"python_full_version < '{upper}'")
-        elif operator == "===":
-            marker &= Marker.parse(f"python_full_version == '{version}'")
-        else:
-            marker &= Marker.parse(f"python_full_version {operator} '{version}'")
-    return marker
-
-
 # Environments that exist: Windows and only Windows has os_name 'nt'. uv simplifies
 # markers with this knowledge, so a lock's edges are only meaningful within it.
 _REAL_PLATFORMS = Marker.parse(
@@ -334,7 +315,11 @@ class Planner:
     # -- the graph ----------------------------------------------------------------------
 
     def _root_marker(self) -> Marker:
-        root = requires_python_marker(self.lock.requires_python)
+        root = (
+            Marker.from_requires_python(self.lock.requires_python)
+            if self.lock.requires_python
+            else Marker.TRUE
+        )
         if self.lock.supported_markers:
             root &= _union(self.lock.supported_markers)
         return root & self.conflicts_allowed & _REAL_PLATFORMS
@@ -457,9 +442,7 @@ class Planner:
         if lowered is None:
             package = self.lock.package(package_id)
             return package is None or extra in package.optional_dependencies
-        return any(
-            not (r.marker & self.root).is_false() for r in lowered.get(("extra", extra), ())
-        )
+        return any(not (r.marker & self.root).is_false() for r in lowered.get(("extra", extra), ()))
 
     def locked_edges(
         self, package: Package

@@ -235,10 +235,6 @@ def _ensure_gap(block: str) -> str:
     return block.rstrip("\n") + "\n\n"
 
 
-def describe(package_id: PackageId) -> str:
-    return f"{package_id.name} {package_id.version}"
-
-
 # --- locked artifacts (issue 9: lockfix repair --accept-index-artifacts) -------------------
 
 
