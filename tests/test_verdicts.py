@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +30,12 @@ def project(tmp_path_factory: pytest.TempPathFactory):
         yield directory, server
 
 
-def check(directory: Path, cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def check(
+    directory: Path, cache: Path, *args: str, python_flags: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    command = ["-m", "lockfix", "check", "uv.lock", *args, "--cache-dir", str(cache)]
     return subprocess.run(
-        [sys.executable, "-m", "lockfix", "check", "uv.lock", "--cache-dir", str(cache)],
+        [sys.executable, *python_flags, *command],
         cwd=directory,
         capture_output=True,
         text=True,
@@ -69,3 +74,59 @@ def test_pages_without_freshness_and_a_zero_ttl_keep_nothing(project, tmp_path: 
     server.reset_log()
     assert check(directory, tmp_path, LOCKFIX_PAGE_TTL="0").returncode == 0
     assert server.requests, "with a zero TTL every run asks the index again"
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from ``python -X importtime`` output."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+@pytest.mark.parametrize("form", [[], ["--format", "json"], ["--format=github"], ["-q"]])
+def test_a_reused_verdict_is_answered_before_the_command_line_loads(
+    project, tmp_path: Path, form: list[str]
+) -> None:
+    directory, server = project
+    first = check(directory, tmp_path, *form)
+    assert first.returncode == 0, first.stderr
+    server.reset_log()
+    again = check(directory, tmp_path, *form, python_flags=("-X", "importtime"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    loaded = _imported(again.stderr)
+    assert "lockfix.verdicts" in loaded
+    assert not loaded & {"click", "lockfix.cli", "lockfix.engine", "httpx"}, loaded
+    assert server.requests == []
+
+
+def test_other_forms_of_check_go_through_the_command_line(project, tmp_path: Path) -> None:
+    directory, _ = project
+    assert check(directory, tmp_path).returncode == 0
+    for form in (["-v"], ["--single-wheel"], ["--concurrency", "0"], ["--no-cache"]):
+        result = check(directory, tmp_path, *form, python_flags=("-X", "importtime"))
+        assert "click" in _imported(result.stderr), form
+    bad = check(directory, tmp_path, "--concurrency", "0")
+    assert bad.returncode == 2 and "--concurrency" in bad.stderr
+
+
+def test_a_reused_verdict_still_warns_about_an_old_uv(project, tmp_path: Path) -> None:
+    directory, _ = project
+    cache = tmp_path / "cache"
+    assert check(directory, cache).returncode == 0
+    # One path, swapped between real uv releases: the remembered version must follow the binary.
+    on_path = tmp_path / "bin" / "uv"
+    on_path.parent.mkdir()
+    path = f"{on_path.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    for version, warned in (("0.10.9", True), ("0.13.9", False), ("0.10.9", True)):
+        shutil.copy2(uv_bin(version), on_path)
+        result = check(directory, cache, python_flags=("-X", "importtime"), PATH=path)
+        assert result.returncode == 0
+        assert "click" not in _imported(result.stderr)
+        assert ("the uv on PATH is 0.10.9" in result.stderr) is warned, result.stderr
+        quiet = check(directory, cache, "-q", PATH=path)
+        assert quiet.returncode == 0 and quiet.stderr == ""
+    memo = json.loads((cache / "uv-version-v1.json").read_text())
+    assert memo[str(on_path.resolve())][1] == [0, 10, 9]

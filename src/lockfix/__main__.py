@@ -1,10 +1,5 @@
 """``python -m lockfix``."""
 
-import sys
-
-try:
-    from lockfix.cli import main
-except KeyboardInterrupt:  # Ctrl-C while the command line is still loading: no traceback
-    sys.exit(130)
+from lockfix._entry import main
 
 main()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +23,6 @@ EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_UNVERIFIED = 3
-FIXED_UV = (0, 10, 10)  # first uv whose resolver keeps per-index metadata apart
 PROGRESS_AFTER = 1.0  # seconds before a progress line appears
 
 
@@ -115,33 +112,20 @@ def _paths_argument(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("paths", nargs=-1, type=paths)(function)
 
 
-def _uv_version() -> tuple[int, ...] | None:
-    """The version of the ``uv`` on PATH, or None when there is none or it does not answer."""
-    uv = shutil.which("uv")
-    if uv is None:
-        return None
-    try:
-        result = subprocess.run(
-            [uv, "--version"], capture_output=True, text=True, timeout=3, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\buv (\d+)\.(\d+)\.(\d+)", result.stdout)
-    return tuple(int(part) for part in match.groups()) if match else None
+def _cache_root(run: RunOptions) -> Path:
+    import platformdirs  # lockfix.cache would pull in the whole metadata layer
+
+    return run.cache_dir or platformdirs.user_cache_path("lockfix")
 
 
 def _warn_old_uv(run: RunOptions) -> None:
     if run.quiet:
         return
-    version = _uv_version()
-    if version is not None and version < FIXED_UV:
-        shown = ".".join(map(str, version))
-        click.echo(
-            f"lockfix: warning: the uv on PATH is {shown}; uv before 0.10.10 breaks locks that "
-            "use several indexes (astral-sh/uv#14237), so the next `uv lock` may undo a "
-            "repair: upgrade uv",
-            err=True,
-        )
+    from lockfix.uvversion import old_uv_warning, uv_version
+
+    warning = old_uv_warning(uv_version(None if run.no_cache else _cache_root(run)))
+    if warning is not None:
+        click.echo(warning, err=True)
 
 
 @contextmanager
@@ -243,8 +227,6 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
     if run.no_cache or run.offline or run.verbose:
         return None, None
-    import platformdirs  # lockfix.cache would pull in the whole metadata layer
-
     from lockfix.verdicts import VerdictCache, verdict_key
 
     try:
@@ -257,7 +239,7 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
         "concurrency": run.concurrency,
     }
     key = verdict_key(text, path.resolve().parent, options)
-    return VerdictCache(run.cache_dir or platformdirs.user_cache_path("lockfix")), key
+    return VerdictCache(_cache_root(run)), key
 
 
 def _emit(report: Any, documents: list[Any], run: RunOptions) -> None:
@@ -506,6 +488,9 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
+_CACHE_PREFIXES = ("metadata-v", "pages-v", "verdicts-v", "uv-version-v")
+
+
 def _cache_entries(root: Path) -> list[Path]:
     """What lockfix itself keeps in the cache folder (anything else there is left alone).
 
@@ -513,9 +498,7 @@ def _cache_entries(root: Path) -> list[Path]:
     """
     if not root.is_dir():
         return []
-    return sorted(
-        p for p in root.iterdir() if p.name.startswith(("metadata-v", "pages-v", "verdicts-v"))
-    )
+    return sorted(p for p in root.iterdir() if p.name.startswith(_CACHE_PREFIXES))
 
 
 def _files(entry: Path) -> list[Path]:

@@ -13,27 +13,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 from lockfix import __version__
+
+TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 PROJECT_FILES = ("pyproject.toml", "uv.toml")
 _ENV_PREFIXES = ("LOCKFIX_", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
 
 
-def verdict_key(lock_text: str, lock_dir: Path, options: dict[str, Any]) -> str:
+def verdict_key(lock_text: str, lock_dir: str | os.PathLike[str], options: dict[str, Any]) -> str:
     """A digest of everything a check's outcome depends on besides the indexes."""
     digest = hashlib.sha256()
     digest.update(f"lockfix {__version__}\0".encode())
     digest.update(json.dumps(options, sort_keys=True, default=str).encode() + b"\0")
     digest.update(lock_text.encode() + b"\0")
     for name in PROJECT_FILES:
-        path = lock_dir / name
         digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"-")
+        try:
+            with open(os.path.join(lock_dir, name), "rb") as stream:
+                digest.update(stream.read())
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            digest.update(b"-")
         digest.update(b"\0")
     for key in sorted(os.environ):
         if key.startswith(_ENV_PREFIXES):
@@ -42,16 +46,19 @@ def verdict_key(lock_text: str, lock_dir: Path, options: dict[str, Any]) -> str:
 
 
 class VerdictCache:
-    def __init__(self, root: Path) -> None:
-        self.directory = root / "verdicts-v1"
+    # Only os/json/hashlib here: lockfix._entry answers a reused verdict with this module
+    # alone, before the command line (click) or anything of the pipeline is imported.
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.directory = os.path.join(root, "verdicts-v1")
 
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, key[:2], f"{key}.json")
 
     def get(self, key: str) -> Any | None:
         """The stored report for ``key`` while it is still valid, else None."""
         try:
-            entry = json.loads(self._path(key).read_text())
+            with open(self._path(key), encoding="utf-8") as stream:
+                entry = json.load(stream)
         except (OSError, ValueError):
             return None
         if not isinstance(entry, dict) or time.time() >= entry.get("fresh_until", 0):
@@ -62,10 +69,10 @@ class VerdictCache:
         if fresh_until <= time.time():
             return
         path = self._path(key)
+        temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(handle, "w") as stream:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as stream:
                 json.dump({"fresh_until": min(fresh_until, 2**40), "report": report}, stream)
             os.replace(temporary, path)
         except OSError:

@@ -1,0 +1,118 @@
+"""The ``lockfix`` command's entry point.
+
+A pre-commit hook runs ``lockfix check`` on every commit, mostly on a lock that was already
+found clean. Such a check is answered here from the verdict cache (:mod:`lockfix.verdicts`)
+before the command line (click) or any of the pipeline is imported, which halves its start-up.
+Only the plain forms are answered here; anything else, and every cache miss, goes to
+:mod:`lockfix.cli`, which computes and stores the same verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+
+if TYPE_CHECKING:
+    from typing import Any
+
+_FORMATS = ("text", "json", "github")
+
+
+def _plain_check(argv: list[str]) -> dict[str, Any] | None:
+    """The options of ``check [--cache-dir D] [--format F] [--concurrency N] [-q] [PATH]``.
+
+    None for anything else: those go to click, which also owns every error message."""
+    if not argv or argv[0] != "check" or os.environ.get("LOCKFIX_OFFLINE"):
+        return None
+    parsed: dict[str, Any] = {
+        "cache_dir": os.environ.get("LOCKFIX_CACHE_DIR") or None,
+        "format": "text",
+        "concurrency": None,
+        "quiet": False,
+    }
+    paths: list[str] = []
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument in ("-q", "--quiet"):
+            parsed["quiet"] = True
+            continue
+        name, equals, value = argument.partition("=")
+        if name not in ("--cache-dir", "--format", "--concurrency"):
+            if argument.startswith("-") or not argument:
+                return None
+            paths.append(argument)
+            continue
+        if not equals:
+            value = next(arguments, "")
+        if name == "--cache-dir":
+            if not value:
+                return None
+            parsed["cache_dir"] = value
+        elif name == "--format":
+            if value not in _FORMATS:
+                return None
+            parsed["format"] = value
+        else:
+            if not value.isdigit() or not 1 <= int(value) <= 256:
+                return None
+            parsed["concurrency"] = int(value)
+    if len(paths) > 1:
+        return None
+    parsed["path"] = paths[0] if paths else "uv.lock"
+    return parsed
+
+
+def reused_verdict(argv: list[str]) -> bool:
+    """Answer a plain ``check`` from a stored clean verdict; False when it can't be answered."""
+    parsed = _plain_check(argv)
+    if parsed is None:
+        return False
+    try:
+        with open(parsed["path"], encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError):
+        return False  # the CLI reports it
+    root = parsed["cache_dir"]
+    if root is None:
+        import platformdirs
+
+        root = platformdirs.user_cache_path("lockfix")
+    from lockfix.verdicts import VerdictCache, verdict_key
+
+    options = {
+        "format": parsed["format"],
+        "single_wheel": False,
+        "concurrency": parsed["concurrency"],
+    }
+    key = verdict_key(text, os.path.dirname(os.path.realpath(parsed["path"])), options)
+    report = VerdictCache(root).get(key)
+    if report is None or (
+        parsed["format"] != "json" and (not isinstance(report, str) or "\x1b" in report)
+    ):
+        return False
+    if not parsed["quiet"]:
+        from lockfix.uvversion import old_uv_warning, uv_version
+
+        warning = old_uv_warning(uv_version(root))
+        if warning is not None:
+            print(warning, file=sys.stderr)
+    if parsed["format"] == "json":
+        import json
+
+        print(json.dumps(report, indent=2))
+    elif parsed["format"] == "github" or not parsed["quiet"]:
+        sys.stdout.write(report)
+    return True
+
+
+def main() -> None:
+    try:
+        if reused_verdict(sys.argv[1:]):
+            sys.stdout.flush()
+            sys.exit(0)
+        from lockfix.cli import main as cli
+    except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
+        sys.exit(130)
+    cli()
