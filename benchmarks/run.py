@@ -42,6 +42,9 @@ UV_VERSION = "0.13.9"
 REAL_PROJECT = REPO / "fixtures" / "bench" / "real"
 DEFAULT_SIZES = (500, 2000, 5000)
 CHILD_TIMEOUT = 1800.0
+_SCRIPT = REPO / ".venv" / "bin" / "lockfix"
+LOCKFIX_COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [str(PY), "-m", "lockfix"]
+MODES = ("hook", "warm", "cold")
 
 GROWTH_TARGET = 10.0
 MEMORY_TARGET_MB = 300.0
@@ -126,11 +129,18 @@ class Target:
 
     # --- the four measured commands
     def lockfix(self, mode: str, cache: Path) -> Run:
+        """cold/warm: the CLI through ``_lockfix_child`` (client counters), with no stored
+        verdict; hook: the installed ``lockfix`` command as a pre-commit hook runs it, on a
+        lock it has found clean before (the verdict is reused)."""
         stats = self.work / "lockfix-stats.json"
         stats.unlink(missing_ok=True)
         env = dict(self.lockfix_env(), LOCKFIX_BENCH_STATS=str(stats))
-        cmd = [str(PY), "-m", "benchmarks._lockfix_child", "check", "uv.lock"]
-        cmd += ["--cache-dir", str(cache), "--format", "json"]
+        if mode == "hook":
+            cmd = [*LOCKFIX_COMMAND, "check", "uv.lock", "--cache-dir", str(cache)]
+        else:
+            shutil.rmtree(cache / "verdicts-v1", ignore_errors=True)
+            cmd = [str(PY), "-m", "benchmarks._lockfix_child", "check", "uv.lock"]
+            cmd += ["--cache-dir", str(cache), "--format", "json"]
         self.reset_log()
         wall, rss, rc, tail, cpu = run_child(cmd, self.project, env)
         run = Run("lockfix", mode, wall, rss, rc, cpu, self.requests(), stderr_tail=tail)
@@ -140,13 +150,13 @@ class Target:
             log(f"    lockfix exited {rc}: {tail.strip()[-500:]}")
         return run
 
-    def uv_check(self, cache: Path) -> Run:
+    def uv_check(self, cache: Path, mode: str = "warm") -> Run:
         cmd = [str(uv_bin()), "lock", "--check"]
         self.reset_log()
         wall, rss, rc, tail, cpu = run_child(cmd, self.project, self.uv_env(cache))
         if rc != 0:
             log(f"    uv lock --check exited {rc}: {tail.strip()[-500:]}")
-        return Run("uv", "warm", wall, rss, rc, cpu, self.requests(), stderr_tail=tail)
+        return Run("uv", mode, wall, rss, rc, cpu, self.requests(), stderr_tail=tail)
 
     def uv_lock_cold(self, rep: int) -> Run:
         proj = self.work / f"cold-uv-{rep}"
@@ -310,20 +320,22 @@ def measure(target: Target, reps: int, cold_reps: int) -> dict[str, Any]:
         )
     up = target.uv_check(target.uv_warm_cache)
     log(f"  warm-up uv lock --check {up.wall:.2f}s rc={up.rc}")
-    for i in range(reps):
-        order = ("lockfix", "uv") if i % 2 == 0 else ("uv", "lockfix")
-        pair = {}
-        for tool in order:
-            pair[tool] = (
-                target.lockfix("warm", lf_warm_cache)
-                if tool == "lockfix"
-                else target.uv_check(target.uv_warm_cache)
+    for mode in ("warm", "hook"):
+        # the last warm run (a clean lock) stored the verdict that the hook runs reuse
+        for i in range(reps):
+            order = ("lockfix", "uv") if i % 2 == 0 else ("uv", "lockfix")
+            pair = {}
+            for tool in order:
+                pair[tool] = (
+                    target.lockfix(mode, lf_warm_cache)
+                    if tool == "lockfix"
+                    else target.uv_check(target.uv_warm_cache, mode)
+                )
+            runs += [pair["lockfix"], pair["uv"]]
+            log(
+                f"  {mode} {i + 1}/{reps}: lockfix {pair['lockfix'].wall:.3f}s "
+                f"(cpu {pair['lockfix'].cpu:.2f}s) uv {pair['uv'].wall:.3f}s"
             )
-        runs += [pair["lockfix"], pair["uv"]]
-        log(
-            f"  warm {i + 1}/{reps}: lockfix {pair['lockfix'].wall:.2f}s "
-            f"(cpu {pair['lockfix'].cpu:.1f}s) uv {pair['uv'].wall:.2f}s"
-        )
     return {
         "target": target.name,
         "packages": target.packages,
@@ -338,7 +350,7 @@ def _median(xs: list[float]) -> float:
 
 def summarize(runs: list[Run]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for mode in ("warm", "cold"):
+    for mode in MODES:
         lf = [r for r in runs if r.tool == "lockfix" and r.mode == mode]
         uv = [r for r in runs if r.tool == "uv" and r.mode == mode]
         m: dict[str, Any] = {}
@@ -391,12 +403,12 @@ def table(results: list[dict[str, Any]]) -> str:
     )
     lines = [head, "-" * len(head)]
     for res in results:
-        for mode in ("warm", "cold"):
+        for mode in MODES:
             s = res["summary"][mode]
             lf, uv = s["lockfix"], s["uv"]
             lines.append(
                 f"{res['target']:<16} {res['packages']:>5} {mode:<5} "
-                f"{lf['wall_median']:>9.2f} {uv['wall_median']:>7.2f} {s['ratio']:>5.1f}x "
+                f"{lf['wall_median']:>9.3f} {uv['wall_median']:>7.3f} {s['ratio']:>5.2f}x "
                 f"{lf['rss_max_mb']:>10.0f} {uv['rss_max_mb']:>6.0f} "
                 f"{_fmt_req(lf):>16} {_fmt_req(uv):>12}"
             )
@@ -436,18 +448,24 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         if meta is not None:
             ok = "OK" if meta == 0 else "MISSED"
             out.append(f"warm metadata requests lockfix, {r['target']}: {meta} (target 0) {ok}")
-        w, c = r["summary"]["warm"]["ratio"], r["summary"]["cold"]["ratio"]
-        out.append(f"ratio lockfix/uv, {r['target']}: warm {w:.1f}x, cold {c:.1f}x")
+        h, w, c = (r["summary"][m]["ratio"] for m in MODES)
+        out.append(
+            f"ratio lockfix/uv, {r['target']}: hook {h:.2f}x (target <= 2x) "
+            f"{'OK' if h <= 2 else 'MISSED'}, warm {w:.2f}x, cold {c:.2f}x (target <= 1x) "
+            f"{'OK' if c <= 1 else 'MISSED'}"
+        )
     return out
 
 
 LEGEND = """\
-warm: lockfix check (cache filled) vs uv lock --check (warm uv cache); cold: lockfix check
-(empty --cache-dir) vs uv lock (empty UV_CACHE_DIR, no uv.lock). Times: medians of wall
-seconds; ratio: median over back-to-back pairs of lockfix/uv; MB: peak RSS (max over runs,
-os.wait4 of each child); req/meta: median total HTTP requests / max requests for core
-metadata (PEP 658 .metadata + wheel reads) from the loopback server log (* = lockfix's own
-client counters, real PyPI)."""
+hook: the installed `lockfix check uv.lock` on a lock it found clean before (its stored
+verdict is reused: what a pre-commit hook pays on most commits) vs uv lock --check (warm uv
+cache). warm: lockfix check with every page and metadata cached but no stored verdict (a
+changed lock) vs uv lock --check. cold: lockfix check (empty --cache-dir) vs uv lock (empty
+UV_CACHE_DIR, no uv.lock). Times: medians of wall seconds; ratio: median over back-to-back
+pairs of lockfix/uv; MB: peak RSS (max over runs, os.wait4 of each child); req/meta: median
+total HTTP requests / max requests for core metadata (PEP 658 .metadata + wheel reads) from
+the loopback server log (* = lockfix's own client counters, real PyPI)."""
 
 
 # --------------------------------------------------------------------------- profile
