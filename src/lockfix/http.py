@@ -166,16 +166,23 @@ def _env_number(name: str, kind: type[float] | type[int], default: float) -> flo
 
 
 class _NetworkTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, offline: bool) -> None:
-        self.inner, self.offline = inner, offline
+    """Refuses every request in offline mode; builds the real transport on first use, so a
+    run answered from the caches never imports the wire."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], offline: bool) -> None:
+        self.make, self.offline = make, offline
+        self.inner: httpx.AsyncBaseTransport | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.offline:
             raise _Offline(str(request.url))
+        if self.inner is None:
+            self.inner = self.make()
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        if self.inner is not None:
+            await self.inner.aclose()
 
 
 def page_freshness(headers: Mapping[str, str], default: float) -> float | None:
@@ -207,21 +214,55 @@ def page_freshness(headers: Mapping[str, str], default: float) -> float | None:
 
 
 class _AsyncClient(httpx.AsyncClient):
-    """httpx client whose transports (incl. env proxy mounts) are wrapped for offline mode."""
+    """httpx client whose transports (incl. env proxy mounts) go over aiohttp (`_wire`),
+    each wrapped for offline mode. SOCKS proxies, which aiohttp lacks, keep httpx's own."""
 
-    def __init__(
-        self, *, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport], **kwargs: Any
-    ):
-        self._wrap = wrap
+    def __init__(self, *, offline: bool, **kwargs: Any) -> None:
+        self._offline = offline
         super().__init__(**kwargs)
 
     def _init_transport(
-        self, *args: Any, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+        self,
+        verify: Any = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = httpx.Limits(),  # noqa: B008
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> httpx.AsyncBaseTransport:
-        return self._wrap(transport or super()._init_transport(*args, **kwargs))
+        if transport is not None:
+            return _NetworkTransport(lambda: transport, self._offline)
 
-    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
-        return self._wrap(super()._init_proxy_transport(*args, **kwargs))
+        def make() -> httpx.AsyncBaseTransport:
+            from lockfix._wire import AiohttpTransport
+
+            return AiohttpTransport(ssl_context=verify, limits=limits)
+
+        return _NetworkTransport(make, self._offline)
+
+    def _init_proxy_transport(
+        self,
+        proxy: httpx.Proxy,
+        verify: Any = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = httpx.Limits(),  # noqa: B008
+    ) -> httpx.AsyncBaseTransport:
+        if proxy.url.scheme not in ("http", "https"):
+            fallback = super()._init_proxy_transport(
+                proxy, verify, cert, trust_env, http1, http2, limits
+            )
+            return _NetworkTransport(lambda: fallback, self._offline)
+
+        def make() -> httpx.AsyncBaseTransport:
+            from lockfix._wire import AiohttpTransport
+
+            return AiohttpTransport(ssl_context=verify, limits=limits, proxy=proxy)
+
+        return _NetworkTransport(make, self._offline)
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -324,12 +365,8 @@ class IndexClient:
         if self._http is not None:
             return self._http
 
-        def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-            return _NetworkTransport(inner, self.offline)
-
         self._http = _AsyncClient(
-            wrap=wrap,
-            http2=True,
+            offline=self.offline,
             verify=_ssl_context(),
             trust_env=True,
             follow_redirects=False,
