@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -557,6 +558,38 @@ def test_uv_http_timeout(server: IndexServer, monkeypatch: pytest.MonkeyPatch) -
                 await c.project_page(server.index_url("idx"), "torch")
 
     run(go())
+
+
+def test_reset_is_retried_and_not_reported_as_a_timeout(server: IndexServer) -> None:
+    server.add_fault(lambda m, p: Fault(reset=True))
+
+    async def go() -> IndexClient:
+        async with client(retries=1) as c:
+            with pytest.raises(IndexRequestError) as e:
+                await c.project_page(server.index_url("idx"), "torch")
+            assert "timed out" not in str(e.value), e.value
+            return c
+
+    assert run(go()).stats.retries == 1
+    # exactly two: the HTTP layer resends nothing beneath IndexClient's retries
+    assert len(server.page_requests()) == 2
+
+
+def test_gzip_page_is_decoded(built: BuiltScenario, server: IndexServer) -> None:
+    f = built.find("idx", "typing_extensions-4.14.0-py3-none-any.whl")
+    html = f'<a href="{server.file_url("idx", f.filename)}#sha256={f.sha256}">{f.filename}</a>'
+    body = gzip.compress(html.encode())
+    headers = {"Content-Encoding": "gzip", "Content-Type": "text/html"}
+    server.add_fault(
+        lambda m, p: Fault(status=200, body=body, headers=headers) if "typing" in p else None
+    )
+
+    async def go() -> list[str]:
+        async with client() as c:
+            page = await c.project_page(server.index_url("idx"), "typing-extensions")
+            return [x.filename for x in page.files]
+
+    assert run(go()) == [f.filename]
 
 
 # --- caching and offline ----------------------------------------------------------------
