@@ -672,24 +672,25 @@ class IndexClient:
             raise OfflineCacheMiss(
                 f"offline: metadata of {file.filename} is not in the cache", file.url
             )
+        index_key = split_credentials(index_url)[0]
+        caps = self._caps.setdefault(index_key, _IndexCaps())
+        if file.core_metadata and caps.pep658:
+            md = await self._once(
+                _pep658_key(index_key, file), lambda: self._metadata_pep658(file, caps)
+            )
+            if md is not None:
+                self._check(md, file, project, version)
+                return md
         async with self._files:
-            return await self._fetch_remote_metadata(index_url, file, hashes, project, version)
+            return await self._fetch_remote_metadata(file, hashes, project, version)
 
     async def _fetch_remote_metadata(
         self,
-        index_url: str,
         file: IndexFile,
         hashes: dict[str, str],
         project: str | None,
         version: str | None,
     ) -> CoreMetadata:
-        index_key = split_credentials(index_url)[0]
-        caps = self._caps.setdefault(index_key, _IndexCaps())
-        if file.core_metadata and caps.pep658:
-            md = await self._metadata_pep658(file, caps)
-            if md is not None:
-                self._check(md, file, project, version)
-                return md
         if file.is_wheel and origin(file.url) not in self._no_ranges:
             md = await self._metadata_by_ranges(file, hashes, project)
             if md is not None:
@@ -944,6 +945,17 @@ class IndexClient:
                 _verify(file.url, hashes, hashers)
                 f.seek(0)
             return _parse_archive(f, file.filename, project, file.url)
+
+
+def _pep658_key(index_key: str, file: IndexFile) -> tuple[Any, ...]:
+    """Memo key of a file's PEP 658 metadata: files whose listed metadata sha256 is equal
+    have byte-identical metadata (most wheels of a release), so it is fetched once."""
+    listed = file.core_metadata
+    if isinstance(listed, Mapping):
+        digest = {k.lower(): v.lower() for k, v in listed.items()}.get("sha256")
+        if digest:
+            return ("pep658", index_key, file.is_wheel, digest)
+    return ("pep658-file", file.url)
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
