@@ -18,6 +18,12 @@ import httpx
 from yarl import URL
 
 
+class MalformedResponse(httpx.RemoteProtocolError):
+    """The answer is not valid HTTP/1.1: a bad status line or headers, or bytes past the
+    end of the previous response on the connection (aiohttp fails the response those
+    bytes arrive with; httpcore would read the body to its Content-Length)."""
+
+
 def _map_error(exc: BaseException) -> httpx.TransportError | None:
     """The httpx exception that httpcore would raise for the same failure."""
     message = str(exc) or type(exc).__name__
@@ -35,7 +41,7 @@ def _map_error(exc: BaseException) -> httpx.TransportError | None:
     if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ClientConnectionError)):
         return httpx.ReadError(message)  # reset, broken pipe
     if isinstance(exc, aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(message)  # unparsable status line or headers
+        return MalformedResponse(message)
     if isinstance(exc, aiohttp.InvalidURL):
         return httpx.UnsupportedProtocol(message)
     if isinstance(exc, aiohttp.ClientError):

@@ -325,7 +325,7 @@ class IndexClient:
         retry_wait: float = 0.5,
     ) -> None:
         self.cache = cache
-        self.concurrency = int(concurrency or _env_number("UV_CONCURRENT_DOWNLOADS", int, 16))
+        self.concurrency = int(concurrency or _env_number("UV_CONCURRENT_DOWNLOADS", int, 50))
         self.timeout = float(
             timeout if timeout is not None else _env_number("UV_HTTP_TIMEOUT", float, 30.0)
         )
@@ -714,9 +714,17 @@ class IndexClient:
             async with self._sem:
                 if not caps.pep658:  # disabled by another file while this one waited
                     return None
-                response = await self._open(
-                    url, {"Accept-Encoding": "gzip, identity"}, kind="metadata_pep658"
-                )
+                try:
+                    response = await self._open(
+                        url, {"Accept-Encoding": "gzip, identity"}, kind="metadata_pep658"
+                    )
+                except httpx.RemoteProtocolError as e:
+                    from lockfix._wire import MalformedResponse
+
+                    if not isinstance(e, MalformedResponse):
+                        raise
+                    # e.g. a body longer than its Content-Length: as unusable as a wrong hash
+                    return None
                 try:
                     if response.status_code in _NOT_FOUND:
                         return None
