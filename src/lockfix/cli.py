@@ -69,7 +69,7 @@ def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callabl
             type=click.IntRange(1, 256),
             default=None,
             help="Requests in flight at once (env LOCKFIX_CONCURRENCY, "
-            "[tool.lockfix] concurrency; default 16).",
+            "[tool.lockfix] concurrency; default 50, as uv).",
         ),
         click.option(
             "--format",

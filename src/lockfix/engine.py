@@ -34,7 +34,7 @@ class Options:
     cache_dir: Path | None = None
     no_cache: bool = False
     offline: bool = False
-    concurrency: int = 16
+    concurrency: int = 50
     timeout: float | None = None
     progress: Callable[[int, int], None] | None = None
     # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)

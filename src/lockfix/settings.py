@@ -13,7 +13,7 @@ from typing import Any
 import tomllib
 from packaging.utils import canonicalize_name
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 50
 KNOWN_KEYS = ("skip-packages", "skip-indexes", "concurrency", "per-wheel")
 
 
