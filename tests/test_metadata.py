@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+import shutil
 import struct
 import tarfile
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -212,7 +216,27 @@ def test_metadata_cache_roundtrip(tmp_path: Path) -> None:
     path = next(tmp_path.rglob("abab*.json"))
     path.write_text("{corrupt")
     assert cache.get(key) is None
+    path.write_bytes(b"")  # what a crash may leave, as nothing is fsynced
+    assert cache.get(key) is None
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_metadata_cache_writes_after_its_folder_is_removed(tmp_path: Path) -> None:
+    md = parse_core_metadata(TORCH_LIKE)
+    cache = MetadataCache(tmp_path / "c")
+    cache.put("ab" * 32, md)
+    shutil.rmtree(tmp_path / "c")
+    cache.put("ab" * 32, md)
+    assert cache.get("ab" * 32) == md
+    # A temporary file left with the name this process would use next is not reused.
+    folder = tmp_path / "c" / "metadata-v1" / "ab"
+    from lockfix import cache as cache_module
+
+    n = next(cache_module._temp_names)
+    (folder / f".tmp-{os.getpid()}-{n + 1}").write_bytes(b"stale")
+    cache.put("ab" + "cd" * 31, md)
+    assert cache.get("ab" + "cd" * 31) == md
+    assert len(list(folder.glob(".tmp-*"))) == 1
 
 
 # --- finding METADATA without parsing the whole central directory ----------------------
@@ -372,3 +396,52 @@ def test_metadata_member_garbage(prefix: bytes, suffix: bytes) -> None:
 
 
 _METADATA_TAIL = b"a.dist-info/METADATA"
+
+
+_LINES = [
+    "Metadata-Version: 2.1",
+    "Name: a",
+    "Version: 1",
+    "Requires-Dist: x>=1;",
+    '  python_version < "3.12"',
+    "\t",
+    " ",
+    "",
+    "Requires-Dist: body",
+    "Provides-Extra: e",
+    "not a header",
+    "Dynamic: Requires-Dist",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_LINES), st.sampled_from(["\n", "\r\n", "\r", "\r\r\n", ""])),
+        max_size=14,
+    )
+)
+def test_parse_core_metadata_reads_only_the_headers(lines: list[tuple[str, str]]) -> None:
+    """Cutting the document after the first empty line changes nothing."""
+    from unittest import mock
+
+    from lockfix import metadata
+
+    data = "".join(line + end for line, end in lines).encode()
+    never = re.compile(r"(?!)")
+
+    def parse() -> CoreMetadata | str:
+        try:
+            return parse_core_metadata(data)
+        except MetadataError as e:
+            return str(e)
+
+    with mock.patch.object(metadata, "_EMPTY_LINE", never):
+        whole = parse()
+    assert parse() == whole
+
+
+def test_core_metadata_json_has_every_field() -> None:
+    md = parse_core_metadata(TORCH_LIKE)
+    expected = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(md).items()}
+    assert md.to_json() == expected
