@@ -31,13 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lockfix.lockfile import PackageId
 from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan, Planner
+from lockfix.planner import Finding, Plan, Planner, parse_requirement
 from lockfix.tags import platform_environments
 
 __all__ = [
@@ -301,9 +301,8 @@ RequirementKey = tuple[str, tuple[str, ...], str, str | None]
 def _parse_line(line: str) -> tuple[RequirementKey, Marker] | None:
     """A Requires-Dist line by meaning (None: unparsable); the same lines recur across
     wheels and across calls."""
-    try:
-        requirement = Requirement(line)
-    except InvalidRequirement:
+    requirement = parse_requirement(line)
+    if requirement is None:
         return None
     key = (
         canonicalize_name(requirement.name),
