@@ -92,9 +92,14 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
         text = text[1:]
     # The headers end at the first empty line; the description after it (often most of the
     # document) would only be read line by line and thrown away.
-    end = _EMPTY_LINE.search(text)
-    if end is not None:
-        text = text[: end.end()]
+    if "\r" in text:
+        found = _EMPTY_LINE.search(text)
+        end = found.end() if found is not None else -1
+    else:
+        end = text.find("\n\n")
+        end = end + 2 if end >= 0 else -1
+    if end >= 0:
+        text = text[:end]
     msg = Parser(policy=compat32).parsestr(text, headersonly=True)
 
     def all_of(field: str) -> tuple[str, ...]:
