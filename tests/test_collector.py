@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fixtures.builder import build_scenario
 from lockfix.collector import (
     IndexFile,
+    IndexRequestError,
     ProjectNotFound,
     file_matches_project,
     parse_filename,
@@ -75,6 +76,78 @@ def test_json_page_fields_and_both_metadata_keys() -> None:
     assert c.core_metadata is False
     assert c.yanked is True
     assert page.meta == {"api-version": "1.1"}
+
+
+def _json_page(entries: list[object]) -> bytes:
+    return json.dumps({"name": "foo", "files": entries}).encode()
+
+
+def _entry(filename: str, digest: str = "aa") -> dict[str, object]:
+    return {"filename": filename, "url": filename, "hashes": {"sha256": digest * 32}}
+
+
+@pytest.mark.parametrize("files_first", [False, True])
+def test_json_page_lookups_agree_with_files(files_first: bool) -> None:
+    """Files are built on lookup; ``files`` and ``file_named`` hand out the same objects,
+    skip unusable entries and, for a filename listed twice, name the first usable one."""
+    entries: list[object] = [
+        "not an object",
+        {"filename": "foo-1.0.tar.gz", "url": 7},  # unusable: the next one counts
+        _entry("foo-1.0.tar.gz", "bb"),
+        _entry("foo-1.0-py3-none-any.whl", "cc"),
+        {"url": "foo-1.1.tar.gz"},
+        {"filename": ["x"], "url": "x"},
+        _entry("foo-1.0-py3-none-any.whl", "dd"),  # listed again: file_named keeps the first
+        _entry("foo-2.0.tar.gz", "ee"),
+    ]
+    page = parse_simple_json(_json_page(entries), PAGE, "foo")
+    files = page.files if files_first else ()
+    sdist, wheel = page.file_named("foo-1.0.tar.gz"), page.file_named("foo-1.0-py3-none-any.whl")
+    assert sdist is not None and wheel is not None
+    assert sdist.sha256 == "bb" * 32 and wheel.sha256 == "cc" * 32
+    assert sdist.url == PAGE + "foo-1.0.tar.gz"
+    assert page.file_named("foo-1.1.tar.gz") is None and page.file_named("x") is None
+    files = page.files
+    assert [f.sha256 for f in files] == [d * 32 for d in ("bb", "cc", "dd", "ee")]
+    assert files[0] is sdist and files[1] is wheel
+    assert page.file_named("foo-1.0.tar.gz") is sdist
+    assert [f.filename for f in page.files_for_version("1.0")] == [
+        "foo-1.0.tar.gz",
+        "foo-1.0-py3-none-any.whl",
+        "foo-1.0-py3-none-any.whl",
+    ]
+
+
+def test_json_page_objects_only() -> None:
+    """Every entry an object: the fast lookup, which still skips unusable entries."""
+    page = parse_simple_json(
+        _json_page(
+            [
+                {"filename": "foo-0.9.tar.gz", "url": None},
+                _entry("foo-1.0.tar.gz", "aa"),
+                _entry("foo-1.0.tar.gz", "bb"),
+                {"filename": 5, "url": "foo-0.8.tar.gz"},
+                _entry("foo-0.9.tar.gz", "cc"),
+            ]
+        ),
+        PAGE,
+        "foo",
+    )
+    first = page.file_named("foo-1.0.tar.gz")
+    assert first is not None and first.sha256 == "aa" * 32
+    later = page.file_named("foo-0.9.tar.gz")
+    assert later is not None and later.sha256 == "cc" * 32
+    assert [f.sha256 for f in page.files] == ["aa" * 32, "bb" * 32, "cc" * 32]
+    assert page.files[0] is first and page.files[2] is later
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"files": {}}', b'{"files": "x"}', b"\xff\xfe"],
+)
+def test_json_page_malformed(body: bytes) -> None:
+    with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
+        parse_simple_json(body, PAGE, "foo")
 
 
 def test_html_page_attributes() -> None:

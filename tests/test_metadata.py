@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+import shutil
+import struct
 import tarfile
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -211,4 +216,232 @@ def test_metadata_cache_roundtrip(tmp_path: Path) -> None:
     path = next(tmp_path.rglob("abab*.json"))
     path.write_text("{corrupt")
     assert cache.get(key) is None
+    path.write_bytes(b"")  # what a crash may leave, as nothing is fsynced
+    assert cache.get(key) is None
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_metadata_cache_writes_after_its_folder_is_removed(tmp_path: Path) -> None:
+    md = parse_core_metadata(TORCH_LIKE)
+    cache = MetadataCache(tmp_path / "c")
+    cache.put("ab" * 32, md)
+    shutil.rmtree(tmp_path / "c")
+    cache.put("ab" * 32, md)
+    assert cache.get("ab" * 32) == md
+    # A temporary file left with the name this process would use next is not reused.
+    folder = tmp_path / "c" / "metadata-v1" / "ab"
+    from lockfix import cache as cache_module
+
+    n = next(cache_module._temp_names)
+    (folder / f".tmp-{os.getpid()}-{n + 1}").write_bytes(b"stale")
+    cache.put("ab" + "cd" * 31, md)
+    assert cache.get("ab" + "cd" * 31) == md
+    assert len(list(folder.glob(".tmp-*"))) == 1
+
+
+# --- finding METADATA without parsing the whole central directory ----------------------
+
+
+def _directory(data: bytes) -> bytes:
+    cd = _zip.find_central_directory(data, 0, len(data))
+    return data[cd.offset : cd.offset + cd.size]
+
+
+def _both_ways(directory: bytes, project: str | None = "pkg") -> _zip.Member | None:
+    """metadata_member, checked against the full parse (None: both refuse)."""
+    try:
+        full = _zip.find_metadata_member(_zip.parse_central_directory(directory), project)
+    except _zip.ZipFormatError:
+        full = None
+    try:
+        fast = _zip.metadata_member(directory, project)
+    except _zip.ZipFormatError:
+        fast = None
+    assert fast == full
+    return fast
+
+
+def _custom_zip(entries: list[tuple[str, bytes, bytes, bytes]]) -> bytes:
+    """A zip whose members carry the given (name, data, extra, comment)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data, extra, comment in entries:
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.extra, info.comment = extra, comment
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_metadata_member_fixture_wheels() -> None:
+    from fixtures.builder import build_wheel_bytes
+
+    for spec in (
+        {"name": "pkg", "version": "1.0", "requires_dist": ["dep>=1"]},
+        {"name": "Zope.Interface", "version": "5.0.post1", "pad": 5000},
+        {"name": "torch", "version": "2.7.1+cu126"},
+    ):
+        for tag in ("py3-none-any", "cp311-cp311-manylinux_2_28_x86_64"):
+            wheel, metadata = build_wheel_bytes(spec, tag)
+            member = _both_ways(_directory(wheel), spec["name"])
+            assert member is not None and member.name.endswith(".dist-info/METADATA")
+            chunk = wheel[member.header_offset :]
+            start, end = _zip.local_data_span(chunk, member)
+            assert _zip.decompress_member(member, chunk[start:end], 1 << 20) == metadata
+
+
+META = b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        # many entries, METADATA in the middle and with a non-ASCII neighbour
+        (
+            {**{f"pkg/m{i}.py": b"" for i in range(300)}, "pkg-1.0.dist-info/METADATA": META}
+            | {"pkg/é.py": b"", "pkg-1.0.dist-info/RECORD": b""},
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        # two top-level dist-infos: the project's wins, whichever comes first
+        (
+            {"other-1.0.dist-info/METADATA": META, "pkg-1.0.dist-info/METADATA": META},
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        (
+            {"pkg-1.0.dist-info/METADATA": META, "other-1.0.dist-info/METADATA": META},
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        # vendored (nested) dist-info after the real one
+        (
+            {"pkg-1.0.dist-info/METADATA": META, "pkg/_vendor/x-1.dist-info/METADATA": META},
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        # only a look-alike
+        ({"pkg-1.0.dist-info/METADATA.bak": META}, None),
+        ({"pkg/_vendor/x-1.dist-info/METADATA": META}, None),
+        ({"pkg-1.0.dist-info/METADATA/x": META}, None),
+        # a look-alike next to the real one
+        (
+            {"pkg-1.0.dist-info/METADATA.bak": META, "pkg-1.0.dist-info/METADATA": META},
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        # the name only inside member data (never part of the central directory)
+        ({"pkg/notes.txt": b"see pkg-1.0.dist-info/METADATA", "pkg/a.py": b""}, None),
+    ],
+)
+def test_metadata_member_tricky_archives(members: dict[str, bytes], expected: str | None) -> None:
+    member = _both_ways(_directory(_wheel(members)))
+    assert (member.name if member else None) == expected
+
+
+def test_metadata_member_name_in_extra_or_comment() -> None:
+    real = ("pkg-1.0.dist-info/METADATA", META, b"", b"")
+    fake_name = b"fake-1.0.dist-info/METADATA"
+    # A complete fake central header hidden in an earlier member's comment.
+    fake = struct.pack("<4s6H3I5HII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 5, 5,
+                       len(fake_name), 0, 0, 0, 0, 0, 0) + fake_name  # fmt: skip
+    for entries, expected in (
+        ([("pkg/a.py", b"", b"", fake), real], "pkg-1.0.dist-info/METADATA"),
+        ([("pkg/a.py", b"", b"", fake)], None),
+        ([("pkg/a.py", b"", b"", fake_name)], None),
+        ([("pkg/a.py", b"", b"\xfe\xca" + struct.pack("<H", len(fake)) + fake, b"")], None),
+        (
+            [real, ("pkg/z.py", b"", b"", b"pkg-1.0.dist-info/METADATA")],
+            "pkg-1.0.dist-info/METADATA",
+        ),
+        ([("pkg/a.py", b"", b"", fake), ("pkg/b.py", b"", b"", b"")], None),
+    ):
+        member = _both_ways(_directory(_custom_zip(entries)))
+        assert (member.name if member else None) == expected
+
+
+def test_metadata_member_zip64(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 16)
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+    data = _wheel({"pkg/a.py": b"x" * 100, "pkg-1.0.dist-info/METADATA": META * 3})
+    member = _both_ways(_directory(data))
+    assert member is not None and member.uncompressed_size == len(META) * 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(
+        st.sampled_from(
+            [
+                "pkg/a.py",
+                "pkg-1.0.dist-info/METADATA",
+                "pkg-1.0.dist-info/RECORD",
+                "x-2.dist-info/METADATA",
+                "pkg/v/y-1.dist-info/METADATA",
+                "pkg/ü.py",
+                "pkg-1.0.dist-info/METADATA.bak",
+                "a.dist-info/METADATA",
+            ]
+        ),
+        max_size=8,
+        unique=True,
+    ),
+    comments=st.lists(st.sampled_from([b"", b"x.dist-info/METADATA", b"PK\x01\x02"]), max_size=8),
+)
+def test_metadata_member_agrees_with_full_parse(names: list[str], comments: list[bytes]) -> None:
+    entries = [(n, b"data", b"", c) for n, c in zip(names, comments + [b""] * 8, strict=False)]
+    _both_ways(_directory(_custom_zip(entries)))
+
+
+@given(st.binary(max_size=400), st.binary(max_size=60))
+def test_metadata_member_garbage(prefix: bytes, suffix: bytes) -> None:
+    """Any bytes: a Member or ZipFormatError, nothing else."""
+    for data in (prefix, prefix + b".dist-info/METADATA" + suffix, b"PK\x01\x02" + prefix):
+        with contextlib.suppress(_zip.ZipFormatError):
+            _zip.metadata_member(data + _METADATA_TAIL + suffix, "pkg")
+
+
+_METADATA_TAIL = b"a.dist-info/METADATA"
+
+
+_LINES = [
+    "Metadata-Version: 2.1",
+    "Name: a",
+    "Version: 1",
+    "Requires-Dist: x>=1;",
+    '  python_version < "3.12"',
+    "\t",
+    " ",
+    "",
+    "Requires-Dist: body",
+    "Provides-Extra: e",
+    "not a header",
+    "Dynamic: Requires-Dist",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_LINES), st.sampled_from(["\n", "\r\n", "\r", "\r\r\n", ""])),
+        max_size=14,
+    )
+)
+def test_parse_core_metadata_reads_only_the_headers(lines: list[tuple[str, str]]) -> None:
+    """Cutting the document after the first empty line changes nothing."""
+    from unittest import mock
+
+    from lockfix import metadata
+
+    data = "".join(line + end for line, end in lines).encode()
+    never = re.compile(r"(?!)")
+
+    def parse() -> CoreMetadata | str:
+        try:
+            return parse_core_metadata(data)
+        except MetadataError as e:
+            return str(e)
+
+    with mock.patch.object(metadata, "_EMPTY_LINE", never):
+        whole = parse()
+    assert parse() == whole
+
+
+def test_core_metadata_json_has_every_field() -> None:
+    md = parse_core_metadata(TORCH_LIKE)
+    expected = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(md).items()}
+    assert md.to_json() == expected

@@ -11,7 +11,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 from types import MappingProxyType
@@ -182,13 +181,48 @@ def _same_version(a: str, b: str) -> bool:
         return a.strip().lower() == b.strip().lower()
 
 
-@dataclass(frozen=True)
 class ProjectPage:
-    name: str
-    url: str
-    files: tuple[IndexFile, ...]
-    # PEP 691 "meta" (api-version, …), empty for HTML
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    """The files one index lists for a project, in page order.
+
+    A PEP 691 page keeps its decoded JSON entries and builds an :class:`IndexFile` only when
+    it is looked up: a check needs the few locked files of a project among the thousands its
+    page lists (PyPI's numpy page has ~3,000), only choosing a version needs them all."""
+
+    __slots__ = ("_by_filename", "_files", "_json", "meta", "name", "url")
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        files: Iterable[IndexFile] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        # PEP 691 "meta" (api-version, …), empty for HTML
+        self.meta: Mapping[str, Any] = dict(meta) if meta else {}
+        self._files: tuple[IndexFile, ...] | None = tuple(files)
+        self._json: _JsonFiles | None = None
+        self._by_filename: dict[str, IndexFile] | None = None
+
+    @classmethod
+    def _from_json(
+        cls, name: str, url: str, files: _JsonFiles, meta: Mapping[str, Any]
+    ) -> ProjectPage:
+        page = cls(name, url, (), meta)
+        page._files, page._json = None, files
+        return page
+
+    def __repr__(self) -> str:
+        return f"ProjectPage(name={self.name!r}, url={self.url!r})"
+
+    @property
+    def files(self) -> tuple[IndexFile, ...]:
+        if self._files is None:
+            assert self._json is not None
+            self._files = self._json.all()
+            self._json = None  # the files built so far are among them; drop the raw entries
+        return self._files
 
     def files_for_version(self, version: str) -> list[IndexFile]:
         """Files whose filename version equals ``version`` under PEP 440.
@@ -202,14 +236,15 @@ class ProjectPage:
         return out
 
     def file_named(self, filename: str) -> IndexFile | None:
+        """The first file listed under ``filename`` (the same object on every call)."""
+        if self._json is not None:
+            return self._json.named(filename)
+        if self._by_filename is None:
+            index: dict[str, IndexFile] = {}
+            for f in self.files:
+                index.setdefault(f.filename, f)
+            self._by_filename = index
         return self._by_filename.get(filename)
-
-    @cached_property
-    def _by_filename(self) -> dict[str, IndexFile]:
-        index: dict[str, IndexFile] = {}
-        for f in self.files:
-            index.setdefault(f.filename, f)
-        return index
 
 
 # --- hashes and metadata advertisement --------------------------------------------------
@@ -279,41 +314,106 @@ def parse_simple_json(data: bytes | str, page_url: str, name: str) -> ProjectPag
         raise IndexRequestError(f"invalid PEP 691 JSON ({e})", page_url) from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("files", []), list):
         raise IndexRequestError("invalid PEP 691 JSON (no files list)", page_url)
-    files: list[IndexFile] = []
-    for entry in doc.get("files", []):
-        if not isinstance(entry, Mapping):
-            continue
-        filename, url = entry.get("filename"), entry.get("url")
-        if not isinstance(filename, str) or not isinstance(url, str):
-            continue
-        # PyPI's pages list tens of thousands of absolute URLs: skip urljoin for those.
-        absolute = url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
-        abs_url, frag_hashes = _split_fragment(absolute)
-        hashes = {**frag_hashes, **_clean_hashes(entry.get("hashes"))}
-        cm = entry.get("core-metadata")
-        if cm is None:
-            cm = entry.get("dist-info-metadata")
-        size = entry.get("size")
-        upload_time = entry.get("upload-time")
-        rp = entry.get("requires-python")
-        files.append(
-            IndexFile(
-                filename=filename,
-                url=abs_url,
-                hashes=MappingProxyType(hashes),
-                requires_python=rp if isinstance(rp, str) and rp.strip() else None,
-                yanked=_yanked(entry.get("yanked")),
-                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
-                upload_time=upload_time if isinstance(upload_time, str) else None,
-                core_metadata=_parse_json_metadata_value(cm),
-            )
-        )
     meta = doc.get("meta")
-    return ProjectPage(
+    return ProjectPage._from_json(
         name=str(doc.get("name") or canonicalize_name(name)),
         url=page_url,
-        files=tuple(files),
-        meta=dict(meta) if isinstance(meta, Mapping) else {},
+        files=_JsonFiles(doc.get("files", []), page_url),
+        meta=meta if isinstance(meta, Mapping) else {},
+    )
+
+
+def _json_filename(entry: Any) -> str | None:
+    """The filename of a usable PEP 691 file entry; None for one that is skipped."""
+    # json.loads makes every object a dict.
+    if not isinstance(entry, dict):
+        return None
+    filename = entry.get("filename")
+    if not isinstance(filename, str) or not isinstance(entry.get("url"), str):
+        return None
+    return filename
+
+
+class _JsonFiles:
+    """The ``files`` list of a PEP 691 page, turned into IndexFiles on demand."""
+
+    __slots__ = ("_built", "_entries", "_first", "_page_url")
+
+    def __init__(self, entries: list[Any], page_url: str) -> None:
+        self._entries = entries
+        self._page_url = page_url
+        self._first: dict[str, dict[str, Any]] | None = None
+        self._built: dict[str, IndexFile] = {}
+
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """filename → its first entry; may hold an unusable entry (see :meth:`named`)."""
+        if self._first is None:
+            try:
+                # One pass in C for a well-formed page (reversed: the first entry wins).
+                self._first = {e["filename"]: e for e in reversed(self._entries)}
+            except (TypeError, KeyError):
+                self._first = self._checked_index()
+        return self._first
+
+    def _checked_index(self) -> dict[str, dict[str, Any]]:
+        """filename → its first usable entry."""
+        first: dict[str, dict[str, Any]] = {}
+        for entry in self._entries:
+            filename = _json_filename(entry)
+            if filename is not None and filename not in first:
+                first[filename] = entry
+        return first
+
+    def named(self, filename: str) -> IndexFile | None:
+        file = self._built.get(filename)
+        if file is None:
+            entry = self._index().get(filename)
+            if entry is not None and _json_filename(entry) is None:
+                self._first = self._checked_index()  # an unusable entry came first
+                entry = self._first.get(filename)
+            if entry is None:
+                return None
+            file = self._built[filename] = _json_file(entry, self._page_url)
+        return file
+
+    def all(self) -> tuple[IndexFile, ...]:
+        first = self._checked_index()
+        files = []
+        for entry in self._entries:
+            filename = _json_filename(entry)
+            if filename is None:
+                continue
+            is_first = first[filename] is entry  # not a later entry under the same name
+            file = self._built.get(filename) if is_first else None
+            if file is None:
+                file = _json_file(entry, self._page_url)
+                if is_first:
+                    self._built[filename] = file
+            files.append(file)
+        return tuple(files)
+
+
+def _json_file(entry: Mapping[str, Any], page_url: str) -> IndexFile:
+    url: str = entry["url"]
+    # PyPI's pages list tens of thousands of absolute URLs: skip urljoin for those.
+    absolute = url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
+    abs_url, frag_hashes = _split_fragment(absolute)
+    hashes = {**frag_hashes, **_clean_hashes(entry.get("hashes"))}
+    cm = entry.get("core-metadata")
+    if cm is None:
+        cm = entry.get("dist-info-metadata")
+    size = entry.get("size")
+    upload_time = entry.get("upload-time")
+    rp = entry.get("requires-python")
+    return IndexFile(
+        filename=entry["filename"],
+        url=abs_url,
+        hashes=MappingProxyType(hashes),
+        requires_python=rp if isinstance(rp, str) and rp.strip() else None,
+        yanked=_yanked(entry.get("yanked")),
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        upload_time=upload_time if isinstance(upload_time, str) else None,
+        core_metadata=_parse_json_metadata_value(cm),
     )
 
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -165,6 +166,18 @@ class ManifestRules:
 NO_RULES = ManifestRules()
 
 
+@lru_cache(maxsize=16384)
+def parse_requirement(line: str) -> Requirement | None:
+    """A Requires-Dist line parsed (None: invalid). Shared between callers: do not modify.
+
+    The wheel merge and the planner parse the same lines, and most wheels of a release
+    declare the same ones."""
+    try:
+        return Requirement(line)
+    except InvalidRequirement:
+        return None
+
+
 def lower_requirements(
     metadata: CoreMetadata, rules: ManifestRules = NO_RULES
 ) -> dict[Table, list[LoweredRequirement]]:
@@ -176,9 +189,8 @@ def lower_requirements(
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
     for line in metadata.requires_dist:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
+        requirement = parse_requirement(line)
+        if requirement is None:
             continue
         name = canonicalize_name(requirement.name)
         if name in rules.excludes:

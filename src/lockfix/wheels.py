@@ -31,13 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lockfix.lockfile import PackageId
 from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan, Planner
+from lockfix.planner import Finding, Plan, Planner, parse_requirement
 from lockfix.tags import platform_environments
 
 __all__ = [
@@ -289,36 +289,38 @@ def _key(metadata: CoreMetadata) -> tuple[object, ...]:
     """What a wheel declares, by meaning: spelling (``numpy (>=1)`` vs ``numpy>=1``,
     marker quoting, order, extra name case) does not make wheels disagree."""
     requirements = frozenset((key, marker) for key, (marker, _) in _requirements(metadata).items())
-    unparsable = frozenset(line for line in metadata.requires_dist if not _parses(line))
+    unparsable = frozenset(line for line in metadata.requires_dist if _parse_line(line) is None)
     extras = frozenset(canonicalize_name(e) for e in metadata.provides_extra)
     return requirements, unparsable, extras
-
-
-def _parses(line: str) -> bool:
-    try:
-        Requirement(line)
-    except InvalidRequirement:
-        return False
-    return True
 
 
 RequirementKey = tuple[str, tuple[str, ...], str, str | None]
 
 
+@lru_cache(maxsize=65536)
+def _parse_line(line: str) -> tuple[RequirementKey, Marker] | None:
+    """A Requires-Dist line by meaning (None: unparsable); the same lines recur across
+    wheels and across calls."""
+    requirement = parse_requirement(line)
+    if requirement is None:
+        return None
+    key = (
+        canonicalize_name(requirement.name),
+        tuple(sorted(canonicalize_name(e) for e in requirement.extras)),
+        str(requirement.specifier),
+        requirement.url,
+    )
+    marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+    return key, marker
+
+
 def _requirements(metadata: CoreMetadata) -> dict[RequirementKey, tuple[Marker, list[str]]]:
     result: dict[RequirementKey, tuple[Marker, list[str]]] = {}
     for line in metadata.requires_dist:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
+        parsed = _parse_line(line)
+        if parsed is None:
             continue
-        key = (
-            canonicalize_name(requirement.name),
-            tuple(sorted(canonicalize_name(e) for e in requirement.extras)),
-            str(requirement.specifier),
-            requirement.url,
-        )
-        marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+        key, marker = parsed
         old, lines = result.get(key, (Marker.FALSE, []))
         result[key] = (old | marker, [*lines, line])
     return result
@@ -342,9 +344,15 @@ def merge_wheel_metadata(
     """
     if not wheels:
         raise ValueError("no wheels")
+    # Most wheels of a release carry identical lists: key each distinct pair once.
+    keys: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[object, ...]] = {}
     by_key: dict[tuple[object, ...], list[tuple[str, CoreMetadata]]] = {}
     for filename, metadata in wheels:
-        by_key.setdefault(_key(metadata), []).append((filename, metadata))
+        raw_key = (metadata.requires_dist, metadata.provides_extra)
+        key = keys.get(raw_key)
+        if key is None:
+            key = keys[raw_key] = _key(metadata)
+        by_key.setdefault(key, []).append((filename, metadata))
     first = wheels[0][1]
     if len(by_key) == 1:
         names = tuple(f for f, _ in wheels)
