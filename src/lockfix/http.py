@@ -854,8 +854,7 @@ class IndexClient:
                 return None
             tail, tail_start = head + tail, cd.offset
         rel = cd.offset - tail_start
-        members = _zip.parse_central_directory(tail[rel : rel + cd.size])
-        member = _zip.find_metadata_member(members, project)
+        member = _zip.metadata_member(tail[rel : rel + cd.size], project)
         if (
             member.uncompressed_size > MAX_METADATA_SIZE
             or member.compressed_size > MAX_METADATA_SIZE
