@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import shutil
+import sqlite3
 import struct
 import tarfile
 import zipfile
@@ -207,36 +207,42 @@ def test_metadata_cache_roundtrip(tmp_path: Path) -> None:
     key = "AB" * 32
     assert cache.get(key) is None
     cache.put(key, md)
-    assert cache.get(key.lower()) == md
+    assert cache.get(key.lower()) == md  # from memory, before any write
+    assert not cache.database.exists()
     cache.put_unavailable("cd" * 32, "dynamic")
-    got = cache.get("cd" * 32)
-    assert isinstance(got, MetadataUnavailable) and "dynamic" in str(got)
     cache.put("not-a-hash", md)  # ignored
     assert cache.get("not-a-hash") is None
-    path = next(tmp_path.rglob("abab*.json"))
-    path.write_text("{corrupt")
-    assert cache.get(key) is None
-    path.write_bytes(b"")  # what a crash may leave, as nothing is fsynced
-    assert cache.get(key) is None
-    assert not list(tmp_path.rglob(".tmp-*"))
+    cache.close()  # one transaction
+    again = MetadataCache(tmp_path)
+    assert again.get(key) == md and again.entries() == 2
+    got = again.get("cd" * 32)
+    assert isinstance(got, MetadataUnavailable) and "dynamic" in str(got)
+    with sqlite3.connect(again.database) as db:  # an entry from another version: a miss
+        db.execute("UPDATE metadata SET doc = '{corrupt' WHERE sha256 = ?", (key.lower(),))
+    assert again.get(key) is None
+    again.put(key, md)
+    again.close()
+    assert MetadataCache(tmp_path).get(key) == md
 
 
-def test_metadata_cache_writes_after_its_folder_is_removed(tmp_path: Path) -> None:
+def test_metadata_cache_survives_a_damaged_or_removed_database(tmp_path: Path) -> None:
     md = parse_core_metadata(TORCH_LIKE)
     cache = MetadataCache(tmp_path / "c")
     cache.put("ab" * 32, md)
+    cache.close()
+    cache.database.write_bytes(b"this is not a database" * 100)
+    damaged = MetadataCache(tmp_path / "c")
+    assert damaged.get("ab" * 32) is None  # set aside, started afresh
+    damaged.put("ab" * 32, md)
+    damaged.close()
+    assert MetadataCache(tmp_path / "c").get("ab" * 32) == md
+    assert (tmp_path / "c" / "metadata-v2.damaged").exists()
     shutil.rmtree(tmp_path / "c")
-    cache.put("ab" * 32, md)
-    assert cache.get("ab" * 32) == md
-    # A temporary file left with the name this process would use next is not reused.
-    folder = tmp_path / "c" / "metadata-v1" / "ab"
-    from lockfix import cache as cache_module
-
-    n = next(cache_module._temp_names)
-    (folder / f".tmp-{os.getpid()}-{n + 1}").write_bytes(b"stale")
-    cache.put("ab" + "cd" * 31, md)
-    assert cache.get("ab" + "cd" * 31) == md
-    assert len(list(folder.glob(".tmp-*"))) == 1
+    gone = MetadataCache(tmp_path / "c")
+    assert gone.get("ab" * 32) is None
+    gone.put("ab" * 32, md)
+    gone.close()
+    assert MetadataCache(tmp_path / "c").get("ab" * 32) == md
 
 
 # --- finding METADATA without parsing the whole central directory ----------------------

@@ -2,9 +2,10 @@
 
 Layout under the cache root::
 
-    metadata-v1/<aa>/<sha256>.json   parsed CoreMetadata (or an "unavailable" verdict)
+    metadata-v2.sqlite               parsed CoreMetadata (or an "unavailable" verdict) by sha256
     pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
     verdicts-v1/<aa>/<key>.json      clean `check` reports, while their pages stay fresh
+    uv-version-v1.json               `uv --version` of each uv binary seen (path, size, mtime)
 
 A file's sha256 identifies its content, so a metadata entry never needs revalidation. A page
 entry keeps the validators (ETag, Last-Modified), when it was fetched and for how long it is
@@ -13,12 +14,14 @@ fresh; it is replaced, never appended to, on every refetch or revalidation.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import itertools
 import json
 import os
 import re
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ import platformdirs
 from lockfix.metadata import CoreMetadata, MetadataUnavailable
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+METADATA_DATABASE = "metadata-v2.sqlite"
 
 
 def default_cache_dir() -> Path:
@@ -36,30 +40,93 @@ def default_cache_dir() -> Path:
 
 
 class MetadataCache:
+    """Parsed core metadata by file sha256, in one SQLite file, plus the page cache.
+
+    A cold run stores thousands of small entries: as one file each, creating the files
+    cost more than half a second here (ext4 inode allocation), and reading them back a
+    syscall apiece. In SQLite they are rows of one table, written in one transaction when
+    the run's client closes (:meth:`flush`; until then they are answered from memory) and
+    read by primary key. SQLite's locking keeps concurrent runs consistent; a damaged
+    database file is set aside and started afresh."""
+
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
-        self.metadata_dir = self.root / "metadata-v1"
+        self.database = self.root / METADATA_DATABASE
         self.pages = PageCache(self.root / "pages-v2")
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, str] = {}
+        self._exit_hook = False
 
-    def _path(self, sha256: str) -> Path | None:
-        key = sha256.lower()
-        if not _SHA256.match(key):
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._db is not None:
+            return self._db
+        if not create and not self.database.exists():
             return None
-        return self.metadata_dir / key[:2] / f"{key}.json"
+        for attempt in range(2):
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.database, timeout=30, check_same_thread=False)
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS metadata "
+                    "(sha256 TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
+                )
+            except sqlite3.DatabaseError:
+                if attempt:
+                    return None
+                with contextlib.suppress(OSError):  # not a database: set it aside
+                    self.database.replace(self.database.with_suffix(".damaged"))
+                continue
+            except (sqlite3.Error, OSError):
+                return None
+            self._db = db
+            return db
+        return None
+
+    def flush(self) -> None:
+        """Write the entries stored since the last flush (one transaction)."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        db = self._connect(create=True)
+        if db is None:
+            return  # a cache that cannot be written is a slower run
+        with contextlib.suppress(sqlite3.Error), db:
+            db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?)", pending.items())
+
+    def close(self) -> None:
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def _key(sha256: str) -> str | None:
+        key = sha256.lower()
+        return key if _SHA256.match(key) else None
 
     def get(self, sha256: str) -> CoreMetadata | MetadataUnavailable | None:
         """The cached metadata, a cached :class:`MetadataUnavailable` verdict, or None."""
-        path = self._path(sha256)
-        if path is None:
+        key = self._key(sha256)
+        if key is None:
             return None
+        text = self._pending.get(key)
+        if text is None:
+            db = self._connect(create=False)
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT doc FROM metadata WHERE sha256 = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
+            if row is None:
+                return None
+            text = row[0]
         try:
-            doc = json.loads(path.read_bytes())
+            doc = json.loads(text)
             if doc.get("unavailable") is not None:
                 return MetadataUnavailable(str(doc["unavailable"]))
             return CoreMetadata.from_json(doc["metadata"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             # Corrupt or from an incompatible version: treat as a miss, it'll be rewritten.
             return None
 
@@ -70,10 +137,22 @@ class MetadataCache:
         self._write(sha256, {"unavailable": reason})
 
     def _write(self, sha256: str, doc: dict[str, Any]) -> None:
-        path = self._path(sha256)
-        if path is None:
+        key = self._key(sha256)
+        if key is None:
             return
-        _write_atomically(path, json.dumps(doc, separators=(",", ":")).encode())
+        self._pending[key] = json.dumps(doc, separators=(",", ":"))
+        if not self._exit_hook:  # a run that never closes its client still keeps them
+            atexit.register(self.close)
+            self._exit_hook = True
+
+    def entries(self) -> int:
+        db = self._connect(create=False)
+        if db is None:
+            return len(self._pending)
+        try:
+            return int(db.execute("SELECT count(*) FROM metadata").fetchone()[0])
+        except sqlite3.Error:
+            return 0
 
 
 _made_dirs: set[Path] = set()

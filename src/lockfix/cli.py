@@ -513,17 +513,17 @@ def cache_info(cache_dir: Path | None) -> None:
     """Print the cache folder, its size and its entries."""
     from lockfix.cache import MetadataCache
 
-    root = MetadataCache(cache_dir).root
+    cache = MetadataCache(cache_dir)
+    root = cache.root
     click.echo(f"cache: {root}")
     if not root.exists():
         click.echo("(empty: the folder does not exist)")
         return
-    for kind, prefix in (("metadata entries", "metadata-v"), ("index pages", "pages-v")):
-        files = [f for e in _cache_entries(root) if e.name.startswith(prefix) for f in _files(e)]
-        if prefix == "metadata-v":
-            files = [f for f in files if f.suffix == ".json"]
-        size = sum(f.stat().st_size for f in files)
-        click.echo(f"{kind}: {len(files)} ({_human_size(size)})")
+    size = _size(cache.database) if cache.database.exists() else 0
+    click.echo(f"metadata entries: {cache.entries()} ({_human_size(size)})")
+    cache.close()
+    pages = [f for e in _cache_entries(root) if e.name.startswith("pages-v") for f in _files(e)]
+    click.echo(f"index pages: {len(pages)} ({_human_size(sum(f.stat().st_size for f in pages))})")
     click.echo(f"total: {_human_size(_size(root))}")
 
 

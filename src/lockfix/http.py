@@ -393,6 +393,8 @@ class IndexClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self.cache is not None:
+            self.cache.close()
 
     # memoization of in-flight/finished work within the run
 
