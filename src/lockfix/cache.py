@@ -145,6 +145,23 @@ class MetadataCache:
             atexit.register(self.close)
             self._exit_hook = True
 
+    def stored(self, sha256s: list[str]) -> set[str]:
+        """Those of ``sha256s`` (lower-case hex) that have an entry."""
+        found = {key for key in sha256s if key in self._pending}
+        db = self._connect(create=False)
+        if db is None:
+            return found
+        wanted = [key for key in sha256s if key not in found]
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT sha256 FROM metadata WHERE sha256 IN ({marks})"
+                found.update(row[0] for row in db.execute(query, chunk))
+        except sqlite3.Error:
+            pass
+        return found
+
     def entries(self) -> int:
         db = self._connect(create=False)
         if db is None:

@@ -170,7 +170,8 @@ def _verbose(analysis: Analysis) -> None:
             click.echo(f"lockfix: wrong: {label}", err=True)
         else:
             click.echo(f"lockfix: verified: {label}", err=True)
-    click.echo(f"lockfix: {analysis.requests} request(s) to the indexes", err=True)
+    shared = " (in 2 processes)" if analysis.processes > 1 else ""
+    click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
 
 def _analyze(path: Path, run: RunOptions) -> Analysis:

@@ -150,6 +150,23 @@ class IndexFile:
     def __hash__(self) -> int:  # the mappings are not hashable; filename+url identify a file
         return hash((self.filename, self.url))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # mappingproxy does not pickle; a lockfix._shard worker sends IndexFiles back
+        cm = self.core_metadata
+        return (
+            _index_file,
+            (
+                self.filename,
+                self.url,
+                dict(self.hashes),
+                self.requires_python,
+                self.yanked,
+                self.size,
+                self.upload_time,
+                dict(cm) if isinstance(cm, Mapping) else cm,
+            ),
+        )
+
     @property
     def is_wheel(self) -> bool:
         return self.filename.endswith(".whl")
@@ -172,6 +189,28 @@ class IndexFile:
     def metadata_url(self) -> str:
         parts = urlsplit(self.url)
         return urlunsplit(parts._replace(path=parts.path + ".metadata", fragment=""))
+
+
+def _index_file(
+    filename: str,
+    url: str,
+    hashes: dict[str, str],
+    requires_python: str | None,
+    yanked: bool | str,
+    size: int | None,
+    upload_time: str | None,
+    core_metadata: dict[str, str] | bool,
+) -> IndexFile:
+    return IndexFile(
+        filename,
+        url,
+        MappingProxyType(hashes),
+        requires_python,
+        yanked,
+        size,
+        upload_time,
+        MappingProxyType(core_metadata) if isinstance(core_metadata, dict) else core_metadata,
+    )
 
 
 def _same_version(a: str, b: str) -> bool:

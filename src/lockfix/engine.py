@@ -6,12 +6,17 @@ This is the only place where the lock model, the index client and the planner me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import pickle
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lockfix._shard import ShardJob, ShardResult, encode_job
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider
 from lockfix.cache import MetadataCache
@@ -63,9 +68,13 @@ class Analysis:
     wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
     # until when the index pages this verdict rests on stay fresh (time.time())
     fresh_until: float = 0.0
+    processes: int = 1  # 2 when a lockfix._shard worker verified part of the lock
 
 
 SKIPPED = "skipped by configuration"
+# below this much to fetch, a second process costs more than it saves
+SHARD_MIN_FILES = 400  # files whose metadata is not cached
+SHARD_SHARE = 0.42  # of the requests, for the second process
 
 
 class ResolutionError(Exception):
@@ -218,20 +227,87 @@ async def _locked_metadata(
     planner.add_metadata(package.id, good[0])
 
 
-async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
-    _PER_WHEEL.set(options.per_wheel)
-    config = load_config(lock_dir, lock)
-    planner = Planner(lock, config)
-    warnings: list[Finding] = []
-    audit = ArtifactAudit()
-    async with IndexClient(
+def _client(options: Options, config: ProjectConfig, lock_dir: Path) -> IndexClient:
+    return IndexClient(
         cache=None if options.no_cache else MetadataCache(options.cache_dir),
         concurrency=options.concurrency,
         timeout=options.timeout,
         offline=options.offline,
         credentials=CredentialProvider(config.index_names()),
         base_dir=lock_dir,
-    ) as client:
+    )
+
+
+async def verify_packages(
+    lock: Lock, lock_dir: Path, options: Options, package_ids: list[PackageId]
+) -> ShardResult:
+    """What :func:`analyze_lock` learns about ``package_ids``, for a :mod:`lockfix._shard`."""
+    _PER_WHEEL.set(options.per_wheel)
+    config = load_config(lock_dir, lock)
+    planner = Planner(lock, config)
+    result = ShardResult(audit=ArtifactAudit())
+    assert result.audit is not None
+    async with _client(options, config, lock_dir) as client:
+        packages = [lock.package(i) for i in package_ids]
+        await asyncio.gather(
+            *(
+                _locked_metadata(
+                    client,
+                    planner,
+                    p,
+                    result.warnings,
+                    result.audit,
+                    result.wheel_metadata.setdefault(p.id, {}),
+                )
+                for p in packages
+                if p is not None
+            )
+        )
+        result.stats = client.stats.as_dict()
+        result.fresh_until = client.fresh_until
+    result.metadata, result.unverified, result.failed = (
+        planner.metadata,
+        planner.unverified,
+        planner.failed,
+    )
+    return result
+
+
+def _to_fetch(package: Package) -> list[str]:
+    """sha256 digests of the locked files whose metadata a check of ``package`` reads."""
+    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    return [a.hashes.get("sha256", "").lower() for a in artifacts]
+
+
+def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[Package]:
+    """The packages to verify in a second process: none unless there is enough to fetch."""
+    setting = os.environ.get("LOCKFIX_PROCESSES", "").strip()
+    if setting == "1" or (setting != "2" and (os.cpu_count() or 1) < 2):
+        return []
+    wanted = {p.id: _to_fetch(p) for p in registry}
+    stored = cache.stored([d for ds in wanted.values() for d in ds if d]) if cache else set()
+    work = {pid: 1 + sum(1 for d in ds if d not in stored) for pid, ds in wanted.items()}
+    if setting != "2" and sum(work.values()) - len(work) < SHARD_MIN_FILES:
+        return []  # mostly cached: a second interpreter would cost more than it saves
+    # Balance by requests to make (a page, and one or more per file not cached). The worker
+    # starts ~0.4 s late (a new interpreter and its imports), so it gets the smaller share.
+    loads = [0.0, 0.0]
+    theirs: list[Package] = []
+    for package in sorted(registry, key=lambda p: -work[p.id]):
+        side = 0 if loads[0] / (1 - SHARD_SHARE) <= loads[1] / SHARD_SHARE else 1
+        loads[side] += work[package.id]
+        if side == 1:
+            theirs.append(package)
+    return theirs
+
+
+async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
+    _PER_WHEEL.set(options.per_wheel)
+    config = load_config(lock_dir, lock)
+    planner = Planner(lock, config)
+    warnings: list[Finding] = []
+    audit = ArtifactAudit()
+    async with _client(options, config, lock_dir) as client:
         registry = []
         for package in (p for p in lock.packages if p.source.is_registry):
             if package.name in options.skip_packages or (
@@ -251,7 +327,33 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             if options.progress:
                 options.progress(done, len(registry))
 
-        await asyncio.gather(*(tracked(p) for p in registry))
+        theirs = _shard_split(registry, client.cache)
+        shard = await _Shard.start(lock, lock_dir, options, theirs) if theirs else None
+        try:
+            shard_ids = {p.id for p in theirs} if shard is not None else set()
+            await asyncio.gather(*(tracked(p) for p in registry if p.id not in shard_ids))
+            result = await shard.result() if shard is not None else None
+        finally:
+            if shard is not None:
+                shard.close()
+        if result is not None:
+            planner.metadata.update(result.metadata)
+            planner.unverified.update(result.unverified)
+            planner.failed.update(result.failed)
+            warnings.extend(result.warnings)
+            if result.audit is not None:
+                audit.findings.extend(result.audit.findings)
+                audit.warnings.extend(result.audit.warnings)
+                audit.replacements.update(result.audit.replacements)
+            wheel_metadata.update(result.wheel_metadata)
+            client.stats.add(result.stats)
+            client.fresh_until = min(client.fresh_until, result.fresh_until)
+            done += len(shard_ids)
+            if options.progress:
+                options.progress(done, len(registry))
+        elif shard is not None:
+            log.info("lockfix: the second process failed; verifying its packages here")
+            await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
         while True:
             plan = planner.plan()
             if not plan.pending:
@@ -259,6 +361,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
         requests = client.stats.requests
         fresh_until = client.fresh_until
+        processes = 2 if result is not None else 1
     promote_disagreements(plan, warnings, planner)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
@@ -271,6 +374,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         artifact_replacements=audit.replacements,
         wheel_metadata=wheel_metadata,
         fresh_until=fresh_until,
+        processes=processes,
     )
 
 
@@ -305,3 +409,59 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
         f"{missing.name} is required ({chain}) but no index lists it"
         + (f": {last_error}" if last_error else "")
     )
+
+
+class _Shard:
+    """The worker process of :mod:`lockfix._shard` and the packages it verifies."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(
+        cls, lock: Lock, lock_dir: Path, options: Options, packages: list[Package]
+    ) -> _Shard | None:
+        job = ShardJob(
+            lock.text,
+            str(lock_dir),
+            replace(options, progress=None),
+            [p.id for p in packages],
+        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "lockfix._shard",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as error:
+            log.info("lockfix: no second process (%s)", error)
+            return None
+        assert process.stdin is not None
+        process.stdin.write(encode_job(job))
+        return cls(process)
+
+    async def result(self) -> ShardResult | None:
+        """The worker's findings, or None if it failed in any way."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            await self.process.stdin.drain()
+            output = await self.process.stdout.read()
+            code = await self.process.wait()
+        except (OSError, ConnectionError):
+            return None
+        if code != 0:
+            return None
+        try:
+            result = pickle.loads(output)
+        except Exception:  # anything unreadable means: verify those packages here
+            return None
+        return result if isinstance(result, ShardResult) else None
+
+    def close(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        if self.process.stdin is not None:
+            self.process.stdin.close()

@@ -119,6 +119,11 @@ class RequestStats:
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "requests": self.requests}
 
+    def add(self, counts: Mapping[str, int]) -> None:
+        """Add another client's :meth:`as_dict` (a :mod:`lockfix._shard` worker's)."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
+
 
 @dataclass
 class _IndexCaps:
@@ -851,10 +856,13 @@ class IndexClient:
         if cd.size > MAX_CENTRAL_DIRECTORY:
             raise _zip.ZipFormatError("central directory too large")
         if cd.offset < tail_start:
-            head = await self._get_range(url, cd.offset, tail_start)
+            # METADATA is among the last entries, just before the directory (with RECORD,
+            # which grows like the directory): take as much again, to spare a third request.
+            start = max(0, cd.offset - cd.size)
+            head = await self._get_range(url, start, tail_start)
             if head is None:
                 return None
-            tail, tail_start = head + tail, cd.offset
+            tail, tail_start = head + tail, start
         rel = cd.offset - tail_start
         member = _zip.metadata_member(tail[rel : rel + cd.size], project)
         if (

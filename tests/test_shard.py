@@ -1,0 +1,171 @@
+"""A cold check split over two processes finds, writes and counts exactly what one process does.
+
+``LOCKFIX_PROCESSES=2`` forces the second process (``lockfix._shard``) on these small locks;
+``=1`` forbids it. Real uv-written locks from the loopback index, real subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.server import Fault
+from fixtures.uvrun import uv_bin
+from test_torch_e2e import NEW, OLD, Case
+
+pytestmark = pytest.mark.skipif(
+    not (uv_bin(OLD).exists() and uv_bin(NEW).exists()),
+    reason="real uv binaries missing: run `make tools`",
+)
+
+SHA256 = re.compile(r'(hash = "sha256:)([0-9a-f]{64})"')
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+    case = Case("torch_groups", tmp_path_factory.mktemp("shard"))
+    yield case
+    case.server.stop()
+
+
+def lockfix(
+    *args: str, cwd: Path, processes: int, cache: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(cache)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LOCKFIX_PROCESSES": str(processes), **(env or {})},
+    )
+
+
+def _sorted(document: dict) -> dict:
+    return {
+        key: sorted(value, key=json.dumps) if isinstance(value, list) else value
+        for key, value in document.items()
+    }
+
+
+def tampered(lock_text: str) -> str:
+    """Every third locked file's sha256 changed: artifact findings on both sides of a split."""
+    count = 0
+
+    def change(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        digest = match.group(2)
+        if count % 3:
+            return match.group(0)
+        return f'{match.group(1)}{digest[::-1]}"'
+
+    return SHA256.sub(change, lock_text)
+
+
+@pytest.mark.parametrize("lock", ["broken", "tampered"])
+def test_two_processes_report_what_one_does(case: Case, tmp_path: Path, lock: str) -> None:
+    text = case.broken if lock == "broken" else tampered(case.reference)
+    results = {}
+    for processes in (1, 2):
+        project = case.project(f"check-{lock}-{processes}", text)
+        case.server.reset_log()
+        result = lockfix(
+            "check", "--format", "json", "-v", cwd=project, processes=processes,
+            cache=tmp_path / f"cache-{processes}",
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        shared = "(in 2 processes)" in result.stderr
+        assert shared is (processes == 2), result.stderr
+        document = json.loads(result.stdout)
+        assert document["findings"]
+        counted = re.search(r"(\d+) request\(s\) to the indexes", result.stderr)
+        assert counted is not None
+        results[processes] = (_sorted(document), int(counted.group(1)), len(case.server.requests))
+    (one, one_counted, one_served), (two, two_counted, two_served) = results[1], results[2]
+    assert two == one
+    assert one_counted == one_served and two_counted == two_served == one_served
+
+
+def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path) -> None:
+    text = tampered(case.broken)
+    written = {}
+    for processes in (1, 2):
+        project = case.project(f"repair-{processes}", text)
+        result = lockfix(
+            "repair", "--accept-index-artifacts", cwd=project, processes=processes,
+            cache=tmp_path / f"cache-{processes}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        written[processes] = (project / "uv.lock").read_text()
+    assert written[2] == written[1] != text
+
+
+def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path) -> None:
+    # The worker (and only it) dies at start-up: the parent verifies its packages itself.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, sys\nif 'lockfix._shard' in sys.orig_argv:\n    os._exit(3)\n"
+    )
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    project = case.project("failing", case.broken)
+    failed = lockfix(
+        "check", "--format", "json", "-v", cwd=project, processes=2, cache=tmp_path / "a",
+        env={"PYTHONPATH": path},
+    )  # fmt: skip
+    single = lockfix("check", "--format", "json", cwd=project, processes=1, cache=tmp_path / "b")
+    assert failed.returncode == single.returncode == 1, failed.stderr
+    assert "(in 2 processes)" not in failed.stderr
+    assert _sorted(json.loads(failed.stdout)) == _sorted(json.loads(single.stdout))
+
+
+def _workers() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"lockfix._shard" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Path) -> None:
+    case.server.add_fault(lambda method, path: Fault(delay=0.5))
+    try:
+        project = case.project("interrupted", case.broken)
+        before = set(_workers())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lockfix", "check", "--cache-dir", str(tmp_path / "c")],
+            cwd=project,
+            env={**os.environ, "LOCKFIX_PROCESSES": "2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while not set(_workers()) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(_workers()) - before, "the second process never started"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1 and b"Traceback" not in stderr, stderr  # click: Aborted!
+        deadline = time.monotonic() + 10
+        while set(_workers()) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not set(_workers()) - before
+    finally:
+        case.server.clear_faults()
