@@ -333,3 +333,39 @@ def test_file_url_simple_layout(built, tmp_path: Path) -> None:  # type: ignore[
                 await client.project_page(path_to_url(root), "gamma")
 
     _run(go())
+
+
+def test_malformed_links_list_no_file_and_never_raise() -> None:
+    good = "pkg-1.0-py3-none-any.whl"
+    bad = "pkg-1.0.tar.gz"
+    doc = {
+        "meta": {"api-version": "1.1"},
+        "name": "pkg",
+        "files": [
+            {"filename": bad, "url": "//[broken-ipv6/pkg-1.0.tar.gz", "hashes": {}},
+            {"filename": good, "url": f"/files/{good}", "hashes": {"sha256": "ab" * 32}},
+        ],
+    }
+    for files_first in (False, True):
+        page = parse_simple_json(json.dumps(doc), "https://h/simple/pkg/", "pkg")
+        if files_first:
+            assert [f.filename for f in page.files] == [good]
+        assert page.file_named(bad) is None
+        assert page.file_named(good) is not None
+        assert [f.filename for f in page.files] == [good]
+    html = (
+        f'<a href="//[broken-ipv6/{bad}">{bad}</a><a href="/files/{good}#sha256={"ab" * 32}">x</a>'
+    )
+    page = parse_simple_html(html.encode(), "https://h/simple/pkg/", "pkg")
+    assert [f.filename for f in page.files] == [good]
+
+
+def test_a_malformed_absolute_url_is_an_index_error_not_a_crash() -> None:
+    bad = IndexFile("pkg-1.0-py3-none-any.whl", "https://[broken-ipv6/pkg-1.0-py3-none-any.whl")
+
+    async def go() -> None:
+        async with IndexClient(retry_wait=0.01) as client:
+            await client.file_metadata("https://h/simple/", bad)
+
+    with pytest.raises(IndexRequestError, match="invalid URL"):
+        asyncio.run(go())

@@ -412,7 +412,10 @@ class _JsonFiles:
                 entry = self._first.get(filename)
             if entry is None:
                 return None
-            file = self._built[filename] = _json_file(entry, self._page_url)
+            try:
+                file = self._built[filename] = _json_file(entry, self._page_url)
+            except ValueError:
+                return None  # a malformed URL (e.g. a broken IPv6 host) lists no usable file
         return file
 
     def all(self) -> tuple[IndexFile, ...]:
@@ -425,7 +428,10 @@ class _JsonFiles:
             is_first = first[filename] is entry  # not a later entry under the same name
             file = self._built.get(filename) if is_first else None
             if file is None:
-                file = _json_file(entry, self._page_url)
+                try:
+                    file = _json_file(entry, self._page_url)
+                except ValueError:
+                    continue  # a malformed URL: as in named()
                 if is_first:
                     self._built[filename] = file
             files.append(file)
@@ -505,7 +511,10 @@ def parse_simple_html(
         href = attrs.get("href")
         if not href:
             continue
-        abs_url, hashes = _split_fragment(urljoin(base, href.strip()))
+        try:
+            abs_url, hashes = _split_fragment(urljoin(base, href.strip()))
+        except ValueError:
+            continue  # a malformed link (e.g. a broken IPv6 host) lists no usable file
         filename = _filename_from_url(abs_url)
         if not filename or parse_filename(filename) is None:
             continue  # directory links, parent links, unknown formats

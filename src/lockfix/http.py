@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import stamina
@@ -443,6 +443,8 @@ class IndexClient:
             raise IndexRequestError(f"{what} timed out ({type(e).__name__})", url) from None
         except httpx.HTTPError as e:
             raise IndexRequestError(f"{what} failed ({type(e).__name__})", url) from None
+        except httpx.InvalidURL as e:  # a link an index page gives, not a network error
+            raise IndexRequestError(f"{what}: invalid URL ({e})", url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _open(self, url: str, headers: Mapping[str, str], *, kind: str) -> httpx.Response:
@@ -639,6 +641,10 @@ class IndexClient:
         ``expected_hashes`` (e.g. from the lock) are checked against the index's hashes and
         against downloaded bytes. Raises :class:`MetadataUnavailable` for sdists whose
         dependencies are dynamic, :class:`HashMismatch`, :class:`IndexRequestError`."""
+        try:
+            urlsplit(file.url)
+        except ValueError as e:  # a link an index page (or the lock) gives
+            raise IndexRequestError(f"{file.filename}: invalid URL ({e})", file.url) from None
         hashes = _merge_hashes(file, expected_hashes)
         sha256 = hashes.get("sha256")
         if is_remote(index_url):
