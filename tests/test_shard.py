@@ -20,6 +20,7 @@ import pytest
 
 from fixtures.server import Fault
 from fixtures.uvrun import uv_bin
+from helpers import run_lockfix
 from test_torch_e2e import NEW, OLD, Case
 
 pytestmark = pytest.mark.skipif(
@@ -40,13 +41,8 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
 def lockfix(
     *args: str, cwd: Path, processes: int, cache: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(cache)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "LOCKFIX_PROCESSES": str(processes), **(env or {})},
+    return run_lockfix(
+        *args, cwd=cwd, cache=cache, env={"LOCKFIX_PROCESSES": str(processes), **(env or {})}
     )
 
 

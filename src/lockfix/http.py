@@ -238,13 +238,7 @@ class _AsyncClient(httpx.AsyncClient):
     ) -> httpx.AsyncBaseTransport:
         if transport is not None:
             return _NetworkTransport(lambda: transport, self._offline)
-
-        def make() -> httpx.AsyncBaseTransport:
-            from lockfix._wire import AiohttpTransport
-
-            return AiohttpTransport(ssl_context=verify, limits=limits)
-
-        return _NetworkTransport(make, self._offline)
+        return self._wire(verify, limits)
 
     def _init_proxy_transport(
         self,
@@ -261,8 +255,12 @@ class _AsyncClient(httpx.AsyncClient):
                 proxy, verify, cert, trust_env, http1, http2, limits
             )
             return _NetworkTransport(lambda: fallback, self._offline)
+        return self._wire(verify, limits, proxy)
 
-        def make() -> httpx.AsyncBaseTransport:
+    def _wire(
+        self, verify: Any, limits: httpx.Limits, proxy: httpx.Proxy | None = None
+    ) -> httpx.AsyncBaseTransport:
+        def make() -> httpx.AsyncBaseTransport:  # aiohttp is imported on the first request
             from lockfix._wire import AiohttpTransport
 
             return AiohttpTransport(ssl_context=verify, limits=limits, proxy=proxy)
