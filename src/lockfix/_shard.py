@@ -8,17 +8,22 @@ of locked files) to this worker, which verifies them with the very same code and
 and sends back what it found. If the worker fails in any way, the parent verifies those
 packages itself.
 
-Protocol: the parent writes a length-prefixed pickle of :class:`ShardJob` on stdin and keeps
-stdin open; the worker answers with a pickle of :class:`ShardResult` on stdout. EOF on
-stdin before that (the parent died or gave up) ends the worker at once.
+The parent starts the worker (:meth:`Worker.spawn`) before it has even parsed the lock, so
+that the worker's start-up (a new interpreter, its imports) overlaps the parent's; the
+worker imports the pipeline, then waits for its job. Protocol: the parent writes a
+length-prefixed pickle of :class:`ShardJob` on stdin and keeps stdin open; the worker
+answers with a pickle of :class:`ShardResult` on stdout. EOF on stdin before that (the
+parent died, or needs no second process after all) ends the worker at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -55,9 +60,71 @@ class ShardResult:
     fresh_until: float = 0.0
 
 
-def encode_job(job: ShardJob) -> bytes:
-    data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
+# A lock this big (~50 packages' worth) is worth a second interpreter; smaller ones are not.
+EARLY_LOCK_SIZE = 200_000
+
+
+def wanted(lock_size: int, offline: bool) -> bool:
+    """Whether to start a worker for a lock of ``lock_size`` characters (LOCKFIX_PROCESSES:
+    1 never, 2 always)."""
+    setting = os.environ.get("LOCKFIX_PROCESSES", "").strip()
+    if setting in ("1", "2"):
+        return setting == "2"
+    return not offline and (os.cpu_count() or 1) >= 2 and lock_size >= EARLY_LOCK_SIZE
+
+
+class Worker:
+    """A started ``python -m lockfix._shard``, waiting for its job."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+
+    @classmethod
+    def spawn(cls) -> Worker | None:
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "lockfix._shard"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        except OSError:
+            return None
+        return cls(process)
+
+    def _exchange(self, job: ShardJob) -> ShardResult | None:
+        data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(_LENGTH.pack(len(data)) + data)
+            stdin.flush()  # and stays open: the worker ends if it closes
+            output = stdout.read()
+            code = self.process.wait()
+        except (OSError, ValueError):  # ValueError: closed meanwhile (the run was cancelled)
+            return None
+        if code != 0:
+            return None
+        try:
+            result = pickle.loads(output)
+        except Exception:  # anything unreadable means: the parent verifies those packages
+            return None
+        return result if isinstance(result, ShardResult) else None
+
+    async def run(self, job: ShardJob) -> ShardResult | None:
+        """The worker's findings on ``job``, or None if it failed in any way."""
+        return await asyncio.to_thread(self._exchange, job)
+
+    def close(self) -> None:
+        """End the worker (if still running) and release its pipes; safe to call twice."""
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
 
 
 async def _run(job: ShardJob) -> ShardResult:
@@ -76,6 +143,9 @@ def _exit_when_orphaned(stdin: BinaryIO) -> None:
 
 
 def main() -> None:
+    import lockfix._wire
+    import lockfix.engine  # noqa: F401
+
     stdin = sys.stdin.buffer
     header = stdin.read(_LENGTH.size)
     if len(header) != _LENGTH.size:

@@ -175,12 +175,24 @@ def _verbose(analysis: Analysis) -> None:
 
 
 def _analyze(path: Path, run: RunOptions) -> Analysis:
+    from lockfix import _shard
+
+    text = read_lock_text(path)
+    # Started first, so that its start-up overlaps ours; analyze_lock gives it work or ends it.
+    worker = _shard.Worker.spawn() if _shard.wanted(len(text), run.offline) else None
+    try:
+        return _analyze_text(path, text, run, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _analyze_text(path: Path, text: str, run: RunOptions, worker: Any) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock
     from lockfix.lockfile import LockError, parse_lock
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
-    text = read_lock_text(path)
     try:
         lock = parse_lock(text)
     except LockError as error:
@@ -206,6 +218,7 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
             progress=progress,
             skip_packages=settings.skip_packages,
             skip_indexes=settings.skip_indexes,
+            worker=worker,
         )
         if settings.per_wheel is not None:
             options.per_wheel = settings.per_wheel

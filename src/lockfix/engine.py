@@ -6,17 +6,14 @@ This is the only place where the lock model, the index client and the planner me
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import pickle
-import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lockfix._shard import ShardJob, ShardResult, encode_job
+from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider
 from lockfix.cache import MetadataCache
@@ -52,6 +49,8 @@ class Options:
     # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
     skip_packages: frozenset[str] = frozenset()
     skip_indexes: frozenset[str] = frozenset()
+    # a started lockfix._shard worker (see lockfix._shard.wanted); analyze_lock closes it
+    worker: Worker | None = None
 
 
 @dataclass(slots=True)
@@ -74,7 +73,7 @@ class Analysis:
 SKIPPED = "skipped by configuration"
 # below this much to fetch, a second process costs more than it saves
 SHARD_MIN_FILES = 400  # files whose metadata is not cached
-SHARD_SHARE = 0.42  # of the requests, for the second process
+SHARD_SHARE = 0.5  # of the requests, for the second process
 
 
 class ResolutionError(Exception):
@@ -281,16 +280,14 @@ def _to_fetch(package: Package) -> list[str]:
 
 def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[Package]:
     """The packages to verify in a second process: none unless there is enough to fetch."""
-    setting = os.environ.get("LOCKFIX_PROCESSES", "").strip()
-    if setting == "1" or (setting != "2" and (os.cpu_count() or 1) < 2):
-        return []
+    forced = os.environ.get("LOCKFIX_PROCESSES", "").strip() == "2"
     wanted = {p.id: _to_fetch(p) for p in registry}
     stored = cache.stored([d for ds in wanted.values() for d in ds if d]) if cache else set()
     work = {pid: 1 + sum(1 for d in ds if d not in stored) for pid, ds in wanted.items()}
-    if setting != "2" and sum(work.values()) - len(work) < SHARD_MIN_FILES:
+    if not forced and sum(work.values()) - len(work) < SHARD_MIN_FILES:
         return []  # mostly cached: a second interpreter would cost more than it saves
-    # Balance by requests to make (a page, and one or more per file not cached). The worker
-    # starts ~0.4 s late (a new interpreter and its imports), so it gets the smaller share.
+    # Balance by requests to make (a page, and one or more per file not cached); the worker
+    # was started before the lock was parsed, so its start-up overlaps the parent's.
     loads = [0.0, 0.0]
     theirs: list[Package] = []
     for package in sorted(registry, key=lambda p: -work[p.id]):
@@ -327,15 +324,24 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             if options.progress:
                 options.progress(done, len(registry))
 
-        theirs = _shard_split(registry, client.cache)
-        shard = await _Shard.start(lock, lock_dir, options, theirs) if theirs else None
+        worker, theirs = options.worker, []
+        shard: asyncio.Future[ShardResult | None] | None = None
         try:
-            shard_ids = {p.id for p in theirs} if shard is not None else set()
+            theirs = _shard_split(registry, client.cache) if worker is not None else []
+            if worker is not None and theirs:
+                job = ShardJob(
+                    lock.text,
+                    str(lock_dir),
+                    replace(options, progress=None, worker=None),
+                    [p.id for p in theirs],
+                )
+                shard = asyncio.ensure_future(worker.run(job))
+            shard_ids = {p.id for p in theirs}
             await asyncio.gather(*(tracked(p) for p in registry if p.id not in shard_ids))
-            result = await shard.result() if shard is not None else None
+            result = await shard if shard is not None else None
         finally:
-            if shard is not None:
-                shard.close()
+            if worker is not None:
+                worker.close()
         if result is not None:
             planner.metadata.update(result.metadata)
             planner.unverified.update(result.unverified)
@@ -351,7 +357,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             done += len(shard_ids)
             if options.progress:
                 options.progress(done, len(registry))
-        elif shard is not None:
+        elif theirs:
             log.info("lockfix: the second process failed; verifying its packages here")
             await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
         while True:
@@ -409,59 +415,3 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
         f"{missing.name} is required ({chain}) but no index lists it"
         + (f": {last_error}" if last_error else "")
     )
-
-
-class _Shard:
-    """The worker process of :mod:`lockfix._shard` and the packages it verifies."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(
-        cls, lock: Lock, lock_dir: Path, options: Options, packages: list[Package]
-    ) -> _Shard | None:
-        job = ShardJob(
-            lock.text,
-            str(lock_dir),
-            replace(options, progress=None),
-            [p.id for p in packages],
-        )
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "lockfix._shard",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-            )
-        except OSError as error:
-            log.info("lockfix: no second process (%s)", error)
-            return None
-        assert process.stdin is not None
-        process.stdin.write(encode_job(job))
-        return cls(process)
-
-    async def result(self) -> ShardResult | None:
-        """The worker's findings, or None if it failed in any way."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        try:
-            await self.process.stdin.drain()
-            output = await self.process.stdout.read()
-            code = await self.process.wait()
-        except (OSError, ConnectionError):
-            return None
-        if code != 0:
-            return None
-        try:
-            result = pickle.loads(output)
-        except Exception:  # anything unreadable means: verify those packages here
-            return None
-        return result if isinstance(result, ShardResult) else None
-
-    def close(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-        if self.process.stdin is not None:
-            self.process.stdin.close()
