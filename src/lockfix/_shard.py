@@ -44,7 +44,7 @@ _LENGTH = struct.Struct("!Q")
 class ShardJob:
     lock_text: str
     lock_dir: str
-    options: Options  # without its progress callback
+    options: Options  # without its progress callback and worker
     packages: list[PackageId]
 
 
@@ -64,12 +64,15 @@ class ShardResult:
 EARLY_LOCK_SIZE = 200_000
 
 
+def setting() -> str:
+    """``LOCKFIX_PROCESSES``: "1" never a second process, "2" always, else as measured."""
+    return os.environ.get("LOCKFIX_PROCESSES", "").strip()
+
+
 def wanted(lock_size: int, offline: bool) -> bool:
-    """Whether to start a worker for a lock of ``lock_size`` characters (LOCKFIX_PROCESSES:
-    1 never, 2 always)."""
-    setting = os.environ.get("LOCKFIX_PROCESSES", "").strip()
-    if setting in ("1", "2"):
-        return setting == "2"
+    """Whether to start a worker for a lock of ``lock_size`` characters."""
+    if setting() in ("1", "2"):
+        return setting() == "2"
     return not offline and (os.cpu_count() or 1) >= 2 and lock_size >= EARLY_LOCK_SIZE
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -172,32 +171,11 @@ class MetadataCache:
             return 0
 
 
-_made_dirs: set[Path] = set()
-_temp_names = itertools.count()
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path`` and rename it over ``path``:
-    readers see the old entry or the new one, never part of one.
-
-    No fsync: after a crash an entry may be empty or torn, which reads as a miss. The
-    temporary name is unique per process and write (O_EXCL guards against a stale one),
-    and each directory is made once per process: a cold run writes thousands of entries."""
-    parent = path.parent
-    if parent not in _made_dirs:
-        parent.mkdir(parents=True, exist_ok=True)
-        _made_dirs.add(parent)
-    tmp = parent / f".tmp-{os.getpid()}-{next(_temp_names)}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileNotFoundError:  # the folder was removed since: make it again
-        _made_dirs.discard(parent)
-        parent.mkdir(parents=True, exist_ok=True)
-        _made_dirs.add(parent)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileExistsError:  # left by a crashed process with the same pid
-        fd, name = tempfile.mkstemp(dir=parent, prefix=".tmp-")
-        tmp = Path(name)
+    readers see the old entry or the new one, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lockfix._shard import ShardJob, ShardResult, Worker
+from lockfix._shard import setting as processes_setting
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider
 from lockfix.cache import MetadataCache
@@ -280,7 +280,7 @@ def _to_fetch(package: Package) -> list[str]:
 
 def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[Package]:
     """The packages to verify in a second process: none unless there is enough to fetch."""
-    forced = os.environ.get("LOCKFIX_PROCESSES", "").strip() == "2"
+    forced = processes_setting() == "2"
     wanted = {p.id: _to_fetch(p) for p in registry}
     stored = cache.stored([d for ds in wanted.values() for d in ds if d]) if cache else set()
     work = {pid: 1 + sum(1 for d in ds if d not in stored) for pid, ds in wanted.items()}
