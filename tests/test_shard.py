@@ -158,7 +158,11 @@ def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Pat
         assert set(_workers()) - before, "the second process never started"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 1 and b"Traceback" not in stderr, stderr  # click: Aborted!
+        # click reports "Aborted!" and exits 1; when the interrupt lands as asyncio winds
+        # down, Python ends by re-raising SIGINT on itself (130 in a shell). Both are a
+        # clean Ctrl-C; a traceback is not.
+        assert process.returncode in (1, -signal.SIGINT), stderr
+        assert b"Aborted!" in stderr and b"Traceback" not in stderr, stderr
         deadline = time.monotonic() + 10
         while set(_workers()) - before and time.monotonic() < deadline:
             time.sleep(0.05)
