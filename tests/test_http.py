@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fixtures.builder import BuiltScenario, build_scenario
@@ -221,7 +222,52 @@ def test_no_pep658_uses_one_range_request_per_wheel(
     assert len(ranged) == len(wheels) == c.stats.range
     assert all(r.status == 206 and r.headers["Range"].startswith("bytes=-") for r in ranged)
     assert all(r.headers.get("Accept-Encoding") == "identity" for r in ranged)
+    assert all(r.headers.get("User-Agent", "").startswith("lockfix/") for r in ranged)
     assert c.stats.full_download == 1  # the sdist
+
+
+def test_range_reads_skip_httpx_request_machinery(
+    built: BuiltScenario, server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Range reads go straight to the aiohttp wire; pages still go through httpx."""
+    server.configure("idx", pep658=False)
+    sent: list[str] = []
+    original = httpx.AsyncClient.send
+
+    async def send(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> httpx.Response:
+        sent.append(request.headers.get("Range", "page"))
+        return await original(self, request, **kw)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", send)
+
+    async def go() -> IndexClient:
+        async with client() as c:
+            check_all(built, await fetch_all(c, server.index_url("idx")))
+            return c
+
+    c = run(go())
+    assert c.stats.range == n_wheels(built) > 0
+    assert "page" in sent and not any(s.startswith("bytes=") for s in sent)
+
+
+def test_range_reads_through_proxy_from_environment(
+    built: BuiltScenario, server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    server.configure("idx", pep658=False)
+
+    async def go() -> IndexClient:
+        async with client() as c:
+            check_all(built, await fetch_all(c, "http://index.invalid/idx/simple"))
+            return c
+
+    c = run(go())
+    ranged = with_range(server)
+    assert len(ranged) == c.stats.range == n_wheels(built)
+    # absolute-form request targets: each one went through the proxy
+    assert all(r.path.startswith("http://") for r in ranged)
 
 
 def test_small_suffix_needs_central_directory_and_member_ranges(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 import httpx
@@ -49,30 +50,58 @@ def _map_error(exc: BaseException) -> httpx.TransportError | None:
     return None
 
 
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    content = response.content
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return
+            yield chunk
+    except Exception as e:
+        mapped = _map_error(e)
+        if mapped is None:
+            raise
+        raise mapped from e
+
+
+def _release(response: aiohttp.ClientResponse) -> None:
+    # A body read to its end gives the connection back to the pool; otherwise it is closed.
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        try:
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    return
-                yield chunk
-        except Exception as e:
-            mapped = _map_error(e)
-            if mapped is None:
-                raise
-            raise mapped from e
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _chunks(self._response)
 
     async def aclose(self) -> None:
-        # A body read to its end gives the connection back to the pool; otherwise it is closed.
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
+        _release(self._response)
+
+
+class WireResponse:
+    """The part of an :class:`httpx.Response` that IndexClient reads from a range request,
+    straight from aiohttp: no httpx request/URL/response objects, no content decoding (the
+    request asks for ``identity``)."""
+
+    __slots__ = ("_response", "headers", "status_code", "url")
+
+    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.headers  # case-insensitive, like httpx.Headers
+        self.url = url
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return _chunks(self._response)
+
+    async def aclose(self) -> None:
+        _release(self._response)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -112,11 +141,43 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 self._session._retry_connection = False
         return self._session
 
+    def _proxy_args(self) -> dict[str, Any]:
+        proxy = self._proxy
+        if proxy is None:
+            return {}
+        return {
+            "proxy": str(proxy.url),
+            "proxy_auth": self._proxy_auth,
+            "proxy_headers": dict(proxy.headers),
+        }
+
+    async def get(self, url: str, headers: Mapping[str, str], timeout: float) -> WireResponse:
+        """A plain GET of an already-encoded URL, without httpx's per-request work."""
+        try:
+            target = URL(url, encoded=True)
+        except (ValueError, TypeError) as e:
+            raise httpx.InvalidURL(str(e)) from None
+        try:
+            response = await self._open().request(
+                "GET",
+                target,
+                headers=headers,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+                **self._proxy_args(),
+            )
+        except Exception as e:
+            mapped = _map_error(e)
+            if mapped is None:
+                raise
+            raise mapped from e
+        return WireResponse(response, url)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()
-        proxy = self._proxy
         try:
             response = await session.request(
                 request.method,
@@ -135,9 +196,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
                 server_hostname=request.extensions.get("sni_hostname"),
-                proxy=str(proxy.url) if proxy else None,
-                proxy_auth=self._proxy_auth,
-                proxy_headers=dict(proxy.headers) if proxy else None,
+                **self._proxy_args(),
             )
         except Exception as e:
             mapped = _map_error(e)

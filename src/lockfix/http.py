@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import os
+import random
 import re
 import ssl
 import tempfile
@@ -19,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from lockfix._wire import AiohttpTransport, WireResponse
+
 T = TypeVar("T")
 # stamina's default hook logs "stamina.retry_scheduled" at WARNING, which reaches stderr
 # through logging's last-resort handler on every retry; a retry is not worth a line.
@@ -90,6 +94,10 @@ _SPOOL_IN_MEMORY = 1024 * 1024  # per download in flight; the rest goes to a tem
 # Freshness of an index page whose response says nothing (no Cache-Control max-age, no
 # Expires); PyPI sends max-age=600. LOCKFIX_PAGE_TTL overrides it, 0 revalidates every run.
 DEFAULT_PAGE_TTL = 600.0
+# An already-encoded URL without userinfo: sent as it is by the lean path (IndexClient._open).
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9\-._~:\[\]]+(?:[/?][A-Za-z0-9\-._~:/?#\[\]!$&'()*+,;=%]*)?\Z"
+)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -354,6 +362,8 @@ class IndexClient:
         # tail between requests, so files must not pile up waiting for their next request.
         self._files = asyncio.Semaphore(self.concurrency)
         self._http: httpx.AsyncClient | None = None
+        self._user_agent = f"lockfix/{__version__} httpx/{httpx.__version__}"
+        self._lean: dict[tuple[str, str, int | None], AiohttpTransport | None] = {}
 
     # lifecycle
 
@@ -377,7 +387,7 @@ class IndexClient:
             limits=httpx.Limits(
                 max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency
             ),
-            headers={"User-Agent": f"lockfix/{__version__} httpx/{httpx.__version__}"},
+            headers={"User-Agent": self._user_agent},
         )
         return self._http
 
@@ -419,19 +429,28 @@ class IndexClient:
 
     async def _with_retries(self, url: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            first = True
+            # The first attempt runs bare: a retry context costs ~50 µs to set up, and
+            # thousands of range reads almost never fail.
+            try:
+                return await fn()
+            except Exception as e:
+                wait = self._retry_hook(e) if self.retries > 0 else False
+                if wait is False:
+                    raise
+            # stamina's wait before attempt 2, then the rest of its schedule
+            if wait is True:
+                wait = self.retry_wait + random.uniform(0, self.retry_wait)
+            await asyncio.sleep(min(wait, 30.0))
             async for attempt in stamina.retry_context(
                 on=self._retry_hook,
-                attempts=self.retries + 1,
+                attempts=self.retries,
                 timeout=None,
-                wait_initial=self.retry_wait,
+                wait_initial=self.retry_wait * 2,
                 wait_max=30.0,
                 wait_jitter=self.retry_wait,
             ):
                 with attempt:
-                    if not first:
-                        self.stats.retries += 1
-                    first = False
+                    self.stats.retries += 1
                     return await fn()
         except _RetryableStatus as e:
             raise IndexRequestError(f"{what} failed", url, e.status) from None
@@ -445,10 +464,33 @@ class IndexClient:
             raise IndexRequestError(f"{what}: invalid URL ({e})", url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _open(self, url: str, headers: Mapping[str, str], *, kind: str) -> httpx.Response:
+    def _lean_wire(self, url: str) -> AiohttpTransport | None:
+        """The aiohttp transport httpx would send ``url`` through (proxies honoured), for a
+        request that needs nothing of httpx: an encoded URL without userinfo, not offline."""
+        if self.offline or not _PLAIN_URL.match(url):
+            return None
+        key = origin(url)
+        if key not in self._lean:
+            from lockfix._wire import AiohttpTransport
+
+            transport = self._open_client()._transport_for_url(httpx.URL(url))
+            wire = None
+            if isinstance(transport, _NetworkTransport):
+                if transport.inner is None:
+                    transport.inner = transport.make()
+                if isinstance(transport.inner, AiohttpTransport):
+                    wire = transport.inner
+            self._lean[key] = wire
+        return self._lean[key]
+
+    async def _open(
+        self, url: str, headers: Mapping[str, str], *, kind: str, lean: bool = False
+    ) -> httpx.Response | WireResponse:
         """Send a streaming GET, following redirects with per-origin credentials.
 
-        The caller must close the response."""
+        ``lean``: straight over aiohttp where possible (no content decoding: the request must
+        ask for ``identity``); a range read costs a third less CPU. The caller must close the
+        response."""
         http = self._open_client()
         current = url
         for _ in range(MAX_REDIRECTS + 1):
@@ -457,8 +499,14 @@ class IndexClient:
             creds = self.credentials.for_url(current)
             if creds is not None:
                 request_headers["Authorization"] = creds.authorization()
-            request = http.build_request("GET", current, headers=request_headers)
-            response = await http.send(request, stream=True)
+            wire = self._lean_wire(current) if lean else None
+            response: httpx.Response | WireResponse
+            if wire is not None:
+                request_headers["User-Agent"] = self._user_agent
+                response = await wire.get(current, request_headers, self.timeout)
+            else:
+                request = http.build_request("GET", current, headers=request_headers)
+                response = await http.send(request, stream=True)
             setattr(self.stats, kind, getattr(self.stats, kind) + 1)
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers["location"]
@@ -469,7 +517,7 @@ class IndexClient:
         raise IndexRequestError("too many redirects", url)
 
     @staticmethod
-    async def _read(response: httpx.Response, limit: int) -> bytes:
+    async def _read(response: httpx.Response | WireResponse, limit: int) -> bytes:
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
             raise _TooLarge(f"{length} bytes")
@@ -482,7 +530,7 @@ class IndexClient:
         return b"".join(chunks)
 
     @staticmethod
-    def _raise_for_status(response: httpx.Response, what: str, url: str) -> None:
+    def _raise_for_status(response: httpx.Response | WireResponse, what: str, url: str) -> None:
         code = response.status_code
         if code == 429 or code >= 500:
             raise _RetryableStatus(code, url, _retry_after(response.headers.get("retry-after")))
@@ -779,7 +827,7 @@ class IndexClient:
         async def attempt() -> bytes | None:
             async with self._sem:
                 headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
-                response = await self._open(url, headers, kind="range")
+                response = await self._open(url, headers, kind="range", lean=True)
                 try:
                     if (
                         response.status_code != 206
@@ -810,10 +858,11 @@ class IndexClient:
                 if host in self._no_ranges:
                     return None
                 headers = {"Range": f"bytes=-{suffix}", "Accept-Encoding": "identity"}
-                response = await self._open(url, headers, kind="range")
+                response = await self._open(url, headers, kind="range", lean=True)
                 try:
                     code = response.status_code
-                    if code == 200:
+                    encoded = response.headers.get("content-encoding", "identity") != "identity"
+                    if code == 200 and not encoded:
                         # Ranges ignored: this is the whole file; use it rather than ask again.
                         log.info(
                             "range requests not supported by %s; downloading whole files",
@@ -826,9 +875,9 @@ class IndexClient:
                         if code == 501:
                             self._no_ranges.add(host)
                         return None
-                    if code != 206:
+                    if code != 206 and not (code == 200 and encoded):
                         self._raise_for_status(response, "range request", url)
-                    if response.headers.get("content-encoding", "identity") != "identity":
+                    if encoded:  # asked for identity: no usable range reads from this host
                         self._no_ranges.add(host)
                         return None
                     m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
@@ -922,7 +971,7 @@ class IndexClient:
 
     async def _consume_download(
         self,
-        response: httpx.Response,
+        response: httpx.Response | WireResponse,
         file: IndexFile,
         hashes: Mapping[str, str],
         project: str | None,
