@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import io
 import re
 import shutil
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockfix import _zip
+from lockfix import _zip, metadata
 from lockfix.cache import MetadataCache
 from lockfix.metadata import (
     CoreMetadata,
@@ -445,6 +447,55 @@ def test_parse_core_metadata_reads_only_the_headers(lines: list[tuple[str, str]]
     with mock.patch.object(metadata, "_EMPTY_LINE", never):
         whole = parse()
     assert parse() == whole
+
+
+def _email_headers(text: str) -> dict[str, list[str]]:
+    msg = email.parser.Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
+    out: dict[str, list[str]] = {}
+    for key, value in msg.items():
+        out.setdefault(key.lower(), []).append(str(value))
+    return out
+
+
+_NAMES = ["Name", "name", "Requires-Dist", "requires-dist", "From", "X Y", "Ünïcode", "", "a:b"]
+_VALUES = ["", " x", "\tx>=1 ; extra == 'a'", "  two  words ", "é", "From x", ":", " "]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(_NAMES), st.sampled_from([":", " :", ""]), st.sampled_from(_VALUES)
+            ),
+            st.tuples(
+                st.just(""), st.sampled_from(["", " ", "\t", "From "]), st.sampled_from(_VALUES)
+            ),
+        ).map("".join),
+        max_size=10,
+    ),
+    st.sampled_from(["\n", "\r\n", "\x0c\n", ""]),
+)
+def test_plain_headers_read_as_email_parser_does(lines: list[str], end: str) -> None:
+    text = "".join(line + "\n" for line in lines) + end
+    fast = metadata._plain_headers(text)
+    if fast is not None:
+        assert fast == _email_headers(text)
+    if "\r" not in text and "\x0c" not in text and "From " not in text:
+        assert fast is not None
+
+
+def test_plain_headers_take_real_metadata() -> None:
+    """METADATA as wheel builders write it is read without the email package."""
+    from fixtures.builder import build_wheel_bytes
+
+    spec = {"name": "torch", "version": "2.7.1", "requires-dist": ["a>=1; extra == 'x'", "b"]}
+    _, built = build_wheel_bytes(spec, "py3-none-any")
+    for doc in (TORCH_LIKE.decode(), built.decode()):
+        head = doc.split("\n\n")[0] + "\n"
+        fast = metadata._plain_headers(head)
+        assert fast is not None and fast == _email_headers(head)
+        assert fast["requires-dist"]
 
 
 def test_core_metadata_json_has_every_field() -> None:

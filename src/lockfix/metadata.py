@@ -83,6 +83,45 @@ def _unfold(value: str) -> str:
     return " ".join(part.strip() for part in value.splitlines() if part.strip())
 
 
+# email.feedparser's test for a header line: a name (printable ASCII but ':'), a
+# continuation, or a Unix "From " line; the first other line ends the headers.
+_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+# Line breaks other than "\n", which email and str.splitlines treat differently.
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _plain_headers(text: str) -> dict[str, list[str]] | None:
+    """Lower-cased header name → raw values, as ``email.parser`` (compat32) reads a header
+    block, for a block with LF line breaks only and no "From " line; None for any other,
+    which goes to ``email.parser`` itself. A tenth of its cost per document."""
+    if _ODD_BREAKS.search(text):
+        return None
+    fields: list[tuple[str, list[str]]] = []
+    value: list[str] | None = None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the text ended with a line break
+    for line in lines:
+        if not _HEADER_LINE.match(line):
+            break
+        if line[0] in " \t":
+            if value is not None:
+                value.append(line)
+            continue
+        if line.startswith("From "):
+            return None
+        name, _, rest = line.partition(":")
+        if not name:
+            value = None  # a line without a name: email drops it and its continuations
+            continue
+        value = [rest.lstrip(" \t")]
+        fields.append((name.lower(), value))
+    headers: dict[str, list[str]] = {}
+    for name, parts in fields:
+        headers.setdefault(name, []).append("\n".join(parts))
+    return headers
+
+
 def parse_core_metadata(data: bytes) -> CoreMetadata:
     """Parse an email-header style METADATA / PKG-INFO document."""
     if len(data) > MAX_METADATA_SIZE:
@@ -100,10 +139,15 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
         end = end + 2 if end >= 0 else -1
     if end >= 0:
         text = text[:end]
-    msg = Parser(policy=compat32).parsestr(text, headersonly=True)
+    headers = _plain_headers(text)
+    if headers is None:
+        msg = Parser(policy=compat32).parsestr(text, headersonly=True)
+        headers = {}
+        for key, value in msg.items():
+            headers.setdefault(key.lower(), []).append(str(value))
 
     def all_of(field: str) -> tuple[str, ...]:
-        return tuple(v for v in (_unfold(str(x)) for x in msg.get_all(field) or ()) if v)
+        return tuple(v for v in (_unfold(x) for x in headers.get(field.lower(), ())) if v)
 
     def one(field: str) -> str | None:
         values = all_of(field)
