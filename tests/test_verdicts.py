@@ -130,3 +130,23 @@ def test_a_reused_verdict_still_warns_about_an_old_uv(project, tmp_path: Path) -
         assert quiet.returncode == 0 and quiet.stderr == ""
     memo = json.loads((cache / "uv-version-v1.json").read_text())
     assert memo[str(on_path.resolve())][1] == [0, 10, 9]
+
+
+def test_a_full_check_skips_teardown_but_runs_atexit_and_flushes(project, tmp_path: Path) -> None:
+    """The entry point ends a full run with os._exit (no object-by-object teardown): atexit
+    handlers still run, output is complete, and the exit code is click's."""
+    directory, _ = project
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    marker = tmp_path / "atexit-ran"
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, pathlib\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+    )
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    done = check(directory, tmp_path / "cache", "--format", "json", PYTHONPATH=path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["findings"] == []
+    assert marker.read_text() == "yes"
+    bad = check(directory, tmp_path / "cache", "--format", "nope", PYTHONPATH=path)
+    assert bad.returncode == 2 and "nope" in bad.stderr

@@ -107,6 +107,26 @@ def reused_verdict(argv: list[str]) -> bool:
     return True
 
 
+def _exit_now(done: SystemExit) -> None:
+    """End the process as ``done`` would, without the interpreter's teardown: after a full
+    analysis, freeing its objects one by one took 0.15 s. atexit handlers still run."""
+    import atexit
+
+    code = done.code
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what Python itself reports as 120
+            status = status or 120
+    os._exit(status)
+
+
 def main() -> None:
     try:
         if reused_verdict(sys.argv[1:]):
@@ -115,4 +135,7 @@ def main() -> None:
         from lockfix.cli import main as cli
     except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
         sys.exit(130)
-    cli()
+    try:
+        cli()
+    except SystemExit as done:
+        _exit_now(done)
