@@ -27,8 +27,14 @@ import pytest
 from fixtures.builder import BuiltScenario, build_scenario
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.artifacts import index_artifacts, same_upload_time, verify_artifacts
-from lockfix.collector import IndexFile, ProjectPage, parse_simple_html
+from lockfix.artifacts import ArtifactAudit, index_artifacts, same_upload_time, verify_artifacts
+from lockfix.collector import (
+    IndexFile,
+    IndexRequestError,
+    ProjectPage,
+    parse_simple_html,
+    parse_simple_json,
+)
 from lockfix.lockfile import parse_lock
 from lockfix.writer import replace_lock_artifacts
 
@@ -460,6 +466,20 @@ def test_version_in_the_file_name_must_be_the_package_version() -> None:
     assert [f.kind for f in errors] == ["artifact-name-mismatch"]
     assert "version 2.7.1, not 2.7.1+cpu" in errors[0].message
     assert index_artifacts(_package(f"https://download.pytorch.org/whl/cpu/{other}"), page) == []
+
+
+def test_a_json_page_found_corrupt_late_records_nothing() -> None:
+    """A PEP 691 page is decoded in full only when needed (here: to pick replacements); if
+    that fails the audit is left as it was and the engine reports the page unavailable."""
+    other = WHEEL.replace("2.7.1+cpu", "2.7.1")
+    url = f"https://download.pytorch.org/whl/cpu/{other}"
+    entry = {"filename": other, "url": url, "hashes": {"sha256": DIGEST}}
+    body = json.dumps({"files": [entry]}).encode()[:-2] + b', {"filename": ]}'
+    page = parse_simple_json(body, "https://download.pytorch.org/whl/cpu/torch/", "torch")
+    audit = ArtifactAudit()
+    with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
+        audit.record(_package(url), page)
+    assert audit.findings == [] and audit.warnings == [] and audit.replacements == {}
 
 
 def test_replacing_artifacts_keeps_crlf_and_the_rest_of_the_block() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.builder import build_scenario
+from lockfix import collector
 from lockfix.collector import (
     IndexFile,
     IndexRequestError,
@@ -148,6 +150,161 @@ def test_json_page_objects_only() -> None:
 def test_json_page_malformed(body: bytes) -> None:
     with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
         parse_simple_json(body, PAGE, "foo")
+
+
+# --- PEP 691 pages answered from their text ------------------------------------------
+
+_NAMES = ["foo-1.0.tar.gz", "foo-1.0-py3-none-any.whl", 'we"ird\\name{}.whl', "caf\u00e9-1.0.zip"]
+_URLS = ["foo-1.0.tar.gz", "https://files.example/a/b#sha256=" + "ab" * 32, "http://[::1/broken"]
+_STRANGE = ['{"filename": "foo-1.0.tar.gz", "url": "x"}', "}{", '"filename"', "", "\\"]
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> object:
+    kind = draw(st.sampled_from(["usable"] * 6 + ["bad url", "bad filename", "no object"]))
+    if kind == "no object":
+        return draw(st.sampled_from(["foo-1.0.tar.gz", 7, None, [{"filename": "x", "url": "x"}]]))
+    pairs: list[tuple[str, object]] = [
+        ("filename", draw(st.sampled_from(_NAMES)) if kind != "bad filename" else 5),
+        ("url", draw(st.sampled_from(_URLS)) if kind != "bad url" else None),
+        ("hashes", {"sha256": draw(st.sampled_from(["aa", "BB"])) * 32}),
+    ]
+    if draw(st.booleans()):
+        pairs.append(("core-metadata", draw(st.sampled_from([True, {"sha256": "cd" * 32}]))))
+    if draw(st.booleans()):
+        pairs.append(("yanked", draw(st.sampled_from([True, *_STRANGE]))))
+    if draw(st.booleans()):  # an object under a key that looks like an entry
+        pairs.append(("extra", {"filename": draw(st.sampled_from(_NAMES)), "url": "evil"}))
+    if draw(st.booleans()):
+        pairs.append(("size", draw(st.integers(0, 10**12))))
+    return dict(draw(st.permutations(pairs)))
+
+
+def _expected(body: bytes) -> tuple[dict[str, IndexFile | None], list[IndexFile]]:
+    """file_named and files as a decode of the whole document gives them."""
+    first: dict[str, IndexFile | None] = {}
+    files = []
+    for entry in json.loads(body)["files"]:
+        if not isinstance(entry, dict):
+            continue
+        if not isinstance(entry.get("filename"), str) or not isinstance(entry.get("url"), str):
+            continue
+        try:
+            file: IndexFile | None = collector._json_file(entry, PAGE)
+        except ValueError:
+            file = None
+        first.setdefault(entry["filename"], file)
+        if file is not None:
+            files.append(file)
+    return first, files
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entries=st.lists(_entries(), max_size=12),
+    layout=st.sampled_from(
+        [{"separators": (",", ":")}, {"indent": 1}, {"separators": (" ,", " : ")}]
+    ),
+    ascii_only=st.booleans(),
+    files_last=st.booleans(),
+    lookups_first=st.booleans(),
+)
+def test_json_page_text_lookups_equal_a_full_decode(
+    entries: list[object],
+    layout: dict[str, Any],
+    ascii_only: bool,
+    files_last: bool,
+    lookups_first: bool,
+) -> None:
+    top: dict[str, object] = {"meta": {"api-version": "1.1"}, "alternate-locations": []}
+    doc = {**top, "files": entries} if files_last else {"files": entries, **top, "name": "Foo"}
+    body = json.dumps(doc, ensure_ascii=ascii_only, **layout).encode()
+    first, files = _expected(body)
+    page = parse_simple_json(body, PAGE, "foo")
+    if not lookups_first:
+        assert list(page.files) == files
+    for filename in [*_NAMES, "absent-1.0.tar.gz"]:
+        got = page.file_named(filename)
+        assert got == first.get(filename)
+        if got is not None:  # the object files hands out for the first entry of that name
+            assert next(f for f in page.files if f.filename == filename) is got
+    assert list(page.files) == files
+    assert page.meta == {"api-version": "1.1"} and page.name == ("foo" if files_last else "Foo")
+
+
+def _big_page(count: int) -> tuple[bytes, list[str]]:
+    names = [f"foo-1.{i}-cp3{i % 9}-cp3{i % 9}-manylinux_2_28_x86_64.whl" for i in range(count)]
+    entries = [
+        {
+            "core-metadata": {"sha256": f"{i:064x}"},
+            "filename": name,
+            "hashes": {"sha256": f"{i:064x}"},
+            "url": f"https://files.example/{i}/{name}",
+            "yanked": False,
+        }
+        for i, name in enumerate(names)
+    ]
+    doc = {"alternate-locations": [], "files": entries, "meta": {"api-version": "1.1"}}
+    return json.dumps(doc, separators=(",", ":")).encode(), names
+
+
+def test_json_page_lookups_do_not_decode_the_whole_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    body, names = _big_page(3000)
+    decoded: list[str] = []
+    full_decode = collector._decode_document
+
+    def counted(text: str, page_url: str) -> dict[str, Any]:
+        decoded.append(page_url)
+        return full_decode(text, page_url)
+
+    monkeypatch.setattr(collector, "_decode_document", counted)
+    page = parse_simple_json(body, PAGE, "foo")
+    wanted = names[::100]
+    looked_up = [page.file_named(n) for n in wanted]
+    assert decoded == []
+    assert [f.sha256 if f else None for f in looked_up] == [
+        f"{i:064x}" for i in range(0, 3000, 100)
+    ]
+    assert page.file_named("foo-9.9.tar.gz") is None  # not listed: proven by a full decode
+    assert decoded == [PAGE]
+    files = page.files
+    assert len(files) == 3000 and all(files[i * 100] is f for i, f in enumerate(looked_up))
+    assert decoded == [PAGE]
+
+
+def test_json_page_corrupt_inside_the_files_list() -> None:
+    """Only the outline is checked when parsing; the rest when the page is decoded in full."""
+    body = b'{"files": [{"filename": "foo-1.0.tar.gz", "url": "a"}, {"filename": ]}'
+    page = parse_simple_json(body, PAGE, "foo")
+    with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
+        page.file_named("foo-2.0.tar.gz")
+    with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
+        _ = page.files
+
+
+def test_json_page_outline_checks() -> None:
+    for body in (b'{"name": "foo"}', b"{}", b' {"meta": {"files": 1}, "files": []} '):
+        page = parse_simple_json(body, PAGE, "foo")
+        assert page.files == () and page.file_named("foo-1.0.tar.gz") is None
+    for body in (b'{"name": "foo", "files": 1}', b'{"name" "foo"}', b'{"a": 1 "files": []}'):
+        with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
+            parse_simple_json(body, PAGE, "foo")
+
+
+def test_json_page_a_later_files_key_counts() -> None:
+    body = b'{"files": [{"filename": "a.whl", "url": "a"}], "files": []}'
+    page = parse_simple_json(body, PAGE, "foo")
+    assert page.file_named("a.whl") is None and page.files == ()
+
+
+def test_json_page_escaped_key_spelling() -> None:
+    body = (
+        b'{"files": [{"file\\u006eame": "a.whl", "url": "first"},'
+        b' {"filename": "a.whl", "url": "second"}]}'
+    )
+    page = parse_simple_json(body, PAGE, "foo")
+    listed = page.file_named("a.whl")
+    assert listed is not None and listed.url == PAGE + "first"
 
 
 def test_html_page_attributes() -> None:

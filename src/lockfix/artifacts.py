@@ -262,10 +262,11 @@ class ArtifactAudit:
 
     def record(self, package: Package, page: ProjectPage | None) -> None:
         errors, warnings = verify_artifacts(package, page)
-        self.findings.extend(errors)
-        self.warnings.extend(warnings)
+        # all or nothing: reading the page may raise IndexRequestError (a corrupt PEP 691 page)
         if errors:
             self.replacements[package.id] = index_artifacts(package, page)
+        self.findings.extend(errors)
+        self.warnings.extend(warnings)
 
 
 def describe_replacements(

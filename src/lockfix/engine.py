@@ -170,20 +170,24 @@ async def _locked_metadata(
     except IndexClientError as error:
         planner.mark_unverified(package.id, f"index page unavailable: {error}")
         return
-    if audit is not None:
-        audit.record(package, page)
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
-    if not artifacts:
-        planner.mark_unverified(package.id, "the lock records no artifact for it")
+    try:
+        if audit is not None:
+            audit.record(package, page)
+        if not artifacts:
+            planner.mark_unverified(package.id, "the lock records no artifact for it")
+            return
+        artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
+        if not artifacts:
+            planner.mark_unverified(package.id, "no locked artifact is served by its index")
+            return
+        files = []
+        for artifact in artifacts:
+            listed = page.file_named(artifact.name) if page is not None else None
+            files.append(listed or _artifact_file(artifact))
+    except IndexClientError as error:  # a PEP 691 page found corrupt when decoded in full
+        planner.mark_unverified(package.id, f"index page unavailable: {error}")
         return
-    artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
-    if not artifacts:
-        planner.mark_unverified(package.id, "no locked artifact is served by its index")
-        return
-    files = []
-    for artifact in artifacts:
-        listed = page.file_named(artifact.name) if page is not None else None
-        files.append(listed or _artifact_file(artifact))
 
     async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
         return await client.file_metadata(index_url, file, artifact.hashes or None)
