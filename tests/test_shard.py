@@ -1,11 +1,15 @@
 """A cold check split over two processes finds, writes and counts exactly what one process does.
 
-``LOCKFIX_PROCESSES=2`` forces the second process (``lockfix._shard``) on these small locks;
-``=1`` forbids it. Real uv-written locks from the loopback index, real subprocesses.
+``LOCKFIX_PROCESSES=2`` forces the second process (:mod:`lockfix._shard`) on these small
+locks; ``=1`` forbids it. On Linux the second process is a fork; "spawn" runs the same
+checks with the new interpreter used where there is no fork (a sitecustomize hook turns
+``lockfix._shard.forks`` off). Real uv-written locks from the loopback index, real
+subprocesses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -46,6 +50,22 @@ def lockfix(
     )
 
 
+def hooked(directory: Path, code: str) -> dict[str, str]:
+    """Environment whose Python runs ``code`` at start-up (sitecustomize)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(code)
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path}
+
+
+NO_FORK = "import lockfix._shard\nlockfix._shard.forks = lambda: False\n"
+MODES = ["fork", "spawn"] if sys.platform == "linux" else ["spawn"]
+
+
+def mode_env(mode: str, directory: Path) -> dict[str, str]:
+    return hooked(directory, NO_FORK) if mode == "spawn" else {}
+
+
 def _sorted(document: dict) -> dict:
     return {
         key: sorted(value, key=json.dumps) if isinstance(value, list) else value
@@ -68,16 +88,19 @@ def tampered(lock_text: str) -> str:
     return SHA256.sub(change, lock_text)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("lock", ["broken", "tampered"])
-def test_two_processes_report_what_one_does(case: Case, tmp_path: Path, lock: str) -> None:
+def test_two_processes_report_what_one_does(
+    case: Case, tmp_path: Path, lock: str, mode: str
+) -> None:
     text = case.broken if lock == "broken" else tampered(case.reference)
     results = {}
     for processes in (1, 2):
-        project = case.project(f"check-{lock}-{processes}", text)
+        project = case.project(f"check-{lock}-{mode}-{processes}", text)
         case.server.reset_log()
         result = lockfix(
             "check", "--format", "json", "-v", cwd=project, processes=processes,
-            cache=tmp_path / f"cache-{processes}",
+            cache=tmp_path / f"cache-{processes}", env=mode_env(mode, tmp_path / "hook"),
         )  # fmt: skip
         assert result.returncode == 1, result.stderr
         shared = "(in 2 processes)" in result.stderr
@@ -92,32 +115,41 @@ def test_two_processes_report_what_one_does(case: Case, tmp_path: Path, lock: st
     assert one_counted == one_served and two_counted == two_served == one_served
 
 
-def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path, mode: str) -> None:
     text = tampered(case.broken)
     written = {}
     for processes in (1, 2):
-        project = case.project(f"repair-{processes}", text)
+        project = case.project(f"repair-{mode}-{processes}", text)
         result = lockfix(
             "repair", "--accept-index-artifacts", cwd=project, processes=processes,
-            cache=tmp_path / f"cache-{processes}",
+            cache=tmp_path / f"cache-{processes}", env=mode_env(mode, tmp_path / "hook"),
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         written[processes] = (project / "uv.lock").read_text()
     assert written[2] == written[1] != text
 
 
-def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path) -> None:
-    # The worker (and only it) dies at start-up: the parent verifies its packages itself.
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import os, sys\nif 'lockfix._shard' in sys.orig_argv:\n    os._exit(3)\n"
-    )
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    project = case.project("failing", case.broken)
+# The second process (and only it) dies as it starts.
+DYING_FORK = """import os
+_fork = os.fork
+def fork():
+    pid = _fork()
+    if pid == 0:
+        os._exit(3)
+    return pid
+os.fork = fork
+"""
+DYING_WORKER = NO_FORK + "import os, sys\nif 'lockfix._shard' in sys.orig_argv:\n    os._exit(3)\n"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path, mode: str) -> None:
+    env = hooked(tmp_path / "hook", DYING_FORK if mode == "fork" else DYING_WORKER)
+    project = case.project(f"failing-{mode}", case.broken)
     failed = lockfix(
         "check", "--format", "json", "-v", cwd=project, processes=2, cache=tmp_path / "a",
-        env={"PYTHONPATH": path},
+        env=env,
     )  # fmt: skip
     single = lockfix("check", "--format", "json", cwd=project, processes=1, cache=tmp_path / "b")
     assert failed.returncode == single.returncode == 1, failed.stderr
@@ -125,37 +157,58 @@ def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path) -> No
     assert _sorted(json.loads(failed.stdout)) == _sorted(json.loads(single.stdout))
 
 
-def _workers() -> list[int]:
-    found = []
+def _children(parent: int) -> dict[int, bytes]:
+    """Live child processes of ``parent`` running lockfix, and their command lines."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if b"lockfix._shard" in command:
-            found.append(int(entry.name))
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) != parent or state == "Z":
+            continue
+        with contextlib.suppress(OSError):  # a fork of lockfix, or python -m lockfix._shard
+            command = (entry / "cmdline").read_bytes()
+            if b"lockfix" in command:
+                found[int(entry.name)] = command
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
-def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_an_interrupted_check_leaves_no_second_process(
+    case: Case, tmp_path: Path, mode: str
+) -> None:
     case.server.add_fault(lambda method, path: Fault(delay=0.5))
     try:
-        project = case.project("interrupted", case.broken)
-        before = set(_workers())
+        project = case.project(f"interrupted-{mode}", case.broken)
         process = subprocess.Popen(
             [sys.executable, "-m", "lockfix", "check", "--cache-dir", str(tmp_path / "c")],
             cwd=project,
-            env={**os.environ, "LOCKFIX_PROCESSES": "2"},
+            env={**os.environ, "LOCKFIX_PROCESSES": "2", **mode_env(mode, tmp_path / "hook")},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
-        while not set(_workers()) - before and time.monotonic() < deadline:
+        children: dict[int, bytes] = {}
+        while not children and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert set(_workers()) - before, "the second process never started"
+            children = _children(process.pid)
+        assert children, "the second process never started"
+        # a fork runs the parent's command line; the other kind is its own module
+        assert all((b"lockfix._shard" in c) is (mode == "spawn") for c in children.values())
+        time.sleep(0.3)  # at work: the fork's child, or the worker given its job
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         # click reports "Aborted!" and exits 1; when the interrupt lands as asyncio winds
@@ -164,8 +217,8 @@ def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Pat
         assert process.returncode in (1, -signal.SIGINT), stderr
         assert b"Aborted!" in stderr and b"Traceback" not in stderr, stderr
         deadline = time.monotonic() + 10
-        while set(_workers()) - before and time.monotonic() < deadline:
+        while any(map(_alive, children)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not set(_workers()) - before
+        assert not any(map(_alive, children))
     finally:
         case.server.clear_faults()

@@ -1,19 +1,21 @@
-"""A second process for a cold check's fetching: ``python -m lockfix._shard``.
+"""A second process for a cold check's fetching.
 
-A cold check is CPU-bound in the client (TLS, HTTP, zip and metadata parsing: ~1.5 ms of
-CPU per request), and a lock of a few hundred packages takes thousands of requests when
-its index serves no PEP 658 files. One Python process uses one core. With two cores,
-:func:`lockfix.engine.analyze_lock` gives about half of the registry packages (by number
-of locked files) to this worker, which verifies them with the very same code and caches
-and sends back what it found. If the worker fails in any way, the parent verifies those
-packages itself.
+A cold check is CPU-bound in the client (TLS, HTTP, zip and metadata parsing), and a lock of
+a few hundred packages takes thousands of requests when its index serves no PEP 658 files.
+One Python process uses one core. With two cores, :func:`lockfix.engine.start_shard` gives
+about half of the registry packages (by requests to make) to a second process, which
+verifies them with the very same code and caches and sends back what it found. If it fails
+in any way, the parent verifies those packages itself.
 
-The parent starts the worker (:meth:`Worker.spawn`) before it has even parsed the lock, so
-that the worker's start-up (a new interpreter, its imports) overlaps the parent's; the
-worker imports the pipeline, then waits for its job. Protocol: the parent writes a
-length-prefixed pickle of :class:`ShardJob` on stdin and keeps stdin open; the worker
-answers with a pickle of :class:`ShardResult` on stdout. EOF on stdin before that (the
-parent died, or needs no second process after all) ends the worker at once.
+On Linux the second process is a fork of the parent taken once the lock is parsed and the
+work split (:class:`Forked`): it starts on its share at once, with nothing to import or
+parse. Elsewhere (no safe fork) the parent starts ``python -m lockfix._shard``
+(:class:`Worker`) before it has even parsed the lock, so that the worker's start-up overlaps
+the parent's; the worker imports the pipeline, then waits for its job. Protocol: the parent
+writes a length-prefixed pickle of :class:`ShardJob` on stdin and keeps stdin open; the
+worker answers with a pickle of :class:`ShardResult` on stdout. Either kind of second
+process ends at once when the parent's end of its pipe closes (the parent died, or needs
+no second process after all).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import asyncio
 import contextlib
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from lockfix.artifacts import ArtifactAudit
@@ -76,11 +81,121 @@ def wanted(lock_size: int, offline: bool) -> bool:
     return not offline and (os.cpu_count() or 1) >= 2 and lock_size >= EARLY_LOCK_SIZE
 
 
+def forks() -> bool:
+    """Whether the second process is a fork (Linux) rather than a new interpreter: macOS
+    system libraries are not fork-safe, Windows has no fork."""
+    return sys.platform == "linux"
+
+
+class Shard(Protocol):
+    """A second process at work on ``packages``."""
+
+    packages: list[PackageId]
+
+    async def result(self) -> ShardResult | None:
+        """Its findings, or None if it failed in any way."""
+        ...
+
+    def close(self) -> None:
+        """End it (if still running) and release its pipes; safe to call twice."""
+        ...
+
+
+class Forked:
+    """A fork of this process verifying ``packages`` (see :meth:`start`)."""
+
+    def __init__(self, pid: int, results: int, alive: int, packages: list[PackageId]) -> None:
+        self.pid, self.packages = pid, packages
+        self._results: int | None = results  # read end: the child's pickled ShardResult
+        self._alive: int | None = alive  # write end, held open: the child ends on EOF
+        self._status: int | None = None
+
+    @classmethod
+    def start(cls, packages: list[PackageId], work: Callable[[], ShardResult]) -> Forked | None:
+        """Fork; the child runs ``work`` (in a new event loop of its own), sends back what it
+        returns and exits without running anything of the parent's (atexit, finally)."""
+        results_r, results_w = os.pipe()
+        alive_r, alive_w = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (results_r, results_w, alive_r, alive_w):
+                os.close(fd)
+            return None
+        if pid == 0:  # the child
+            code = 1
+            try:
+                os.close(results_r)
+                os.close(alive_w)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent cleans up
+                threading.Thread(target=_exit_on_eof, args=(alive_r,), daemon=True).start()
+                data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(results_w, "wb") as out:
+                    out.write(data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(results_w)
+        os.close(alive_r)
+        return cls(pid, results_r, alive_w, packages)
+
+    def _collect(self) -> ShardResult | None:
+        fd, self._results = self._results, None
+        if fd is None:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as pipe:
+                data = pipe.read()
+        except OSError:
+            return None
+        if self._wait() != 0:
+            return None
+        try:
+            result = pickle.loads(data)
+        except Exception:  # anything unreadable means: the parent verifies those packages
+            return None
+        return result if isinstance(result, ShardResult) else None
+
+    async def result(self) -> ShardResult | None:
+        return await asyncio.to_thread(self._collect)
+
+    def _wait(self) -> int:
+        if self._status is None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.pid, 0)
+                self._status = os.waitstatus_to_exitcode(status)
+        return self._status if self._status is not None else -1
+
+    def close(self) -> None:
+        if self._status is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._wait()
+        for name in ("_alive", "_results"):
+            fd = getattr(self, name)
+            setattr(self, name, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _exit_on_eof(fd: int) -> None:
+    # The parent holds the other end open until it has our answer; EOF means it is gone.
+    while os.read(fd, 65536):
+        pass
+    os._exit(1)
+
+
 class Worker:
     """A started ``python -m lockfix._shard``, waiting for its job."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
+        self.packages: list[PackageId] = []
+        self._answer: Future[ShardResult | None] = Future()
 
     @classmethod
     def spawn(cls) -> Worker | None:
@@ -113,9 +228,21 @@ class Worker:
             return None
         return result if isinstance(result, ShardResult) else None
 
-    async def run(self, job: ShardJob) -> ShardResult | None:
-        """The worker's findings on ``job``, or None if it failed in any way."""
-        return await asyncio.to_thread(self._exchange, job)
+    def start(self, job: ShardJob) -> Worker:
+        """Send ``job`` (the worker may still be importing: from a thread, as the pipe fills)."""
+        self.packages = job.packages
+
+        def exchange() -> None:
+            try:
+                self._answer.set_result(self._exchange(job))
+            except BaseException:  # anything: the parent verifies those packages itself
+                self._answer.set_result(None)
+
+        threading.Thread(target=exchange, daemon=True).start()
+        return self
+
+    async def result(self) -> ShardResult | None:
+        return await asyncio.wrap_future(self._answer)
 
     def close(self) -> None:
         """End the worker (if still running) and release its pipes; safe to call twice."""

@@ -178,18 +178,21 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
     from lockfix import _shard
 
     text = read_lock_text(path)
-    # Started first, so that its start-up overlaps ours; analyze_lock gives it work or ends it.
-    worker = _shard.Worker.spawn() if _shard.wanted(len(text), run.offline) else None
+    # Without fork, a new interpreter is started first, so that its start-up overlaps ours;
+    # start_shard gives it work, or it is ended unused.
+    spawned = None
+    if not _shard.forks() and _shard.wanted(len(text), run.offline):
+        spawned = _shard.Worker.spawn()
     try:
-        return _analyze_text(path, text, run, worker)
+        return _analyze_text(path, text, run, spawned)
     finally:
-        if worker is not None:
-            worker.close()
+        if spawned is not None:
+            spawned.close()
 
 
-def _analyze_text(path: Path, text: str, run: RunOptions, worker: Any) -> Analysis:
+def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
     from lockfix.collector import IndexClientError
-    from lockfix.engine import Options, ResolutionError, analyze_lock
+    from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
     from lockfix.lockfile import LockError, parse_lock
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
@@ -209,29 +212,33 @@ def _analyze_text(path: Path, text: str, run: RunOptions, worker: Any) -> Analys
             f"key(s) ignored: {', '.join(settings.unknown)}",
             err=True,
         )
-    with _progress(run) as progress:
-        options = Options(
-            cache_dir=run.cache_dir,
-            no_cache=run.no_cache,
-            offline=run.offline,
-            concurrency=concurrency,
-            progress=progress,
-            skip_packages=settings.skip_packages,
-            skip_indexes=settings.skip_indexes,
-            worker=worker,
-        )
-        if settings.per_wheel is not None:
-            options.per_wheel = settings.per_wheel
-        if run.single_wheel:
-            options.per_wheel = False
-        import asyncio  # not at the top: it costs half of `lockfix --version`
+    options = Options(
+        cache_dir=run.cache_dir,
+        no_cache=run.no_cache,
+        offline=run.offline,
+        concurrency=concurrency,
+        skip_packages=settings.skip_packages,
+        skip_indexes=settings.skip_indexes,
+    )
+    if settings.per_wheel is not None:
+        options.per_wheel = settings.per_wheel
+    if run.single_wheel:
+        options.per_wheel = False
+    import asyncio  # not at the top: it costs half of `lockfix --version`
 
-        try:
+    # before any thread (the progress line) or event loop exists: it may fork
+    options.worker = start_shard(lock, lock_dir, options, spawned)
+    try:
+        with _progress(run) as progress:
+            options.progress = progress
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
-        except ResolutionError as error:
-            raise InputError(f"{path}: {error}") from None
-        except IndexClientError as error:
-            raise Unverified(f"{path}: {error}") from None
+    except ResolutionError as error:
+        raise InputError(f"{path}: {error}") from None
+    except IndexClientError as error:
+        raise Unverified(f"{path}: {error}") from None
+    finally:
+        if options.worker is not None:
+            options.worker.close()
     if run.verbose:
         _verbose(analysis)
     return analysis

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lockfix._shard import ShardJob, ShardResult, Worker
+from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider
@@ -49,8 +49,8 @@ class Options:
     # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
     skip_packages: frozenset[str] = frozenset()
     skip_indexes: frozenset[str] = frozenset()
-    # a started lockfix._shard worker (see lockfix._shard.wanted); analyze_lock closes it
-    worker: Worker | None = None
+    # a second process at work on part of the lock (see start_shard); analyze_lock closes it
+    worker: Shard | None = None
 
 
 @dataclass(slots=True)
@@ -302,6 +302,40 @@ def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[P
     return theirs
 
 
+def _skipped(package: Package, options: Options) -> bool:
+    return package.name in options.skip_packages or (
+        package.source.location.rstrip("/") in options.skip_indexes
+    )
+
+
+def start_shard(
+    lock: Lock, lock_dir: Path, options: Options, spawned: Worker | None = None
+) -> Shard | None:
+    """Give part of the registry packages to a second process and start it on them; None
+    when there is too little to fetch. Call before the event loop runs (the child of a fork
+    runs its own). ``spawned``: a ``python -m lockfix._shard`` started earlier, used where
+    there is no fork (:func:`lockfix._shard.forks`)."""
+    if spawned is None and not (forks() and wanted(len(lock.text), options.offline)):
+        return None
+    registry = [p for p in lock.packages if p.source.is_registry and not _skipped(p, options)]
+    cache = None if options.no_cache else MetadataCache(options.cache_dir)
+    try:
+        theirs = [p.id for p in _shard_split(registry, cache)]
+    finally:
+        if cache is not None:
+            cache.close()  # before a fork: no SQLite connection may cross one
+    if not theirs:
+        if spawned is not None:
+            spawned.close()  # too little to fetch: ended unused
+        return None
+    job_options = replace(options, progress=None, worker=None)
+    if spawned is not None:
+        return spawned.start(ShardJob(lock.text, str(lock_dir), job_options, theirs))
+    return Forked.start(
+        theirs, lambda: asyncio.run(verify_packages(lock, lock_dir, job_options, theirs))
+    )
+
+
 async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
     _PER_WHEEL.set(options.per_wheel)
     config = load_config(lock_dir, lock)
@@ -311,9 +345,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
     async with _client(options, config, lock_dir) as client:
         registry = []
         for package in (p for p in lock.packages if p.source.is_registry):
-            if package.name in options.skip_packages or (
-                package.source.location.rstrip("/") in options.skip_indexes
-            ):
+            if _skipped(package, options):
                 planner.mark_unverified(package.id, SKIPPED, failed=False)
             else:
                 registry.append(package)
@@ -328,21 +360,14 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             if options.progress:
                 options.progress(done, len(registry))
 
-        worker, theirs = options.worker, []
-        shard: asyncio.Future[ShardResult | None] | None = None
+        worker = options.worker
+        shard_ids = set(worker.packages) if worker is not None else set()
+        answer: asyncio.Future[ShardResult | None] | None = None
         try:
-            theirs = _shard_split(registry, client.cache) if worker is not None else []
-            if worker is not None and theirs:
-                job = ShardJob(
-                    lock.text,
-                    str(lock_dir),
-                    replace(options, progress=None, worker=None),
-                    [p.id for p in theirs],
-                )
-                shard = asyncio.ensure_future(worker.run(job))
-            shard_ids = {p.id for p in theirs}
+            if worker is not None:
+                answer = asyncio.ensure_future(worker.result())
             await asyncio.gather(*(tracked(p) for p in registry if p.id not in shard_ids))
-            result = await shard if shard is not None else None
+            result = await answer if answer is not None else None
         finally:
             if worker is not None:
                 worker.close()
@@ -361,7 +386,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             done += len(shard_ids)
             if options.progress:
                 options.progress(done, len(registry))
-        elif theirs:
+        elif shard_ids:
             log.info("lockfix: the second process failed; verifying its packages here")
             await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
         while True:
