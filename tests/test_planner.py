@@ -125,3 +125,19 @@ def test_self_extras_are_inlined() -> None:
         "lib", "dep; extra == 'fast'", "lib[fast]; extra == 'all'", extras=("fast", "all")
     )
     assert kinds(plan(text, lib, metadata("dep"))) == set()
+
+
+def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
+    """asyncio.run reprs its main task, result included, as it restores the SIGINT handler:
+    the Analysis (and a second process's ShardResult) must not render the whole lock."""
+    from pathlib import Path
+
+    from lockfix._shard import ShardResult
+    from lockfix.engine import Analysis
+
+    text = (Path(__file__).parent.parent / "fixtures/bench/real/uv.lock").read_text()
+    lock = parse_lock(text)
+    planner = Planner(lock, infer_config(lock))
+    analysis = Analysis(lock, planner.config, planner.plan())
+    assert len(repr(analysis)) < 100 and str(len(lock.packages)) in repr(analysis)
+    assert len(repr(ShardResult(metadata=dict.fromkeys(range(300))))) < 100  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ class ShardJob:
     packages: list[PackageId]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)  # as lockfix.engine.Analysis: asyncio.run reprs it
 class ShardResult:
     metadata: dict[PackageId, CoreMetadata] = field(default_factory=dict)
     unverified: dict[PackageId, str] = field(default_factory=dict)
@@ -63,6 +63,9 @@ class ShardResult:
     wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     fresh_until: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"<ShardResult on {len(self.metadata)} packages>"
 
 
 # A lock this big (~50 packages' worth) is worth a second interpreter; smaller ones are not.

@@ -53,7 +53,10 @@ class Options:
     worker: Shard | None = None
 
 
-@dataclass(slots=True)
+# repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
+# handler back (signal.signal names the old handler); a full repr of a big analysis cost
+# 0.1 s there.
+@dataclass(slots=True, repr=False)
 class Analysis:
     lock: Lock
     config: ProjectConfig
@@ -68,6 +71,9 @@ class Analysis:
     # until when the index pages this verdict rests on stay fresh (time.time())
     fresh_until: float = 0.0
     processes: int = 1  # 2 when a lockfix._shard worker verified part of the lock
+
+    def __repr__(self) -> str:
+        return f"<Analysis of {len(self.lock.packages)} packages>"
 
 
 SKIPPED = "skipped by configuration"
