@@ -154,13 +154,7 @@ class Forked:
                 data = pipe.read()
         except OSError:
             return None
-        if self._wait() != 0:
-            return None
-        try:
-            result = pickle.loads(data)
-        except Exception:  # anything unreadable means: the parent verifies those packages
-            return None
-        return result if isinstance(result, ShardResult) else None
+        return _answer(data) if self._wait() == 0 else None
 
     async def result(self) -> ShardResult | None:
         return await asyncio.to_thread(self._collect)
@@ -183,6 +177,16 @@ class Forked:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _answer(data: bytes) -> ShardResult | None:
+    """A second process's pickled result; None for anything unreadable (the parent then
+    verifies those packages itself)."""
+    try:
+        result = pickle.loads(data)
+    except Exception:
+        return None
+    return result if isinstance(result, ShardResult) else None
 
 
 def _exit_on_eof(fd: int) -> None:
@@ -223,13 +227,7 @@ class Worker:
             code = self.process.wait()
         except (OSError, ValueError):  # ValueError: closed meanwhile (the run was cancelled)
             return None
-        if code != 0:
-            return None
-        try:
-            result = pickle.loads(output)
-        except Exception:  # anything unreadable means: the parent verifies those packages
-            return None
-        return result if isinstance(result, ShardResult) else None
+        return _answer(output) if code == 0 else None
 
     def start(self, job: ShardJob) -> Worker:
         """Send ``job`` (the worker may still be importing: from a thread, as the pipe fills)."""
