@@ -473,7 +473,10 @@ class IndexClient:
         if key not in self._lean:
             from lockfix._wire import AiohttpTransport
 
-            transport = self._open_client()._transport_for_url(httpx.URL(url))
+            # httpx's own choice of transport (mounts, proxies, NO_PROXY); private, hence
+            # looked up: without it every request simply goes through httpx
+            choose = getattr(self._open_client(), "_transport_for_url", None)
+            transport = choose(httpx.URL(url)) if choose is not None else None
             wire = None
             if isinstance(transport, _NetworkTransport):
                 if transport.inner is None:
@@ -489,8 +492,8 @@ class IndexClient:
         """Send a streaming GET, following redirects with per-origin credentials.
 
         ``lean``: straight over aiohttp where possible (no content decoding: the request must
-        ask for ``identity``); a range read costs a third less CPU. The caller must close the
-        response."""
+        ask for ``identity``); a range read then costs less than half the CPU. The caller
+        must close the response."""
         http = self._open_client()
         current = url
         for _ in range(MAX_REDIRECTS + 1):
