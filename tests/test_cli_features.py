@@ -298,3 +298,34 @@ def test_progress_line_only_on_a_terminal(case: Case) -> None:
     assert re.search(r"\rlockfix: \[\d+/\d+\] packages checked", shown), repr(shown)
     assert shown.endswith("\r\x1b[K"), repr(shown[-40:])
     assert piped.returncode == 0 and "packages checked" not in piped.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "content", "says"),
+    [
+        ("SSL_CERT_FILE", None, "No such file or directory"),
+        ("SSL_CERT_FILE", "not a certificate\n", "no certificate"),
+        ("SSL_CLIENT_CERT", None, "No such file or directory"),
+        ("SSL_CLIENT_CERT", "not a certificate\n", "PEM"),
+    ],
+)
+def test_unusable_tls_settings_are_one_line_and_need_the_network_first(
+    case: Case, tmp_path: Path, variable: str, content: str | None, says: str
+) -> None:
+    project = case.project(f"tls-{variable}-{content is None}", case.broken)
+    before = (project / "uv.lock").read_bytes()
+    target = tmp_path / "certs.pem"
+    if content is not None:
+        target.write_text(content)
+    bad = {variable: str(target), "LOCKFIX_CACHE_DIR": str(tmp_path / "cache")}
+    for command in ("check", "repair"):
+        result = run(case, command, cwd=project, env=bad)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert f"{variable}={target}" in result.stderr and says in result.stderr, result.stderr
+        assert (project / "uv.lock").read_bytes() == before
+    # once the caches hold everything (fresh pages), a check needs no TLS context at all
+    filled = run(case, "check", cwd=project, env={"LOCKFIX_CACHE_DIR": bad["LOCKFIX_CACHE_DIR"]})
+    assert filled.returncode == 1, filled.stderr
+    cached = run(case, "check", cwd=project, env=bad)
+    assert cached.returncode == 1 and cached.stdout == filled.stdout, cached.stderr

@@ -193,6 +193,7 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
 def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
+    from lockfix.http import TLSSettingsError
     from lockfix.lockfile import LockError, parse_lock
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
@@ -234,6 +235,8 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
     except ResolutionError as error:
         raise InputError(f"{path}: {error}") from None
+    except TLSSettingsError as error:
+        raise InputError(str(error)) from None
     except IndexClientError as error:
         raise Unverified(f"{path}: {error}") from None
     finally:

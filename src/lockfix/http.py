@@ -276,11 +276,27 @@ class _AsyncClient(httpx.AsyncClient):
         return _NetworkTransport(make, self._offline)
 
 
+class TLSSettingsError(Exception):
+    """SSL_CERT_FILE, SSL_CERT_DIR or SSL_CLIENT_CERT names nothing usable."""
+
+
 def _ssl_context() -> ssl.SSLContext:
-    ctx = httpx.create_ssl_context(trust_env=True)  # honours SSL_CERT_FILE / SSL_CERT_DIR
+    try:
+        ctx = httpx.create_ssl_context(trust_env=True)  # honours SSL_CERT_FILE / SSL_CERT_DIR
+    except OSError as e:  # ssl.SSLError included
+        named = [
+            f"{v}={os.environ[v]}" for v in ("SSL_CERT_FILE", "SSL_CERT_DIR") if v in os.environ
+        ]
+        where = " or ".join(named) or "the default trust store"
+        raise TLSSettingsError(
+            f"cannot load certificates from {where}: {e.strerror or e}"
+        ) from None
     client_cert = os.environ.get("SSL_CLIENT_CERT")
     if client_cert:
-        ctx.load_cert_chain(client_cert)
+        try:
+            ctx.load_cert_chain(client_cert)
+        except OSError as e:
+            raise TLSSettingsError(f"SSL_CLIENT_CERT={client_cert}: {e.strerror or e}") from None
     return ctx
 
 
@@ -368,7 +384,8 @@ class IndexClient:
     # lifecycle
 
     async def __aenter__(self) -> IndexClient:
-        self._open_client()
+        # The HTTP client (and its TLS context: ~20 ms to load the CA bundle) is built by
+        # the first request; a run answered from the caches never needs it.
         return self
 
     async def __aexit__(self, *exc: object) -> None:
