@@ -579,6 +579,37 @@ def test_retries_5xx_429_and_resets(built: BuiltScenario, server: IndexServer) -
     assert [r.status for r in server.page_requests()][-1] == 200
 
 
+@pytest.mark.parametrize(("first", "second"), [("45", "120"), ("7", "3")])
+def test_retry_after_is_waited_as_given_up_to_its_cap(
+    server: IndexServer, monkeypatch: pytest.MonkeyPatch, first: str, second: str
+) -> None:
+    """The first retry (outside stamina's context) and later ones wait what Retry-After
+    says, up to MAX_RETRY_AFTER (60 s), not stamina's wait_max for its own backoff."""
+    server.add_fault(
+        _sequence(
+            Fault(status=429, headers={"Retry-After": first}),
+            Fault(status=503, headers={"Retry-After": second}),
+        )
+    )
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, *args: Any) -> Any:
+        if delay > 0:
+            waits.append(delay)
+        return await real_sleep(0, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+
+    async def go() -> IndexClient:
+        async with client(retries=3) as c:
+            await c.project_page(server.index_url("idx"), "torch")
+            return c
+
+    assert run(go()).stats.retries == 2
+    assert waits == [min(float(first), 60.0), min(float(second), 60.0)]
+
+
 def test_truncated_download_is_retried(built: BuiltScenario, server: IndexServer) -> None:
     server.configure("idx", pep658=False, ranges=False)
     f = built.find("idx", "typing_extensions-4.14.0-py3-none-any.whl")

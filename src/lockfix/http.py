@@ -87,6 +87,7 @@ MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD = 2 * 1024**3
 DEFAULT_RANGE_SUFFIX = 64 * 1024
 MAX_RETRY_AFTER = 60.0
+MAX_RETRY_WAIT = 30.0  # longest backoff between two attempts
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND = frozenset({403, 404, 410})
@@ -454,16 +455,17 @@ class IndexClient:
                 wait = self._retry_hook(e) if self.retries > 0 else False
                 if wait is False:
                     raise
-            # stamina's wait before attempt 2, then the rest of its schedule
+            # stamina's wait before attempt 2 (a Retry-After as given, capped by the hook),
+            # then the rest of its schedule
             if wait is True:
-                wait = self.retry_wait + random.uniform(0, self.retry_wait)
-            await asyncio.sleep(min(wait, 30.0))
+                wait = min(MAX_RETRY_WAIT, self.retry_wait + random.uniform(0, self.retry_wait))
+            await asyncio.sleep(wait)
             async for attempt in stamina.retry_context(
                 on=self._retry_hook,
                 attempts=self.retries,
                 timeout=None,
                 wait_initial=self.retry_wait * 2,
-                wait_max=30.0,
+                wait_max=MAX_RETRY_WAIT,
                 wait_jitter=self.retry_wait,
             ):
                 with attempt:
