@@ -253,7 +253,7 @@ class ProjectPage:
         return page
 
     def __repr__(self) -> str:
-        return f"ProjectPage(name={self.name!r}, url={self.url!r})"
+        return f"ProjectPage(name={self._name!r}, url={self.url!r})"  # no decoding
 
     @property
     def name(self) -> str:
