@@ -82,10 +82,11 @@ _VERSIONISH_STRINGS: Final = ("platform_release", "platform_version")
 
 
 class _Parser:
-    __slots__ = ("pos", "text", "tokens")
+    __slots__ = ("lenient", "pos", "text", "tokens")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, lenient: bool = False) -> None:
         self.text = text
+        self.lenient = lenient
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -116,23 +117,28 @@ class _Parser:
         kind, value, pos = self.peek()
         if kind != "end":
             raise self.error(f"expected 'and', 'or' or end of marker, found {value!r}", pos)
-        return node
+        return TRUE if node is None else node
 
-    def parse_or(self) -> Node:
+    # In lenient mode a comparison uv ignores (see :meth:`comparison`) is None, and an
+    # 'and' or 'or' leaves it out, as uv does; a marker of nothing else is TRUE.
+
+    def parse_or(self) -> Node | None:
         node = self.parse_and()
         while self.peek()[:2] == ("bool", "or"):
             self.take()
-            node = or_(node, self.parse_and())
+            right = self.parse_and()
+            node = right if node is None else node if right is None else or_(node, right)
         return node
 
-    def parse_and(self) -> Node:
+    def parse_and(self) -> Node | None:
         node = self.parse_atom()
         while self.peek()[:2] == ("bool", "and"):
             self.take()
-            node = and_(node, self.parse_atom())
+            right = self.parse_atom()
+            node = right if node is None else node if right is None else and_(node, right)
         return node
 
-    def parse_atom(self) -> Node:
+    def parse_atom(self) -> Node | None:
         kind, value, pos = self.peek()
         if kind == "lp":
             self.take()
@@ -148,7 +154,15 @@ class _Parser:
                 f"expected a comparison operator, found {op or 'end of marker'!r}", op_pos
             )
         rhs = self.take_value()
-        return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        if not self.lenient:
+            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        try:
+            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        except InvalidMarker:
+            # uv warns and ignores a comparison it cannot evaluate: a value that is not a
+            # version (torch nightlies: python_version != "3.13t"), two literals or two
+            # variables, '~=' on a string, an operator 'extra' does not take
+            return None
 
     def take_value(self) -> tuple[str, str]:
         kind, value, pos = self.take()
@@ -208,6 +222,8 @@ class _Parser:
             return string_eq(var, value)
         if op == "!=":
             return not_(string_eq(var, value))
+        if op == "~=" and self.lenient:
+            raise self.error(f"'~=' on {key!r}", pos)  # uv ignores it on every string
         if key in _VERSIONISH_STRINGS:
             if op == ">=":
                 return literal(atom_var(ATOM_GE, key, value))
@@ -257,6 +273,8 @@ class _Parser:
         try:
             releases = [Version(w).release for w in words]
         except InvalidVersion:
+            if self.lenient:
+                raise  # uv ignores a version list it cannot read
             releases = []
         if not releases:
             return literal(atom_var(ATOM_IN, key, value))
@@ -337,7 +355,9 @@ def _python_version_to_full(
     return (">=", (major, minor + 1), False)
 
 
-def parse_marker(text: str) -> Node:
+def parse_marker(text: str, lenient: bool = False) -> Node:
+    """The marker's node. ``lenient``: as uv reads a Requires-Dist marker, leaving out the
+    comparisons uv ignores (it warns) instead of raising; syntax errors still raise."""
     if not text.strip():
         return TRUE
-    return _Parser(text).parse()
+    return _Parser(text, lenient).parse()
