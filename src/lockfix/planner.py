@@ -18,9 +18,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -30,11 +29,19 @@ from lockfix.lockfile import Dependency, Lock, Package, PackageId, Source
 from lockfix.markers import Marker, conflict_extra
 from lockfix.metadata import CoreMetadata
 from lockfix.project import ProjectConfig
+from lockfix.requirements import (
+    parse_requirement,
+    parse_specifiers,
+    requirement_marker,
+    unreadable_lines,
+)
 from lockfix.tags import wheel_marker_text
 
 Table = tuple[str | None, str | None]  # (None, None) main, ("extra", e), ("group", g)
 Node = tuple[PackageId, str | None, str | None]
 MAIN: Table = (None, None)
+# why a package whose metadata has a line lockfix cannot read is not verified
+UNREADABLE = "a Requires-Dist line lockfix cannot read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,18 +173,6 @@ class ManifestRules:
 NO_RULES = ManifestRules()
 
 
-@lru_cache(maxsize=16384)
-def parse_requirement(line: str) -> Requirement | None:
-    """A Requires-Dist line parsed (None: invalid). Shared between callers: do not modify.
-
-    The wheel merge and the planner parse the same lines, and most wheels of a release
-    declare the same ones."""
-    try:
-        return Requirement(line)
-    except InvalidRequirement:
-        return None
-
-
 def lower_requirements(
     metadata: CoreMetadata, rules: ManifestRules = NO_RULES
 ) -> dict[Table, list[LoweredRequirement]]:
@@ -195,7 +190,7 @@ def lower_requirements(
         name = canonicalize_name(requirement.name)
         if name in rules.excludes:
             continue
-        marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+        marker = requirement_marker(requirement)
         if name in rules.overrides:
             for specifier, override_marker in rules.overrides[name]:
                 _place(
@@ -296,6 +291,13 @@ class Planner:
     # -- inputs -------------------------------------------------------------------------
 
     def add_metadata(self, package_id: PackageId, metadata: CoreMetadata) -> None:
+        """The package's metadata; one with a Requires-Dist line lockfix cannot read makes
+        the package not verified (its locked edges are kept), never a line read as absent."""
+        unreadable = unreadable_lines(metadata.requires_dist)
+        if unreadable:
+            more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+            self.mark_unverified(package_id, f"{UNREADABLE}: {unreadable[0]!r}{more}", failed=False)
+            return
         self.metadata[package_id] = metadata
         self._lowered.pop(package_id, None)
 
@@ -580,7 +582,7 @@ class Planner:
                 files = [
                     f
                     for f in files
-                    if not f.requires_python or _contains(SpecifierSet(f.requires_python), lower)
+                    if not f.requires_python or _python_allows(f.requires_python, lower)
                 ]
             if files:
                 return str(version), files
@@ -850,6 +852,12 @@ class Planner:
 def _show(activation: Mapping[str | None, Marker]) -> str:
     base = activation.get(None)
     return repr(str(base)) if base is not None and str(base) else "always"
+
+
+def _python_allows(requires_python: str, version: Version) -> bool:
+    """A file's Requires-Python as uv reads it; uv skips a file whose value it cannot read."""
+    specifier = parse_specifiers(requires_python)
+    return specifier is not None and _contains(specifier, version)
 
 
 def _contains(specifier: SpecifierSet, version: str | Version) -> bool:

@@ -31,13 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lockfix.lockfile import PackageId
-from lockfix.markers import Marker
+from lockfix.markers import InvalidMarker, Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan, Planner, parse_requirement
+from lockfix.planner import Finding, Plan, Planner
+from lockfix.requirements import parse_requirement, requirement_marker, unreadable_lines
 from lockfix.tags import platform_environments
 
 __all__ = [
@@ -310,7 +310,10 @@ def _parse_line(line: str) -> tuple[RequirementKey, Marker] | None:
         str(requirement.specifier),
         requirement.url,
     )
-    marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+    try:
+        marker = requirement_marker(requirement)
+    except InvalidMarker:
+        return None
     return key, marker
 
 
@@ -327,7 +330,8 @@ def _requirements(metadata: CoreMetadata) -> dict[RequirementKey, tuple[Marker, 
 
 
 def _line(key: RequirementKey, original: str, marker: Marker) -> str:
-    requirement = Requirement(original)
+    requirement = parse_requirement(original)
+    assert requirement is not None  # only lines _parse_line read come here
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
     text = requirement.name + extras
     text += f" @ {requirement.url}" if requirement.url else str(requirement.specifier)
@@ -411,6 +415,8 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
                 marker |= entry[0] & group.selection
         if not marker.is_false():
             requires.append(_line(key, original, marker))
+    for group in groups:  # kept: the planner then leaves the package unverified
+        requires.extend(unreadable_lines(group.metadata.requires_dist))
     extras: dict[str, str] = {}
     for group in groups:
         for extra in group.metadata.provides_extra:
