@@ -106,7 +106,7 @@ def test_the_marker_uv_locked_for_a_non_version_value(world: World) -> None:
         "sys_platform == 'linux'\" }" in lock
     )
     assert '{ name = "typing-extensions", marker = "sys_platform == \'win32\'" }' in lock
-    assert '    { name = "mpmath" },\n    { name = "typing-extensions", marker' in lock
+    assert '    { name = "mpmath" },\n    { name = "sympy", marker = "\'gpu\' in extras" },' in lock
     assert "%2Bgit0d4682f0-" in lock and "%2Bcu126-" in lock  # as the PyTorch index links them
 
 

@@ -126,3 +126,29 @@ def test_wheels_that_disagree_keep_an_unreadable_line() -> None:
     )
     assert merged.disagree
     assert unreadable_lines(merged.metadata.requires_dist) == ["dep (1.0)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        ("'x' in extras", "'x' in extras"),
+        ('"Dev_X" not in dependency_groups', "'dev-x' not in dependency_groups"),
+        (
+            "python_version >= '3.8' and 'x' in extras",
+            "python_full_version >= '3.8' and 'x' in extras",
+        ),
+    ],
+)
+def test_pep_751_list_variables_are_read_as_uv_writes_them(text: str, printed: str) -> None:
+    """uv locks a dependency declared with ``'x' in extras`` under that marker: lockfix
+    reads it in the index's metadata and in the lock alike."""
+    marker = Marker.parse(text)
+    assert str(marker) == printed and Marker.parse(printed) == marker
+    assert Marker.parse_lenient(text) == marker
+    assert marker != Marker.TRUE and marker != Marker.FALSE
+
+
+@pytest.mark.parametrize("text", ["extras == 'x'", "extras in 'x'", "'x' == dependency_groups"])
+def test_pep_751_list_variables_take_only_in(text: str) -> None:
+    with pytest.raises(InvalidMarker, match="takes only 'NAME' in"):
+        Marker.parse(text)

@@ -79,6 +79,9 @@ _PLATFORM_SYSTEM: Final = {
     "Android": "android",
 }
 _VERSIONISH_STRINGS: Final = ("platform_release", "platform_version")
+# PEP 751's list variables: only ``'name' in extras`` and ``'name' not in extras``; uv
+# writes them into a lock as a dependency declares them
+_LIST_VARS: Final = ("extras", "dependency_groups")
 
 
 class _Parser:
@@ -174,6 +177,7 @@ class _Parser:
                 name not in VERSION_VARS
                 and name not in STRING_VARS
                 and name not in ("python_version", "extra")
+                and name not in _LIST_VARS
             ):
                 raise self.error(f"unknown marker variable {value!r}", pos)
             return ("name", name)
@@ -185,6 +189,12 @@ class _Parser:
         if lhs[0] == rhs[0]:
             what = "two variables" if lhs[0] == "name" else "two literals"
             raise self.error(f"comparison between {what}", pos)
+        if rhs[1] in _LIST_VARS or lhs[1] in _LIST_VARS:
+            if lhs[0] != "str" or op not in ("in", "not in"):
+                var = lhs[1] if lhs[0] == "name" else rhs[1]
+                raise self.error(f"{var!r} takes only 'NAME' in {var} or 'NAME' not in {var}", pos)
+            node = literal(atom_var(ATOM_CONTAINS, rhs[1], normalize_extra(lhs[1])))
+            return node if op == "in" else not_(node)
         if lhs[0] == "str":
             key, value = rhs[1], lhs[1]
             if op in ("in", "not in"):
