@@ -754,7 +754,7 @@ class Planner:
         table: Table,
     ) -> Finding:
         name = target.name
-        declared = "; ".join(dict.fromkeys(self._declared.get((package_id, table, target), [])))
+        requirement, declared = self._declared_text(package_id, table, target)
         if not present:
             marker = self._edge_marker(raw.get(None, Marker.FALSE), here)
             edge = f'{{ name = "{name}", marker = "{marker}" }}' if str(marker) else name
@@ -763,7 +763,7 @@ class Planner:
                 "missing-dependency",
                 f"{label}: missing dependency {name} — the index declares {declared}",
                 target=name,
-                requirement=declared,
+                requirement=requirement,
                 fix=f"add {edge}",
             )
         if not wanted:
@@ -774,17 +774,51 @@ class Planner:
                 target=name,
                 fix=f"remove edge to {name}",
             )
+        differences = []
+        if wanted.get(None) != present.get(None):
+            should = self._edge_marker(raw.get(None, Marker.FALSE), here)
+            differences.append(f"lock: {_show(locked)}, should be: {_show({None: should})}")
+        for extra in sorted(k for k in {*wanted, *present} if k is not None):
+            if wanted.get(extra) == present.get(extra):
+                continue
+            if extra not in present:
+                differences.append(f"the edge lacks extra {extra!r}")
+            elif extra not in wanted:
+                differences.append(f"extra {extra!r} is not asked for")
+            else:
+                should = self._edge_marker(raw.get(extra, Marker.FALSE), here)
+                differences.append(
+                    f"extra {extra!r}: lock: {_show({None: locked.get(extra, Marker.FALSE)})}, "
+                    f"should be: {_show({None: should})}"
+                )
+        what = (
+            "applies in the wrong environments"
+            if wanted.get(None) != present.get(None)
+            else "has the wrong extras"
+        )
         return Finding(
             package_id,
             "wrong-marker",
-            f"{label}: dependency on {name} applies in the wrong environments "
-            f"(lock: {_show(locked)}, should be: "
-            f"{_show({None: self._edge_marker(raw.get(None, Marker.FALSE), here)})}; "
-            f"index declares {declared})",
+            f"{label}: dependency on {name} {what} "
+            f"({'; '.join(differences)}; index declares {declared})",
             target=name,
-            requirement=declared,
-            fix=f"rewrite the marker of {name}",
+            requirement=requirement,
+            fix=f"rewrite the edge to {name}",
         )
+
+    def _declared_text(
+        self, package_id: PackageId, table: Table, target: PackageId
+    ) -> tuple[str, str]:
+        """What the index declares for an edge: the lines, and for the message the lines
+        with the wheels that declare them where lockfix merged wheels that disagree."""
+        texts = dict.fromkeys(self._declared.get((package_id, table, target), []))
+        metadata = self.metadata.get(package_id)
+        origins = {line: (lines, by) for line, lines, by in metadata.origins} if metadata else {}
+        requirement = "; ".join(dict.fromkeys(origins[t][0] if t in origins else t for t in texts))
+        message = "; ".join(
+            dict.fromkeys(f"{origins[t][0]}, {origins[t][1]}" if t in origins else t for t in texts)
+        )
+        return requirement, message
 
     def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
         """The marker to write: simplified under the parent's reach, with its conflict context."""

@@ -404,6 +404,7 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
         for key, (_, lines) in table.items():
             order.setdefault(key, lines[0])
     requires: list[str] = []
+    origins: list[tuple[str, str, str]] = []
     for key, original in order.items():
         present = [t.get(key) for t in tables]
         if all(p is not None for p in present) and len({p[0] for p in present if p}) == 1:
@@ -414,7 +415,10 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
             if entry is not None:
                 marker |= entry[0] & group.selection
         if not marker.is_false():
-            requires.append(_line(key, original, marker))
+            line = _line(key, original, marker)
+            requires.append(line)
+            declared = dict.fromkeys(text for entry in present if entry for text in entry[1])
+            origins.append((line, "; ".join(declared), _declared_by(groups, present)))
     for group in groups:  # kept: the planner then leaves the package unverified
         requires.extend(unreadable_lines(group.metadata.requires_dist))
     extras: dict[str, str] = {}
@@ -425,7 +429,20 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
         first,
         requires_dist=tuple(dict.fromkeys(requires)),
         provides_extra=tuple(extras.values()),
+        origins=tuple(origins),
     )
+
+
+def _declared_by(groups: Sequence[WheelGroup], present: Sequence[object | None]) -> str:
+    """Which wheels declare a requirement and which do not, and where each is picked."""
+    parts = []
+    for group, entry in zip(groups, present, strict=True):
+        where = str(group.selection) or "everywhere else"
+        parts.append(
+            f"{'by' if entry is not None else 'not by'} {len(group.wheels)} wheel(s) such as "
+            f"{group.wheels[0]} (picked where {where})"
+        )
+    return ", ".join(parts)
 
 
 # -- reporting ---------------------------------------------------------------------------
