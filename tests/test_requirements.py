@@ -152,3 +152,14 @@ def test_pep_751_list_variables_are_read_as_uv_writes_them(text: str, printed: s
 def test_pep_751_list_variables_take_only_in(text: str) -> None:
     with pytest.raises(InvalidMarker, match="takes only 'NAME' in"):
         Marker.parse(text)
+
+
+def test_a_python_floor_of_a_wildcard_requires_python() -> None:
+    """A lock with ``requires-python = "==3.12.*"`` (NVIDIA-NeMo/Export-Deploy) chooses
+    versions for Python 3.12 and up instead of failing."""
+    from packaging.version import Version
+
+    from lockfix.planner import _python_floor
+
+    assert _python_floor("==3.12.*") == Version("3.12")
+    assert _python_floor(">=3.10,<3.13") == Version("3.10")

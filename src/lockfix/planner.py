@@ -913,7 +913,7 @@ def _python_floor(requires_python: str | None) -> Version | None:
     if not requires_python:
         return None
     floors = [
-        Version(s.version)
+        Version(s.version.rstrip(".*"))  # '==3.12.*': 3.12
         for s in SpecifierSet(requires_python)
         if s.operator in (">=", "~=", "==") and _is_version(s.version)
     ]
