@@ -163,3 +163,24 @@ def test_a_python_floor_of_a_wildcard_requires_python() -> None:
 
     assert _python_floor("==3.12.*") == Version("3.12")
     assert _python_floor(">=3.10,<3.13") == Version("3.10")
+
+
+def test_a_wildcard_pin_chooses_a_version() -> None:
+    """A missing package pinned as ``==13.4.1.3.*`` (nvidia packages do this) gets the
+    newest version under the pin; the wildcard once ended in a traceback."""
+    from packaging.specifiers import SpecifierSet
+
+    from lockfix.collector import IndexFile, ProjectPage
+    from lockfix.lockfile import parse_lock
+    from lockfix.planner import Missing
+    from lockfix.project import infer_config
+
+    lock = parse_lock(lock_text("", package("lib")))
+    planner = Planner(lock, infer_config(lock))
+    files = [
+        IndexFile(f"dep-{v}-py3-none-any.whl", f"{REGISTRY}/dep-{v}-py3-none-any.whl")
+        for v in ("13.4.1.2", "13.4.1.3", "13.4.1.3.1", "13.5.0")
+    ]
+    page = ProjectPage("dep", f"{REGISTRY}/dep/", files)
+    missing = Missing("dep", SpecifierSet("==13.4.1.3.*"), (REGISTRY,), ("lib 1.0",))
+    assert planner.choose(missing, REGISTRY, page).id.version == "13.4.1.3.1"

@@ -561,7 +561,9 @@ class Planner:
         cutoff = _parse_time(self.config.exclude_newer)
         lower = _python_floor(self.lock.requires_python)
         allow_pre = any(
-            Version(s.version).is_prerelease for s in missing.specifier if _is_version(s.version)
+            Version(s.version.rstrip(".*")).is_prerelease  # '==13.4.1.3.*'
+            for s in missing.specifier
+            if _is_version(s.version)
         )
         finals = [v for v in by_version if not v.is_prerelease]
         if not any(missing.specifier.contains(v) for v in finals):
