@@ -184,3 +184,13 @@ def test_a_wildcard_pin_chooses_a_version() -> None:
     page = ProjectPage("dep", f"{REGISTRY}/dep/", files)
     missing = Missing("dep", SpecifierSet("==13.4.1.3.*"), (REGISTRY,), ("lib 1.0",))
     assert planner.choose(missing, REGISTRY, page).id.version == "13.4.1.3.1"
+
+
+def test_an_extra_named_extras_is_an_extra() -> None:
+    """``extra == 'extras'`` (mem0ai, backrefs on PyPI) compares the extra variable with the
+    string 'extras'; only the variable named extras is PEP 751's list."""
+    marker = Marker.parse("extra == 'extras'")
+    assert marker.extras() == {"extras"} and str(marker) == "extra == 'extras'"
+    assert str(Marker.parse("sys_platform == 'dependency_groups'")) == (
+        "sys_platform == 'dependency_groups'"
+    )

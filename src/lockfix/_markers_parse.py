@@ -189,7 +189,9 @@ class _Parser:
         if lhs[0] == rhs[0]:
             what = "two variables" if lhs[0] == "name" else "two literals"
             raise self.error(f"comparison between {what}", pos)
-        if rhs[1] in _LIST_VARS or lhs[1] in _LIST_VARS:
+        if (rhs[0] == "name" and rhs[1] in _LIST_VARS) or (
+            lhs[0] == "name" and lhs[1] in _LIST_VARS
+        ):
             if lhs[0] != "str" or op not in ("in", "not in"):
                 var = lhs[1] if lhs[0] == "name" else rhs[1]
                 raise self.error(f"{var!r} takes only 'NAME' in {var} or 'NAME' not in {var}", pos)
