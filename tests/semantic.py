@@ -71,6 +71,9 @@ def environments(lock: Lock) -> Iterator[dict[str, str]]:
             env["python_version"] = ".".join(python.split(".")[:2])
             env.setdefault("implementation_name", "cpython")
             env.setdefault("platform_python_implementation", "CPython")
+            # PEP 751's list variables: nothing requested beyond the lock's own extras
+            env.setdefault("extras", "")
+            env.setdefault("dependency_groups", "")
             if _python_allowed(lock, python):
                 yield env
 

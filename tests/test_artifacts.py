@@ -427,6 +427,24 @@ def test_percent_encoding_and_upload_time_precision_are_not_findings() -> None:
     assert [f.kind for f in errors] == ["artifact-upload-time-mismatch"]
 
 
+@pytest.mark.parametrize("kind", ["html", "json"])
+def test_a_percent_encoded_locked_url_names_the_listed_file(kind: str) -> None:
+    """uv writes the PyTorch index's href (``%2B``) into the lock; the file is the decoded
+    name, which the page lists (HTML: decoded from the href; PEP 691: its filename)."""
+    page_url = "https://download.pytorch.org/whl/cpu/torch/"
+    quoted = WHEEL.replace("+", "%2B")
+    href = f"/whl/cpu/{quoted}"
+    if kind == "html":
+        page = parse_simple_html(f'<a href="{href}#sha256={DIGEST}">{WHEEL}</a>', page_url, "t")
+    else:
+        entry = {"filename": WHEEL, "url": href, "hashes": {"sha256": DIGEST}}
+        page = parse_simple_json(json.dumps({"files": [entry]}), page_url, "torch")
+    package = _package(f"https://download.pytorch.org/whl/cpu/{quoted}")
+    assert [a.name for a in package.wheels] == [WHEEL]
+    assert verify_artifacts(package, page) == ([], [])
+    assert [f.url for f in index_artifacts(package, page)] == [package.wheels[0].url]
+
+
 def test_upload_times_compare_in_uv_form() -> None:
     assert same_upload_time("2025-01-01T00:00:00Z", "2025-01-01T00:00:00.000000Z")
     assert same_upload_time("2025-06-04T12:00:00.86Z", "2025-06-04T12:00:00.860767Z")

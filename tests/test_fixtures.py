@@ -380,6 +380,30 @@ def test_absolute_urls(srv):
     )
 
 
+def test_local_versions_are_linked_as_the_pytorch_index_links_them(torch_built):
+    """``+`` is percent-encoded in every file URL (HTML href, PEP 691 url, flat page) and
+    kept in the link text and the PEP 691 filename, as download.pytorch.org serves it."""
+    name = "torch-2.7.1+cu126-cp312-cp312-manylinux_2_28_x86_64.whl"
+    quoted = "torch-2.7.1%2Bcu126-cp312-cp312-manylinux_2_28_x86_64.whl"
+    built = torch_built.find("cu126", name)
+    with IndexServer(torch_built) as s:
+        _, _, body = request(s, "/cu126/simple/torch/", headers={"Accept": "text/html"})
+        assert f'href="../../files/{quoted}#sha256={built.sha256}"'.encode() in body
+        assert f">{name}</a>".encode() in body
+        _, _, body = request(s, "/cu126/simple/torch/", headers={"Accept": UV_ACCEPT})
+        entry = next(f for f in json.loads(body)["files"] if f["filename"] == name)
+        assert entry["url"] == f"../../files/{quoted}"
+        _, _, body = request(s, "/cu126/flat/")
+        assert f'href="../files/{quoted}#'.encode() in body
+        assert s.file_url("cu126", name) == f"{s.url}/cu126/files/{quoted}"
+        status, _, data = request(s, f"/cu126/files/{quoted}")
+        assert status == 200 and hashlib.sha256(data).hexdigest() == built.sha256
+        s.configure("cu126", quote_urls=False)
+        _, _, body = request(s, "/cu126/simple/torch/", headers={"Accept": UV_ACCEPT})
+        entry = next(f for f in json.loads(body)["files"] if f["filename"] == name)
+        assert entry["url"] == f"../../files/{name}"
+
+
 def test_flat_page(srv, small):
     st, h, body = request(srv, "/main/flat/")
     assert st == 200 and h["content-type"].startswith("text/html")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
 
-from lockfix.lockfile import LockError, parse_lock, split_blocks
+from lockfix.lockfile import Artifact, LockError, parse_lock, split_blocks
 from lockfix.planner import Plan
 from lockfix.writer import apply_plan, format_upload_time
 
@@ -98,3 +100,46 @@ def test_bad_locks_are_refused_with_a_reason(text: str, message: str) -> None:
 )
 def test_upload_times_are_written_as_uv_writes_them(given: str, written: str) -> None:
     assert format_upload_time(given) == written
+
+
+@pytest.mark.parametrize(
+    ("table", "name"),
+    [
+        (
+            {
+                "url": "https://download.pytorch.org/whl/cu126/torch-2.7.1%2Bcu126-cp312-cp312-win_amd64.whl"
+            },
+            "torch-2.7.1+cu126-cp312-cp312-win_amd64.whl",
+        ),
+        ({"url": "http://h/files/a%20b-1.0.tar.gz?x=%2B#sha256=00"}, "a b-1.0.tar.gz"),
+        ({"url": "http://h/torch-2.7.1+cpu-py3-none-any.whl"}, "torch-2.7.1+cpu-py3-none-any.whl"),
+        ({"path": "wheels/odd%2Bname-1.0-py3-none-any.whl"}, "odd%2Bname-1.0-py3-none-any.whl"),
+        (
+            {"filename": "x%2B-1.0-py3-none-any.whl", "url": "http://h/y"},
+            "x%2B-1.0-py3-none-any.whl",
+        ),
+    ],
+    ids=["percent-encoded-url", "query-and-fragment", "plain-plus", "path-as-is", "filename"],
+)
+def test_a_file_url_names_its_file_percent_decoded(table: dict[str, str], name: str) -> None:
+    assert Artifact.from_toml(table).name == name
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in REAL_LOCKS if "%2B" in p.read_text()],
+    ids=lambda p: p.parent.name,
+)
+def test_percent_encoded_wheel_urls_of_real_locks_name_their_version(path: Path) -> None:
+    """uv reads a wheel's name from its URL percent-decoded and refuses a lock whose wheel
+    versions are not the package's: so must these locks' names decode to their versions."""
+    lock = parse_lock(path.read_text())
+    encoded = 0
+    for package in lock.packages:
+        for wheel in package.wheels:
+            if wheel.url is None or "%" not in wheel.url:
+                continue
+            encoded += 1
+            _, version, _, _ = parse_wheel_filename(wheel.name)
+            assert Version(package.version or "") in (version, Version(version.public)), wheel.name
+    assert encoded > 0

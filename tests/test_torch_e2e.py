@@ -75,7 +75,7 @@ def repaired(case: Case) -> str:
     return (project / "uv.lock").read_text()
 
 
-def _installed(case: Case, project: Path, *args: str) -> set[str]:
+def _versions(case: Case, project: Path, *args: str) -> dict[str, str]:
     run_uv(NEW, ["sync", "--frozen", *args], project, case.tmp)
     out = run_uv(
         NEW,
@@ -83,7 +83,11 @@ def _installed(case: Case, project: Path, *args: str) -> set[str]:
         project,
         case.tmp,
     ).stdout
-    return {entry["name"] for entry in json.loads(out)}
+    return {entry["name"]: entry["version"] for entry in json.loads(out)}
+
+
+def _installed(case: Case, project: Path, *args: str) -> set[str]:
+    return set(_versions(case, project, *args))
 
 
 def test_old_uv_really_broke_the_lock(case: Case) -> None:
@@ -149,6 +153,19 @@ def test_sync_with_cpu_installs_no_nvidia(case: Case, repaired: str) -> None:
     installed = _installed(case, project, flag, "cpu")
     assert "torch" in installed
     assert not (installed & (NVIDIA | {"triton"})), sorted(installed & GPU_SET)
+
+
+@pytest.mark.parametrize(("group", "torch"), [("cpu", "2.7.1+cpu"), ("cu126", "2.7.1+cu126")])
+def test_sync_installs_the_local_version_torch_of_each_index(
+    case: Case, repaired: str, group: str, torch: str
+) -> None:
+    """The +cpu and +cu126 wheels, locked by their percent-encoded URLs, install."""
+    project = case.project(f"sync-{group}-version", repaired)
+    flag = "--group" if case.variant != "torch_extras" else "--extra"
+    installed = _versions(case, project, flag, group)
+    assert installed["torch"] == torch
+    if group == "cu126" and case.variant != "torch_absent":
+        assert installed.keys() >= GPU_SET, sorted(GPU_SET - installed.keys())
 
 
 @pytest.mark.parametrize("which", ["repaired", "reference"])

@@ -53,7 +53,10 @@ ATOM_GE: Final = ">="
 ATOM_LE: Final = "<="
 _ATOM_ORDER: Final = {ATOM_IN: 0, ATOM_CONTAINS: 1, ATOM_GE: 2, ATOM_LE: 3}
 _KEY_ORDER: Final = {
-    name: i for i, name in enumerate((*VERSION_VARS, "python_version", *STRING_VARS))
+    name: i
+    for i, name in enumerate(
+        (*VERSION_VARS, "python_version", *STRING_VARS, "extras", "dependency_groups")
+    )
 }
 
 

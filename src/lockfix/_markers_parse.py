@@ -79,13 +79,17 @@ _PLATFORM_SYSTEM: Final = {
     "Android": "android",
 }
 _VERSIONISH_STRINGS: Final = ("platform_release", "platform_version")
+# PEP 751's list variables: only ``'name' in extras`` and ``'name' not in extras``; uv
+# writes them into a lock as a dependency declares them
+_LIST_VARS: Final = ("extras", "dependency_groups")
 
 
 class _Parser:
-    __slots__ = ("pos", "text", "tokens")
+    __slots__ = ("lenient", "pos", "text", "tokens")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, lenient: bool = False) -> None:
         self.text = text
+        self.lenient = lenient
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -116,23 +120,28 @@ class _Parser:
         kind, value, pos = self.peek()
         if kind != "end":
             raise self.error(f"expected 'and', 'or' or end of marker, found {value!r}", pos)
-        return node
+        return TRUE if node is None else node
 
-    def parse_or(self) -> Node:
+    # In lenient mode a comparison uv ignores (see :meth:`comparison`) is None, and an
+    # 'and' or 'or' leaves it out, as uv does; a marker of nothing else is TRUE.
+
+    def parse_or(self) -> Node | None:
         node = self.parse_and()
         while self.peek()[:2] == ("bool", "or"):
             self.take()
-            node = or_(node, self.parse_and())
+            right = self.parse_and()
+            node = right if node is None else node if right is None else or_(node, right)
         return node
 
-    def parse_and(self) -> Node:
+    def parse_and(self) -> Node | None:
         node = self.parse_atom()
         while self.peek()[:2] == ("bool", "and"):
             self.take()
-            node = and_(node, self.parse_atom())
+            right = self.parse_atom()
+            node = right if node is None else node if right is None else and_(node, right)
         return node
 
-    def parse_atom(self) -> Node:
+    def parse_atom(self) -> Node | None:
         kind, value, pos = self.peek()
         if kind == "lp":
             self.take()
@@ -148,7 +157,15 @@ class _Parser:
                 f"expected a comparison operator, found {op or 'end of marker'!r}", op_pos
             )
         rhs = self.take_value()
-        return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        if not self.lenient:
+            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        try:
+            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+        except InvalidMarker:
+            # uv warns and ignores a comparison it cannot evaluate: a value that is not a
+            # version (torch nightlies: python_version != "3.13t"), two literals or two
+            # variables, '~=' on a string, an operator 'extra' does not take
+            return None
 
     def take_value(self) -> tuple[str, str]:
         kind, value, pos = self.take()
@@ -160,6 +177,7 @@ class _Parser:
                 name not in VERSION_VARS
                 and name not in STRING_VARS
                 and name not in ("python_version", "extra")
+                and name not in _LIST_VARS
             ):
                 raise self.error(f"unknown marker variable {value!r}", pos)
             return ("name", name)
@@ -171,6 +189,14 @@ class _Parser:
         if lhs[0] == rhs[0]:
             what = "two variables" if lhs[0] == "name" else "two literals"
             raise self.error(f"comparison between {what}", pos)
+        if (rhs[0] == "name" and rhs[1] in _LIST_VARS) or (
+            lhs[0] == "name" and lhs[1] in _LIST_VARS
+        ):
+            if lhs[0] != "str" or op not in ("in", "not in"):
+                var = lhs[1] if lhs[0] == "name" else rhs[1]
+                raise self.error(f"{var!r} takes only 'NAME' in {var} or 'NAME' not in {var}", pos)
+            node = literal(atom_var(ATOM_CONTAINS, rhs[1], normalize_extra(lhs[1])))
+            return node if op == "in" else not_(node)
         if lhs[0] == "str":
             key, value = rhs[1], lhs[1]
             if op in ("in", "not in"):
@@ -208,6 +234,8 @@ class _Parser:
             return string_eq(var, value)
         if op == "!=":
             return not_(string_eq(var, value))
+        if op == "~=" and self.lenient:
+            raise self.error(f"'~=' on {key!r}", pos)  # uv ignores it on every string
         if key in _VERSIONISH_STRINGS:
             if op == ">=":
                 return literal(atom_var(ATOM_GE, key, value))
@@ -257,6 +285,8 @@ class _Parser:
         try:
             releases = [Version(w).release for w in words]
         except InvalidVersion:
+            if self.lenient:
+                raise  # uv ignores a version list it cannot read
             releases = []
         if not releases:
             return literal(atom_var(ATOM_IN, key, value))
@@ -337,7 +367,9 @@ def _python_version_to_full(
     return (">=", (major, minor + 1), False)
 
 
-def parse_marker(text: str) -> Node:
+def parse_marker(text: str, lenient: bool = False) -> Node:
+    """The marker's node. ``lenient``: as uv reads a Requires-Dist marker, leaving out the
+    comparisons uv ignores (it warns) instead of raising; syntax errors still raise."""
     if not text.strip():
         return TRUE
-    return _Parser(text).parse()
+    return _Parser(text, lenient).parse()

@@ -23,6 +23,7 @@ from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
 from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
+from lockfix.requirements import unreadable_lines
 from lockfix.wheels import disagreement, merge_wheel_metadata, promote_disagreements
 
 # Options.per_wheel for the tasks of one analysis (wheels that disagree)
@@ -436,10 +437,18 @@ async def _add_missing(client: IndexClient, planner: Planner, missing) -> None: 
         files = list(added.wheels) or ([added.sdist] if added.sdist else [])
         for file in files:
             try:
-                added.metadata = await client.file_metadata(index_url, file, file.hashes or None)
-                return
+                metadata = await client.file_metadata(index_url, file, file.hashes or None)
             except (IndexClientError, MetadataError) as error:
                 last_error = error
+                continue
+            unreadable = unreadable_lines(metadata.requires_dist)
+            if unreadable:
+                raise ResolutionError(
+                    f"cannot add {missing.name} {added.id.version}: its Requires-Dist line "
+                    f"{unreadable[0]!r} cannot be read"
+                )
+            added.metadata = metadata
+            return
         if isinstance(last_error, IndexClientError):
             raise last_error  # a network/index failure, not a resolution problem (exit 3)
         raise ResolutionError(

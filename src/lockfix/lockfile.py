@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import tomllib
 from packaging.utils import canonicalize_name
@@ -108,11 +109,17 @@ class Artifact:
 
     @property
     def name(self) -> str:
-        """The file name, from whichever of filename/url/path the lock gives."""
+        """The file name, from whichever of filename/url/path the lock gives.
+
+        A URL's last path segment is percent-decoded, as uv reads it: the PyTorch index
+        links ``torch-2.7.1%2Bcpu-….whl`` and uv writes that URL into the lock. A path is
+        a file system path and is taken as it is."""
         if self.filename:
             return self.filename
-        where = self.url or self.path or ""
-        return where.split("#", 1)[0].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if self.url:
+            path = self.url.split("#", 1)[0].split("?", 1)[0]
+            return unquote(path.rstrip("/").rsplit("/", 1)[-1])
+        return (self.path or "").rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def hashes(self) -> dict[str, str]:

@@ -83,6 +83,14 @@ class Marker:
         return _parse_cached(text)
 
     @classmethod
+    def parse_lenient(cls, text: str) -> Marker:
+        """Parse a marker of index metadata as uv reads it: a comparison uv ignores (a value
+        that is not a version, such as ``python_version != "3.13t"``; two literals; ``~=``
+        on a string) is left out of its ``and``/``or``, and a marker of nothing else is
+        TRUE. Raises InvalidMarker on what uv rejects too (bad syntax, unknown variables)."""
+        return _parse_lenient_cached(text)
+
+    @classmethod
     def from_requires_python(cls, requires_python: str | SpecifierSet) -> Marker:
         """The ``python_full_version`` range of a requires-python specifier set."""
         specs = (
@@ -217,6 +225,11 @@ Marker.FALSE = Marker(bdd.FALSE)
 @functools.lru_cache(maxsize=16384)
 def _parse_cached(text: str) -> Marker:
     return Marker(parse_marker(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_lenient_cached(text: str) -> Marker:
+    return Marker(parse_marker(text, lenient=True))
 
 
 _CONFLICT_RE: Final = re.compile(r"(extra|group|project)-(\d+)-(.+)")

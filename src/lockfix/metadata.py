@@ -47,6 +47,9 @@ class CoreMetadata:
     provides_extra: tuple[str, ...]
     dynamic: tuple[str, ...]
     metadata_version: str
+    # Lines lockfix derived from wheels that declare different things (empty for a file's
+    # own metadata): (the line in requires_dist, what the index declares, which wheels)
+    origins: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its deep copy was a third of a cold run's cache writes.
@@ -58,6 +61,7 @@ class CoreMetadata:
             "provides_extra": list(self.provides_extra),
             "dynamic": list(self.dynamic),
             "metadata_version": self.metadata_version,
+            "origins": [list(o) for o in self.origins],
         }
 
     @classmethod
@@ -70,6 +74,7 @@ class CoreMetadata:
             provides_extra=tuple(data["provides_extra"]),
             dynamic=tuple(data["dynamic"]),
             metadata_version=str(data["metadata_version"]),
+            origins=tuple((str(a), str(b), str(c)) for a, b, c in data.get("origins", ())),
         )
 
 

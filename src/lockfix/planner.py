@@ -18,9 +18,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -30,11 +29,19 @@ from lockfix.lockfile import Dependency, Lock, Package, PackageId, Source
 from lockfix.markers import Marker, conflict_extra
 from lockfix.metadata import CoreMetadata
 from lockfix.project import ProjectConfig
+from lockfix.requirements import (
+    parse_requirement,
+    parse_specifiers,
+    requirement_marker,
+    unreadable_lines,
+)
 from lockfix.tags import wheel_marker_text
 
 Table = tuple[str | None, str | None]  # (None, None) main, ("extra", e), ("group", g)
 Node = tuple[PackageId, str | None, str | None]
 MAIN: Table = (None, None)
+# why a package whose metadata has a line lockfix cannot read is not verified
+UNREADABLE = "a Requires-Dist line lockfix cannot read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,18 +173,6 @@ class ManifestRules:
 NO_RULES = ManifestRules()
 
 
-@lru_cache(maxsize=16384)
-def parse_requirement(line: str) -> Requirement | None:
-    """A Requires-Dist line parsed (None: invalid). Shared between callers: do not modify.
-
-    The wheel merge and the planner parse the same lines, and most wheels of a release
-    declare the same ones."""
-    try:
-        return Requirement(line)
-    except InvalidRequirement:
-        return None
-
-
 def lower_requirements(
     metadata: CoreMetadata, rules: ManifestRules = NO_RULES
 ) -> dict[Table, list[LoweredRequirement]]:
@@ -195,7 +190,7 @@ def lower_requirements(
         name = canonicalize_name(requirement.name)
         if name in rules.excludes:
             continue
-        marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+        marker = requirement_marker(requirement)
         if name in rules.overrides:
             for specifier, override_marker in rules.overrides[name]:
                 _place(
@@ -296,6 +291,13 @@ class Planner:
     # -- inputs -------------------------------------------------------------------------
 
     def add_metadata(self, package_id: PackageId, metadata: CoreMetadata) -> None:
+        """The package's metadata; one with a Requires-Dist line lockfix cannot read makes
+        the package not verified (its locked edges are kept), never a line read as absent."""
+        unreadable = unreadable_lines(metadata.requires_dist)
+        if unreadable:
+            more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+            self.mark_unverified(package_id, f"{UNREADABLE}: {unreadable[0]!r}{more}", failed=False)
+            return
         self.metadata[package_id] = metadata
         self._lowered.pop(package_id, None)
 
@@ -559,7 +561,9 @@ class Planner:
         cutoff = _parse_time(self.config.exclude_newer)
         lower = _python_floor(self.lock.requires_python)
         allow_pre = any(
-            Version(s.version).is_prerelease for s in missing.specifier if _is_version(s.version)
+            Version(s.version.rstrip(".*")).is_prerelease  # '==13.4.1.3.*'
+            for s in missing.specifier
+            if _is_version(s.version)
         )
         finals = [v for v in by_version if not v.is_prerelease]
         if not any(missing.specifier.contains(v) for v in finals):
@@ -580,7 +584,7 @@ class Planner:
                 files = [
                     f
                     for f in files
-                    if not f.requires_python or _contains(SpecifierSet(f.requires_python), lower)
+                    if not f.requires_python or _python_allows(f.requires_python, lower)
                 ]
             if files:
                 return str(version), files
@@ -752,7 +756,7 @@ class Planner:
         table: Table,
     ) -> Finding:
         name = target.name
-        declared = "; ".join(dict.fromkeys(self._declared.get((package_id, table, target), [])))
+        requirement, declared = self._declared_text(package_id, table, target)
         if not present:
             marker = self._edge_marker(raw.get(None, Marker.FALSE), here)
             edge = f'{{ name = "{name}", marker = "{marker}" }}' if str(marker) else name
@@ -761,7 +765,7 @@ class Planner:
                 "missing-dependency",
                 f"{label}: missing dependency {name} — the index declares {declared}",
                 target=name,
-                requirement=declared,
+                requirement=requirement,
                 fix=f"add {edge}",
             )
         if not wanted:
@@ -772,17 +776,51 @@ class Planner:
                 target=name,
                 fix=f"remove edge to {name}",
             )
+        differences = []
+        if wanted.get(None) != present.get(None):
+            should = self._edge_marker(raw.get(None, Marker.FALSE), here)
+            differences.append(f"lock: {_show(locked)}, should be: {_show({None: should})}")
+        for extra in sorted(k for k in {*wanted, *present} if k is not None):
+            if wanted.get(extra) == present.get(extra):
+                continue
+            if extra not in present:
+                differences.append(f"the edge lacks extra {extra!r}")
+            elif extra not in wanted:
+                differences.append(f"extra {extra!r} is not asked for")
+            else:
+                should = self._edge_marker(raw.get(extra, Marker.FALSE), here)
+                differences.append(
+                    f"extra {extra!r}: lock: {_show({None: locked.get(extra, Marker.FALSE)})}, "
+                    f"should be: {_show({None: should})}"
+                )
+        what = (
+            "applies in the wrong environments"
+            if wanted.get(None) != present.get(None)
+            else "has the wrong extras"
+        )
         return Finding(
             package_id,
             "wrong-marker",
-            f"{label}: dependency on {name} applies in the wrong environments "
-            f"(lock: {_show(locked)}, should be: "
-            f"{_show({None: self._edge_marker(raw.get(None, Marker.FALSE), here)})}; "
-            f"index declares {declared})",
+            f"{label}: dependency on {name} {what} "
+            f"({'; '.join(differences)}; index declares {declared})",
             target=name,
-            requirement=declared,
-            fix=f"rewrite the marker of {name}",
+            requirement=requirement,
+            fix=f"rewrite the edge to {name}",
         )
+
+    def _declared_text(
+        self, package_id: PackageId, table: Table, target: PackageId
+    ) -> tuple[str, str]:
+        """What the index declares for an edge: the lines, and for the message the lines
+        with the wheels that declare them where lockfix merged wheels that disagree."""
+        texts = dict.fromkeys(self._declared.get((package_id, table, target), []))
+        metadata = self.metadata.get(package_id)
+        origins = {line: (lines, by) for line, lines, by in metadata.origins} if metadata else {}
+        requirement = "; ".join(dict.fromkeys(origins[t][0] if t in origins else t for t in texts))
+        message = "; ".join(
+            dict.fromkeys(f"{origins[t][0]}, {origins[t][1]}" if t in origins else t for t in texts)
+        )
+        return requirement, message
 
     def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
         """The marker to write: simplified under the parent's reach, with its conflict context."""
@@ -852,6 +890,12 @@ def _show(activation: Mapping[str | None, Marker]) -> str:
     return repr(str(base)) if base is not None and str(base) else "always"
 
 
+def _python_allows(requires_python: str, version: Version) -> bool:
+    """A file's Requires-Python as uv reads it; uv skips a file whose value it cannot read."""
+    specifier = parse_specifiers(requires_python)
+    return specifier is not None and _contains(specifier, version)
+
+
 def _contains(specifier: SpecifierSet, version: str | Version) -> bool:
     try:
         return specifier.contains(version, prereleases=True)
@@ -871,7 +915,7 @@ def _python_floor(requires_python: str | None) -> Version | None:
     if not requires_python:
         return None
     floors = [
-        Version(s.version)
+        Version(s.version.rstrip(".*"))  # '==3.12.*': 3.12
         for s in SpecifierSet(requires_python)
         if s.operator in (">=", "~=", "==") and _is_version(s.version)
     ]

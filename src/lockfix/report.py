@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lockfix.lockfile import Lock, PackageId
-from lockfix.planner import Finding, Plan
+from lockfix.planner import UNREADABLE, Finding, Plan
 
 # Bump only on incompatible changes; new fields may appear without a bump.
 JSON_SCHEMA_VERSION = 1
@@ -16,11 +16,15 @@ SKIPPED = "skipped by configuration"  # engine.SKIPPED, without importing the en
 
 
 def unverified_status(plan: Plan, package_id: PackageId) -> str:
-    """``failed`` (index/network), ``skipped`` (configuration) or ``dynamic`` (no metadata)."""
+    """``failed`` (index/network), ``skipped`` (configuration), ``unreadable`` (metadata
+    with a line lockfix cannot read) or ``dynamic`` (no metadata)."""
     if package_id in plan.failed:
         return "failed"
-    if plan.unverified.get(package_id) == SKIPPED:
+    reason = plan.unverified.get(package_id, "")
+    if reason == SKIPPED:
         return "skipped"
+    if reason.startswith(UNREADABLE):
+        return "unreadable"
     return "dynamic"
 
 
@@ -53,9 +57,12 @@ def human_report(
         lines.append(f"{package_id.name} {package_id.version}: not verified — {reason}")
     summary = f"{wrong} package{'s' if wrong != 1 else ''} wrong, {plan.verified} verified"
     skipped = sum(unverified_status(plan, p) == "skipped" for p in plan.unverified)
-    dynamic = unverified - len(plan.failed) - skipped
+    unreadable = sum(unverified_status(plan, p) == "unreadable" for p in plan.unverified)
+    dynamic = unverified - len(plan.failed) - skipped - unreadable
     if skipped:
         summary += f", {skipped} skipped"
+    if unreadable:
+        summary += f", {unreadable} with metadata lockfix cannot read"
     if dynamic:
         summary += f", {dynamic} unverifiable (dynamic sdist)"
     if plan.failed:

@@ -31,13 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lockfix.lockfile import PackageId
-from lockfix.markers import Marker
+from lockfix.markers import InvalidMarker, Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan, Planner, parse_requirement
+from lockfix.planner import Finding, Plan, Planner
+from lockfix.requirements import parse_requirement, requirement_marker, unreadable_lines
 from lockfix.tags import platform_environments
 
 __all__ = [
@@ -310,7 +310,10 @@ def _parse_line(line: str) -> tuple[RequirementKey, Marker] | None:
         str(requirement.specifier),
         requirement.url,
     )
-    marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
+    try:
+        marker = requirement_marker(requirement)
+    except InvalidMarker:
+        return None
     return key, marker
 
 
@@ -327,7 +330,8 @@ def _requirements(metadata: CoreMetadata) -> dict[RequirementKey, tuple[Marker, 
 
 
 def _line(key: RequirementKey, original: str, marker: Marker) -> str:
-    requirement = Requirement(original)
+    requirement = parse_requirement(original)
+    assert requirement is not None  # only lines _parse_line read come here
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
     text = requirement.name + extras
     text += f" @ {requirement.url}" if requirement.url else str(requirement.specifier)
@@ -400,6 +404,7 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
         for key, (_, lines) in table.items():
             order.setdefault(key, lines[0])
     requires: list[str] = []
+    origins: list[tuple[str, str, str]] = []
     for key, original in order.items():
         present = [t.get(key) for t in tables]
         if all(p is not None for p in present) and len({p[0] for p in present if p}) == 1:
@@ -410,7 +415,12 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
             if entry is not None:
                 marker |= entry[0] & group.selection
         if not marker.is_false():
-            requires.append(_line(key, original, marker))
+            line = _line(key, original, marker)
+            requires.append(line)
+            declared = dict.fromkeys(text for entry in present if entry for text in entry[1])
+            origins.append((line, "; ".join(declared), _declared_by(groups, present)))
+    for group in groups:  # kept: the planner then leaves the package unverified
+        requires.extend(unreadable_lines(group.metadata.requires_dist))
     extras: dict[str, str] = {}
     for group in groups:
         for extra in group.metadata.provides_extra:
@@ -419,7 +429,20 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
         first,
         requires_dist=tuple(dict.fromkeys(requires)),
         provides_extra=tuple(extras.values()),
+        origins=tuple(origins),
     )
+
+
+def _declared_by(groups: Sequence[WheelGroup], present: Sequence[object | None]) -> str:
+    """Which wheels declare a requirement and which do not, and where each is picked."""
+    parts = []
+    for group, entry in zip(groups, present, strict=True):
+        where = str(group.selection) or "everywhere else"
+        parts.append(
+            f"{'by' if entry is not None else 'not by'} {len(group.wheels)} wheel(s) such as "
+            f"{group.wheels[0]} (picked where {where})"
+        )
+    return ", ".join(parts)
 
 
 # -- reporting ---------------------------------------------------------------------------

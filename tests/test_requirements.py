@@ -1,0 +1,196 @@
+"""Requires-Dist lines and their markers read as uv reads them; no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from lockfix.markers import InvalidMarker, Marker
+from lockfix.metadata import CoreMetadata
+from lockfix.planner import Planner
+from lockfix.report import human_report, json_document
+from lockfix.requirements import parse_requirement, parse_specifiers, unreadable_lines
+from test_planner import EDGE, REGISTRY, lock_text, metadata, package
+
+
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        ("bar>=1.0.*", "bar>=1.0"),
+        ("elasticsearch-dsl (>=7.2.0<8.0.0)", "elasticsearch-dsl<8.0.0,>=7.2.0"),
+        ("jupyter-core (!=~5.0,>=4.12)", "jupyter-core!=5.0.*,>=4.12"),
+        ("jupyter-core (!=~5,>=4.12)", "jupyter-core!=5.*,>=4.12"),
+        ("torch (>=1.9.*)", "torch>=1.9"),
+        ("x (!=3.0*)", "x!=3.0.*"),
+        ("x>=3.6,", "x>=3.6"),
+        ("x>dev", "x>0.0.0dev"),
+        ("x>=9.0.0a1.0", "x>=9.0.0a1"),
+        ("x>= 2.7'", "x>=2.7"),
+        ('bar>=1.0.*; python_version >= "3.8"', 'bar>=1.0; python_version >= "3.8"'),
+        ("bar>=1.0", "bar>=1.0"),
+    ],
+)
+def test_lines_packaging_rejects_are_repaired_as_uv_repairs_them(line: str, read: str) -> None:
+    requirement = parse_requirement(line)
+    assert requirement is not None and str(requirement) == read
+
+
+@pytest.mark.parametrize("line", ["bar>=1.0+cpu", "bar~=1", "bar (1.0.3)", "bar ==="])
+def test_lines_uv_cannot_read_either_are_none(line: str) -> None:
+    assert parse_requirement(line) is None
+    assert unreadable_lines(["ok>=1", line]) == [line]
+
+
+def test_requires_python_is_repaired_too() -> None:
+    assert str(parse_specifiers(">=3.6.*")) == ">=3.6"
+    assert parse_specifiers(">=3.6, <4") is not None
+    assert parse_specifiers("python3") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "meaning"),
+    [
+        (
+            'platform_system == "Linux" and platform_machine == "x86_64" '
+            'and python_version != "3.13t"',
+            "platform_machine == 'x86_64' and sys_platform == 'linux'",
+        ),
+        ('python_version == "3.13t"', ""),
+        ('sys_platform == "win32" or python_version == "3.13t"', "sys_platform == 'win32'"),
+        (
+            '(python_version < "3.13t" or python_full_version >= "x") and os_name == "nt"',
+            "os_name == 'nt'",
+        ),
+        ('python_version in "3.12 3.13t"', ""),
+        ('python_version >= "3.*" and sys_platform == "linux"', "sys_platform == 'linux'"),
+        ('"a" == "b" or sys_platform == os_name or extra > "x"', ""),
+        ('platform_release ~= "5.10"', ""),
+        ('python_version >= "3.12"', "python_full_version >= '3.12'"),
+    ],
+)
+def test_comparisons_uv_ignores_are_left_out(text: str, meaning: str) -> None:
+    """uv warns about and drops a comparison it cannot evaluate (from its ``and`` or
+    ``or``); what uv locks for such a Requires-Dist line is the rest of the marker."""
+    assert Marker.parse_lenient(text) == Marker.parse(meaning)
+
+
+def test_strict_parsing_still_refuses_them() -> None:
+    """A lock's own markers are uv's output and are read strictly."""
+    with pytest.raises(InvalidMarker):
+        Marker.parse('python_version != "3.13t"')
+
+
+@pytest.mark.parametrize(
+    "text", ['foo == "x"', 'sys_platform == "linux" and', '(python_version != "3.13t"']
+)
+def test_what_uv_rejects_is_still_an_error(text: str) -> None:
+    with pytest.raises(InvalidMarker):
+        Marker.parse_lenient(text)
+
+
+def test_a_line_lockfix_cannot_read_never_counts_as_absent() -> None:
+    """lib's metadata has a line lockfix cannot read: lib is not verified, its locked edge
+    to dep is kept and dep is no orphan, whatever the readable lines say."""
+    from lockfix.lockfile import parse_lock
+    from lockfix.project import infer_config
+
+    text = lock_text("", package("lib", EDGE) + package("dep"))
+    lock = parse_lock(text)
+    planner = Planner(lock, infer_config(lock))
+    lib = next(p for p in lock.packages if p.name == "lib")
+    dep = next(p for p in lock.packages if p.name == "dep")
+    planner.add_metadata(lib.id, metadata("lib", "other>=1", "dep (1.0)"))
+    planner.add_metadata(dep.id, metadata("dep"))
+    plan = planner.plan()
+    assert plan.findings == [] and plan.removed == [] and plan.pending == []
+    assert not plan.changes
+    assert lib.id in plan.unverified and lib.id not in plan.failed
+    assert "'dep (1.0)'" in plan.unverified[lib.id]
+    document = json_document(plan, [], changed=None)
+    assert [u["status"] for u in document["unverified"]] == ["unreadable"]
+    assert "1 with metadata lockfix cannot read" in human_report(plan)
+    assert plan.verified == 1 and REGISTRY in lib.source.location
+
+
+def test_wheels_that_disagree_keep_an_unreadable_line() -> None:
+    """Merging the metadata of wheels that disagree must not drop such a line."""
+    from lockfix.wheels import merge_wheel_metadata
+
+    def wheel_metadata(*requires: str) -> CoreMetadata:
+        return CoreMetadata("lib", "1.0", requires, None, (), (), "2.3")
+
+    merged = merge_wheel_metadata(
+        [
+            ("lib-1.0-cp312-cp312-manylinux_2_28_x86_64.whl", wheel_metadata("a", "dep (1.0)")),
+            ("lib-1.0-cp312-cp312-win_amd64.whl", wheel_metadata("b")),
+        ]
+    )
+    assert merged.disagree
+    assert unreadable_lines(merged.metadata.requires_dist) == ["dep (1.0)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        ("'x' in extras", "'x' in extras"),
+        ('"Dev_X" not in dependency_groups', "'dev-x' not in dependency_groups"),
+        (
+            "python_version >= '3.8' and 'x' in extras",
+            "python_full_version >= '3.8' and 'x' in extras",
+        ),
+    ],
+)
+def test_pep_751_list_variables_are_read_as_uv_writes_them(text: str, printed: str) -> None:
+    """uv locks a dependency declared with ``'x' in extras`` under that marker: lockfix
+    reads it in the index's metadata and in the lock alike."""
+    marker = Marker.parse(text)
+    assert str(marker) == printed and Marker.parse(printed) == marker
+    assert Marker.parse_lenient(text) == marker
+    assert marker != Marker.TRUE and marker != Marker.FALSE
+
+
+@pytest.mark.parametrize("text", ["extras == 'x'", "extras in 'x'", "'x' == dependency_groups"])
+def test_pep_751_list_variables_take_only_in(text: str) -> None:
+    with pytest.raises(InvalidMarker, match="takes only 'NAME' in"):
+        Marker.parse(text)
+
+
+def test_a_python_floor_of_a_wildcard_requires_python() -> None:
+    """A lock with ``requires-python = "==3.12.*"`` (NVIDIA-NeMo/Export-Deploy) chooses
+    versions for Python 3.12 and up instead of failing."""
+    from packaging.version import Version
+
+    from lockfix.planner import _python_floor
+
+    assert _python_floor("==3.12.*") == Version("3.12")
+    assert _python_floor(">=3.10,<3.13") == Version("3.10")
+
+
+def test_a_wildcard_pin_chooses_a_version() -> None:
+    """A missing package pinned as ``==13.4.1.3.*`` (nvidia packages do this) gets the
+    newest version under the pin; the wildcard once ended in a traceback."""
+    from packaging.specifiers import SpecifierSet
+
+    from lockfix.collector import IndexFile, ProjectPage
+    from lockfix.lockfile import parse_lock
+    from lockfix.planner import Missing
+    from lockfix.project import infer_config
+
+    lock = parse_lock(lock_text("", package("lib")))
+    planner = Planner(lock, infer_config(lock))
+    files = [
+        IndexFile(f"dep-{v}-py3-none-any.whl", f"{REGISTRY}/dep-{v}-py3-none-any.whl")
+        for v in ("13.4.1.2", "13.4.1.3", "13.4.1.3.1", "13.5.0")
+    ]
+    page = ProjectPage("dep", f"{REGISTRY}/dep/", files)
+    missing = Missing("dep", SpecifierSet("==13.4.1.3.*"), (REGISTRY,), ("lib 1.0",))
+    assert planner.choose(missing, REGISTRY, page).id.version == "13.4.1.3.1"
+
+
+def test_an_extra_named_extras_is_an_extra() -> None:
+    """``extra == 'extras'`` (mem0ai, backrefs on PyPI) compares the extra variable with the
+    string 'extras'; only the variable named extras is PEP 751's list."""
+    marker = Marker.parse("extra == 'extras'")
+    assert marker.extras() == {"extras"} and str(marker) == "extra == 'extras'"
+    assert str(Marker.parse("sys_platform == 'dependency_groups'")) == (
+        "sys_platform == 'dependency_groups'"
+    )
