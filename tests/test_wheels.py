@@ -214,6 +214,23 @@ def test_specific_wheels_shadow_generic_ones() -> None:
     )
 
 
+def test_free_threaded_wheels_are_not_picked_by_a_regular_python() -> None:
+    """A ``cp313t`` wheel needs a free-threaded build, which no marker can select: where it
+    is the only platform wheel, the pure wheel is the one installed (as pip and uv do)."""
+    files = [
+        "p-1-cp313-cp313t-manylinux_2_28_x86_64.whl",
+        "p-1-cp312-cp312-manylinux_2_28_x86_64.whl",
+        "p-1-py3-none-any.whl",
+    ]
+    selections = wheel_selections(files)
+    assert selections["p-1-cp313-cp313t-manylinux_2_28_x86_64.whl"].is_false()
+    for platform in PLATFORMS:
+        for python in PYTHONS:
+            env = _env(platform, python)
+            chosen = [f for f, m in selections.items() if m.evaluate(env)]
+            assert chosen == [installer_pick(files, platform, python)], (platform, python)
+
+
 # -- end to end: current uv, lockfix repair, uv sync on this machine ----------------------
 
 needs_uv = pytest.mark.skipif(not uv_bin(NEW).exists(), reason="real uv binaries missing")

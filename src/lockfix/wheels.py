@@ -160,6 +160,8 @@ def _python_rank(interpreter: str, abi: str, any_platform: bool, cell: Cell) -> 
             return None
         if abi == "none":
             return 200 if any_platform else 2
+        if abi.endswith("t"):  # free-threaded build (cp313t): markers cannot select it
+            return None
         return 0
     match = _PY.match(interpreter)
     if match and abi == "none":
