@@ -611,9 +611,14 @@ class Planner:
                         excess.append(f"{name} where {where}" if str(where) else name)
         return sorted(excess) or None
 
-    def reachability(self) -> dict[Node, Marker]:
-        """When each node (package table) is installed, as a fixpoint over the graph."""
-        reach: dict[Node, Marker] = {}
+    def reachability(
+        self, start: Mapping[Node, Marker] | None = None, changed: Iterable[PackageId] = ()
+    ) -> dict[Node, Marker]:
+        """When each node (package table) is installed, as a fixpoint over the graph.
+
+        ``start``: a fixpoint already reached, to grow from after the edges of ``changed``
+        packages grew (only their reached tables are walked again)."""
+        reach: dict[Node, Marker] = dict(start or {})
         edges_cache: dict[PackageId, dict[Table, dict[PackageId, dict[str | None, Marker]]]] = {}
         queue: deque[Node] = deque()
         queued: set[Node] = set()
@@ -627,7 +632,11 @@ class Planner:
                     queued.add(node)
                     queue.append(node)
 
-        for member in self.lock.members:
+        if start is not None:
+            again = set(changed)
+            queue.extend(node for node in reach if node[0] in again)
+            queued.update(queue)
+        for member in self.lock.members if start is None else ():
             grow((member.id, None, None), self.root)
             for extra in member.optional_dependencies:
                 grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
@@ -734,7 +743,7 @@ class Planner:
                     if excess:
                         self.tolerated[package.id] = excess
             if self.tolerated:
-                reach = self.reachability()
+                reach = self.reachability(reach, self.tolerated)
                 pending = [m for m in self._missing(reach) if m.name not in self.added]
         findings: list[Finding] = []
         edits: dict[PackageId, PackagePlan] = {}
