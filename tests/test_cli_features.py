@@ -85,8 +85,10 @@ def test_json_schema_fields(case: Case) -> None:
     assert report["verified"] > 0
     for finding in report["findings"]:
         assert set(finding) == {
-            "package", "version", "source", "kind", "message", "target", "requirement", "fix"
+            "package", "version", "source", "kind", "message", "target", "requirement", "fix",
+            "harm",
         }  # fmt: skip
+        assert finding["harm"] in ("less", "more", None)
     repaired = run(case, "repair", "--format", "json", "--dry-run", cwd=project)
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(repaired.stdout)["changed"] is True

@@ -21,14 +21,22 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from fixtures.builder import build_scenario
-from fixtures.scenarios import WHEEL_SCENARIOS, get_wheel_scenario, make_wheels_project
+from fixtures.scenarios import (
+    OPENMM_CUDA,
+    WHEEL_SCENARIOS,
+    get_wheel_scenario,
+    make_wheels_project,
+    reference_wheel_scenario,
+)
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from helpers import run_lockfix
 from lockfix.lockfile import parse_lock
 from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata, parse_core_metadata
+from lockfix.planner import lower_requirements
 from lockfix.wheels import merge_wheel_metadata, wheel_selections
+from semantic import Selection, environments, install, selections
 
 NEW = "0.13.9"
 PLATFORMS = {
@@ -137,6 +145,8 @@ def test_selection_markers_match_the_installer_pick(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(WHEEL_SCENARIOS))
 def test_merged_metadata_declares_what_the_picked_wheel_declares(name: str) -> None:
+    if name == "wheels_torch_nightly" and not reads_nightly_markers():
+        pytest.skip(NIGHTLY_SKIP)
     wheels = _package_wheels(name)
     by_name = {f: m for f, m, _ in wheels}
     merged = merge_wheel_metadata([(f, m) for f, m, _ in wheels])
@@ -214,9 +224,58 @@ def test_specific_wheels_shadow_generic_ones() -> None:
     )
 
 
+def test_free_threaded_wheels_are_not_picked_by_a_regular_python() -> None:
+    """A ``cp313t`` wheel needs a free-threaded build, which no marker can select: where it
+    is the only platform wheel, the pure wheel is the one installed (as pip and uv do)."""
+    files = [
+        "p-1-cp313-cp313t-manylinux_2_28_x86_64.whl",
+        "p-1-cp312-cp312-manylinux_2_28_x86_64.whl",
+        "p-1-py3-none-any.whl",
+    ]
+    selections = wheel_selections(files)
+    assert selections["p-1-cp313-cp313t-manylinux_2_28_x86_64.whl"].is_false()
+    for platform in PLATFORMS:
+        for python in PYTHONS:
+            env = _env(platform, python)
+            chosen = [f for f, m in selections.items() if m.evaluate(env)]
+            assert chosen == [installer_pick(files, platform, python)], (platform, python)
+
+
 # -- end to end: current uv, lockfix repair, uv sync on this machine ----------------------
+#
+# The truth for one environment is walked from the scenario's own wheels: from the
+# project's requirements, each package's wheel is the one the installer picks there
+# (``installer_pick``) and its Requires-Dist (with the extras asked for) says what comes
+# next. None when some package on the way has no wheel for that environment.
 
 needs_uv = pytest.mark.skipif(not uv_bin(NEW).exists(), reason="real uv binaries missing")
+WHERE = {  # the export of each lock is evaluated here
+    "linux-x86_64": "3.12.3",
+    "macos-arm64": "3.12.3",
+    "windows-amd64": "3.12.3",
+}
+
+
+NIGHTLY_SKIP = 'lockfix cannot read python_version != "3.13t" yet (marker fidelity)'
+
+
+def reads_nightly_markers() -> bool:
+    """Whether lockfix reads ``python_version != "3.13t"`` (torch nightlies) in a wheel's
+    Requires-Dist, as uv does (it ignores the comparison)."""
+    line = 'pytorch-triton; platform_machine == "x86_64" and python_version != "3.13t"'
+    with_line = CoreMetadata("t", "1", (line,), None, (), (), "2.3")
+    without = CoreMetadata("t", "1", (), None, (), (), "2.3")
+    try:
+        merged = merge_wheel_metadata(
+            [
+                ("t-1-cp311-cp311-manylinux_2_28_x86_64.whl", with_line),
+                ("t-1-py3-none-any.whl", without),
+            ]
+        )
+        lower_requirements(merged.metadata)
+    except ValueError:
+        return False
+    return True
 
 
 class Case:
@@ -230,6 +289,7 @@ class Case:
         project = make_wheels_project(name, self.server, root / "uv")
         run_uv(NEW, ["lock"], project, self.tmp)
         self.uv_lock = (project / "uv.lock").read_text()
+        self._wheels: dict[str, dict[str, CoreMetadata]] | None = None
 
     def project(self, label: str, text: str) -> Path:
         directory = self.root / label
@@ -242,22 +302,74 @@ class Case:
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
+    def wheels(self) -> dict[str, dict[str, CoreMetadata]]:
+        """name → {wheel filename → its metadata}, over every index of the scenario."""
+        if self._wheels is None:
+            self._wheels = {}
+            for index in self.built.indexes.values():
+                for file in index.files.values():
+                    if file.kind == "wheel":
+                        metadata = parse_core_metadata(file.metadata)
+                        self._wheels.setdefault(file.project, {})[file.filename] = metadata
+        return self._wheels
+
     def wheel_metadata(self) -> dict[str, CoreMetadata]:
-        out = {}
-        for index in self.built.indexes.values():
-            for file in index.files.values():
-                if file.kind == "wheel" and file.project == self.spec["package"]:
-                    out[file.filename] = parse_core_metadata(file.metadata)
-        return out
+        return self.wheels()[self.spec["package"]]
 
     def extras(self) -> tuple[str, ...]:
         return tuple(self.spec["extras"])
+
+    def truth(self, platform: str, python: str) -> set[str] | None:
+        """What an installer puts in this environment, package by package from the wheel it
+        picks (None: some package has no wheel here)."""
+        env = _env(platform, python)
+        wheels = self.wheels()
+        installed: set[str] = set()
+        todo = [(Requirement(line), "") for line in self.spec["dependencies"]]
+        seen: set[tuple[str, str]] = set()
+        while todo:
+            requirement, extra = todo.pop()
+            if requirement.marker is not None and not requirement.marker.evaluate(
+                {**env, "extra": extra}
+            ):
+                continue
+            name = canonicalize_name(requirement.name)
+            pick = installer_pick(list(wheels[name]), platform, python)
+            if pick is None:
+                return None
+            installed.add(name)
+            metadata = wheels[name][pick]
+            for wanted in ("", *sorted(canonicalize_name(e) for e in requirement.extras)):
+                if (name, wanted) in seen:
+                    continue
+                seen.add((name, wanted))
+                todo += [(Requirement(line), wanted) for line in metadata.requires_dist]
+        return installed
+
+    def reference(self) -> str:
+        """uv's lock of the same project when every wheel of the package declares the merged
+        metadata written by hand, with this case's index URL put back."""
+        built = build_scenario(reference_wheel_scenario(self.name), self.root / "reference-build")
+        with IndexServer(built) as server:
+            project = make_wheels_project(self.name, server, self.root / "reference")
+            run_uv(NEW, ["lock"], project, self.root / "reference-tmp")
+            text = (project / "uv.lock").read_text()
+            return text.replace(server.url.rstrip("/"), self.server.url.rstrip("/"))
+
+    def export(self, text: str) -> list[Requirement]:
+        """``uv export --frozen`` of a lock: one requirement per package, with its marker."""
+        project = self.project("export", text)
+        out = run_uv(NEW, ["export", "--frozen", "--no-hashes"], project, self.tmp).stdout
+        lines = [line for line in out.splitlines() if line.strip()]
+        return [Requirement(line) for line in lines if not line.lstrip().startswith(("#", "-"))]
 
 
 @pytest.fixture(scope="module", params=list(WHEEL_SCENARIOS))
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     if not uv_bin(NEW).exists():
         pytest.skip("real uv binaries missing")
+    if request.param == "wheels_torch_nightly" and not reads_nightly_markers():
+        pytest.skip(NIGHTLY_SKIP)
     case = Case(request.param, tmp_path_factory.mktemp(request.param))
     yield case
     case.server.stop()
@@ -269,6 +381,11 @@ def repaired(case: Case) -> str:
     result = case.lockfix("repair", "uv.lock", cwd=project)
     assert result.returncode == 0, result.stderr + result.stdout
     return (project / "uv.lock").read_text()
+
+
+@pytest.fixture(scope="module")
+def reference(case: Case) -> str:
+    return case.reference()
 
 
 def lock_direct(text: str, package: str, env: dict[str, str], extras: tuple[str, ...]) -> set[str]:
@@ -299,6 +416,21 @@ def mismatches(case: Case, text: str) -> list[tuple[str, str, set[str], set[str]
     return out
 
 
+def installs(case: Case, text: str) -> list[tuple[str, str, set[str], set[str]]]:
+    """(platform, python, truth, what the lock installs) wherever the truth is known."""
+    lock = parse_lock(text)
+    members = {m.id for m in lock.members}
+    out = []
+    for platform in PLATFORMS:
+        for python in sorted(_allowed(text)):
+            truth = case.truth(platform, python)
+            if truth is None:
+                continue
+            ids, _ = install(lock, _env(platform, python), Selection(frozenset(), frozenset()))
+            out.append((platform, python, truth, {i.name for i in ids if i not in members}))
+    return out
+
+
 def _allowed(text: str) -> set[str]:
     from packaging.specifiers import SpecifierSet
 
@@ -310,23 +442,117 @@ def _allowed(text: str) -> set[str]:
 def test_uv_alone_locks_the_wrong_set_somewhere(case: Case) -> None:
     wrong = mismatches(case, case.uv_lock)
     assert wrong, "uv's single-wheel lock unexpectedly matches every wheel"
+    found = installs(case, case.uv_lock)
+    assert any(truth != got for _, _, truth, got in found)
+    short = [(p, v, truth - got) for p, v, truth, got in found if truth - got]
+    if case.spec["harm"] == "less":
+        assert short, "uv's lock was expected to miss what some wheel needs"
+    else:  # it only installs more than needed
+        assert short == []
+
+
+@needs_uv
+def test_check_ranks_the_disagreement_by_harm(case: Case) -> None:
+    project = case.project("check", case.uv_lock)
+    result = case.lockfix("check", "uv.lock", "--format", "json", cwd=project)
+    report = json.loads(result.stdout)
+    package = case.spec["package"]
+    if case.spec["harm"] == "less":
+        assert result.returncode == 1, result.stdout + result.stderr
+        (entry,) = [
+            f
+            for f in report["findings"]
+            if f["package"] == package and f["kind"] == "wheels-disagree"
+        ]
+        assert entry["harm"] == "less"
+        assert "installs less than a picked wheel needs" in entry["message"]
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert report["findings"] == []
+        (entry,) = [w for w in report["warnings"] if w["kind"] == "wheels-disagree"]
+        assert entry["package"] == package and entry["harm"] == "more"
+        assert "installs more than the picked wheel needs" in entry["message"]
+    assert entry["message"].startswith(f"wheels of {package} ")
+    text = case.lockfix("check", "uv.lock", cwd=project).stdout
+    assert f"installs {entry['harm']} than" in text
 
 
 @needs_uv
 def test_repaired_markers_follow_the_installer_pick_everywhere(case: Case, repaired: str) -> None:
-    assert mismatches(case, repaired) == []
+    if case.spec["harm"] == "more":
+        assert repaired == case.uv_lock  # only more than needed: kept as locked
+        assert all(want <= got for _, _, want, got in mismatches(case, repaired))
+    else:
+        assert mismatches(case, repaired) == []
 
 
 @needs_uv
-def test_check_reports_the_disagreement_as_a_finding(case: Case) -> None:
-    project = case.project("check", case.uv_lock)
-    result = case.lockfix("check", "uv.lock", "--format", "json", cwd=project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    kinds = {(f["package"], f["kind"]) for f in report["findings"]}
-    assert (case.spec["package"], "wheels-disagree") in kinds
-    message = next(f["message"] for f in report["findings"] if f["kind"] == "wheels-disagree")
-    assert message.startswith(f"wheels of {case.spec['package']} ")
+def test_repaired_lock_installs_what_the_picked_wheels_need(case: Case, repaired: str) -> None:
+    found = installs(case, repaired)
+    assert len({p for p, _, _, _ in found}) >= 2
+    if case.spec["harm"] == "more":
+        assert all(truth <= got for _, _, truth, got in found)
+    else:
+        assert [(p, v) for p, v, truth, got in found if truth != got] == []
+
+
+@needs_uv
+def test_repaired_lock_means_what_uv_locks_from_the_merged_metadata(
+    case: Case, repaired: str, reference: str
+) -> None:
+    """The reference: uv 0.13.9's lock of the same project when every wheel of the package
+    declares the merged metadata (written by hand in the scenario), index URL put back.
+    Compared by meaning wherever the package has a wheel."""
+    ours, theirs = parse_lock(repaired), parse_lock(reference)
+    packages_ours, packages_theirs = {p.id for p in ours.packages}, {p.id for p in theirs.packages}
+    if case.spec["harm"] == "more":
+        assert packages_ours >= packages_theirs
+    else:
+        assert packages_ours == packages_theirs
+    compared = 0
+    for env in environments(theirs):
+        platform = next(
+            k
+            for k, v in PLATFORMS.items()
+            if (v[0], v[1]) == (env["sys_platform"], env["platform_machine"])
+        )
+        if case.truth(platform, env["python_full_version"]) is None:
+            continue
+        compared += 1
+        nothing = Selection(frozenset(), frozenset())
+        (ids_ours, fired_ours), (ids_theirs, fired_theirs) = (
+            install(ours, env, nothing),
+            install(theirs, env, nothing),
+        )
+        if case.spec["harm"] == "more":
+            assert ids_theirs <= ids_ours, (platform, env["python_full_version"])
+        else:
+            assert ids_ours == ids_theirs, (platform, env["python_full_version"])
+            assert fired_ours == fired_theirs, (platform, env["python_full_version"])
+    assert compared >= 3
+
+
+@needs_uv
+def test_export_per_platform_shows_the_right_set(case: Case, repaired: str) -> None:
+    """``uv export --frozen``, its markers evaluated by packaging for each platform."""
+    exported = case.export(repaired)
+    checked = 0
+    for platform, python in WHERE.items():
+        truth = case.truth(platform, python)
+        if truth is None:
+            continue
+        checked += 1
+        env = _env(platform, python)
+        got = {
+            canonicalize_name(r.name)
+            for r in exported
+            if r.marker is None or r.marker.evaluate(env)
+        }
+        if case.spec["harm"] == "more":
+            assert truth <= got, (platform, sorted(truth - got))
+        else:
+            assert got == truth, (platform, sorted(got ^ truth))
+    assert checked >= 2
 
 
 @needs_uv
@@ -344,26 +570,16 @@ def test_current_uv_accepts_the_repaired_lock_and_installs_the_linux_wheel_deps(
         case.tmp,
     ).stdout
     installed = {canonicalize_name(e["name"]) for e in json.loads(listing)}
-    metadata = case.wheel_metadata()
-    pick = installer_pick(list(metadata), *HERE)
-    assert pick is not None and "linux" in pick and "x86_64" in pick
-    env = _env(*HERE)
-    want = declared(metadata[pick], env, case.extras())
-    assert want <= installed, sorted(want - installed)
-    # exactly what the lock says for this machine, and nothing any other wheel declares
-    from semantic import Selection, install
-
+    truth = case.truth(*HERE)
+    assert truth is not None
+    if case.spec["harm"] == "more":
+        assert truth <= installed, sorted(truth - installed)
+    else:
+        assert installed == truth, sorted(installed ^ truth)
+    # exactly what the lock says for this machine
     lock = parse_lock(repaired)
-    ids, fired = install(lock, env, Selection(frozenset(), frozenset()))
+    ids, _ = install(lock, _env(*HERE), Selection(frozenset(), frozenset()))
     assert installed == {i.name for i in ids if i not in {m.id for m in lock.members}}
-    pulled_by_others = {t.name for p, t, _ in fired if p.name != case.spec["package"]}
-    everything = {
-        canonicalize_name(Requirement(line).name)
-        for m in metadata.values()
-        for line in m.requires_dist
-    }
-    not_here = everything - want - pulled_by_others
-    assert not (not_here & installed), sorted(not_here & installed)
 
 
 @needs_uv
@@ -397,29 +613,134 @@ def test_single_wheel_view_is_uvs(case: Case) -> None:
 
 
 @needs_uv
-def test_member_asking_for_an_extra_only_some_wheels_have(tmp_path: Path) -> None:
-    """openmm[cuda12] asked for by the project itself (uv#15876): uv drops the extra from
-    the member's edge; lockfix keeps member edges as locked, so it says so (exit 1)."""
-    built = build_scenario(get_wheel_scenario("wheels_openmm"), tmp_path / "build")
-    with IndexServer(built) as server:
-        project = make_wheels_project("wheels_openmm", server, tmp_path / "p")
-        pyproject = project / "pyproject.toml"
-        pyproject.write_text(
-            pyproject.read_text().replace(
-                '"mdkit==1.2.0", "openmm==8.3.1"', '"openmm[cuda12]==8.3.1"'
-            )
-        )
-        locked = run_uv(NEW, ["lock"], project, tmp_path / "uv")
-        assert "does not have an extra named `cuda12`" in locked.stderr
-        result = subprocess.run(
-            [*LOCKFIX, "check", "uv.lock", "--format", "json", "--cache-dir", str(tmp_path / "c")],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert result.returncode == 1, result.stdout + result.stderr
-    findings = json.loads(result.stdout)["findings"]
-    member = [f for f in findings if f["package"] == "debug"]
-    assert [f["kind"] for f in member] == ["wheels-disagree"]
-    assert "openmm[cuda12]" in member[0]["message"]
+def test_member_edge_gets_the_extra_only_some_wheels_define(tmp_path: Path) -> None:
+    """openmm[cuda12] asked for by the project itself (uv#15876): uv reads a macOS wheel,
+    warns, and drops the extra from the member's edge; repair puts it back, and openmm's
+    cuda12 table with the markers of the wheels that define it."""
+    case = Case("wheels_openmm", tmp_path)
+    try:
+        project = case.project("check", case.uv_lock)
+        result = case.lockfix("check", "uv.lock", "--format", "json", cwd=project)
+        assert result.returncode == 1, result.stdout + result.stderr
+        findings = json.loads(result.stdout)["findings"]
+        member = [f for f in findings if f["package"] == "debug"]
+        assert [(f["kind"], f["target"], f["harm"]) for f in member] == [
+            ("missing-extra", "openmm", "less")
+        ]
+        assert "openmm[cuda12]" in member[0]["message"]
+        assert case.lockfix("repair", "uv.lock", cwd=project).returncode == 0
+        lock = parse_lock((project / "uv.lock").read_text())
+        (debug,) = lock.members
+        assert [(d.name, d.extras, d.marker) for d in debug.dependencies] == [
+            ("openmm", ("cuda12",), "")
+        ]
+        (openmm,) = lock.named("openmm")
+        assert set(openmm.optional_dependencies) == {"cuda12"}
+        (edge,) = openmm.optional_dependencies["cuda12"]
+        marker = Marker.parse(edge.marker)
+        assert edge.name == "openmm-cuda-12"
+        assert marker.evaluate(_env("linux-x86_64", "3.12.3"))
+        assert marker.evaluate(_env("windows-amd64", "3.12.3"))
+        assert not marker.evaluate(_env("macos-arm64", "3.12.3"))
+        assert not marker.evaluate(_env("macos-x86_64", "3.12.3"))
+        # the seven packages cuda12 brings, by uv's export: Linux x86_64 and Windows only
+        seven = {"openmm-cuda-12", "nvidia-nvjitlink-cu12"} | {n for n, _, _ in OPENMM_CUDA}
+        assert len(seven) == 7
+        exported = case.export((project / "uv.lock").read_text())
+        for platform, wanted in (
+            ("linux-x86_64", seven),
+            ("windows-amd64", seven),
+            ("macos-arm64", set()),
+            ("macos-x86_64", set()),
+        ):
+            env = _env(platform, "3.12.3")
+            got = {
+                canonicalize_name(r.name)
+                for r in exported
+                if r.marker is None or r.marker.evaluate(env)
+            }
+            assert got - {"openmm", "numpy"} == wanted, platform
+    finally:
+        case.server.stop()
+
+
+MEMBER_TABLES = {
+    "group": '[dependency-groups]\ngpu = ["openmm[cuda12]==8.3.1"]\n',
+    "extra": '[project.optional-dependencies]\ngpu = ["openmm[cuda12]==8.3.1"]\n',
+}
+
+
+@needs_uv
+@pytest.mark.parametrize("kind", list(MEMBER_TABLES))
+def test_member_table_edge_gets_the_extra(kind: str, tmp_path: Path) -> None:
+    """``openmm[cuda12]`` asked for in a dependency group or an extra of the project, plain
+    ``openmm`` in its dependencies: the repaired lock means what uv locks when every openmm
+    wheel declares the merged metadata, for every choice of group/extra."""
+
+    def write(project: Path, server: IndexServer) -> Path:
+        make_wheels_project("wheels_openmm", server, project)
+        text = (project / "pyproject.toml").read_text()
+        text = text.replace('"openmm[cuda12]==8.3.1"', '"openmm==8.3.1"')
+        text = text.replace("\n[tool.uv]\n", f"\n{MEMBER_TABLES[kind]}\n[tool.uv]\n")
+        (project / "pyproject.toml").write_text(text)
+        return project
+
+    case = Case("wheels_openmm", tmp_path)
+    try:
+        project = write(tmp_path / "p", case.server)
+        run_uv(NEW, ["lock"], project, case.tmp)
+        result = case.lockfix("repair", "uv.lock", "--format", "json", cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        findings = json.loads(result.stdout)["findings"]
+        assert [(f["kind"], f["harm"]) for f in findings if f["package"] == "debug"] == [
+            ("missing-extra", "less")
+        ]
+        repaired = (project / "uv.lock").read_text()
+        (debug,) = parse_lock(repaired).members
+        table = debug.dev_dependencies if kind == "group" else debug.optional_dependencies
+        assert [(d.name, d.extras) for d in table["gpu"]] == [("openmm", ("cuda12",))]
+        assert [(d.name, d.extras) for d in debug.dependencies] == [("openmm", ())]
+        check = run_uv(NEW, ["lock", "--check"], project, case.tmp, check=False)
+        assert check.returncode == 0, check.stderr
+        assert case.lockfix("check", "uv.lock", cwd=project).returncode == 0
+
+        built = build_scenario(reference_wheel_scenario("wheels_openmm"), tmp_path / "rb")
+        with IndexServer(built) as server:
+            reference = write(tmp_path / "reference", server)
+            run_uv(NEW, ["lock"], reference, tmp_path / "rtmp")
+            theirs = (reference / "uv.lock").read_text().replace(server.url, case.server.url)
+        ours_lock, theirs_lock = parse_lock(repaired), parse_lock(theirs)
+        assert {p.id for p in ours_lock.packages} == {p.id for p in theirs_lock.packages}
+        # the member's block as uv writes it, byte for byte
+        (ours_member,), (theirs_member,) = ours_lock.members, theirs_lock.members
+        assert ours_lock.blocks[ours_member.block] == theirs_lock.blocks[theirs_member.block]
+        compared = 0
+        for selection in selections(theirs_lock):
+            for env in environments(theirs_lock):
+                platform = next(
+                    k
+                    for k, v in PLATFORMS.items()
+                    if (v[0], v[1]) == (env["sys_platform"], env["platform_machine"])
+                )
+                if case.truth(platform, env["python_full_version"]) is None:
+                    continue  # no openmm wheel here
+                compared += 1
+                assert install(ours_lock, env, selection) == install(theirs_lock, env, selection), (
+                    platform,
+                    env["python_full_version"],
+                    selection.describe(),
+                )
+        assert compared >= 6
+
+        flag = "--group" if kind == "group" else "--extra"
+        run_uv(NEW, ["sync", "--frozen", flag, "gpu"], project, case.tmp)
+        listing = run_uv(
+            NEW,
+            ["pip", "list", "--format", "json", "--python", str(project / ".venv")],
+            project,
+            case.tmp,
+        ).stdout
+        installed = {canonicalize_name(e["name"]) for e in json.loads(listing)}
+        assert installed == case.truth(*HERE)
+    finally:
+        case.server.stop()

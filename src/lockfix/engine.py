@@ -24,7 +24,12 @@ from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.project import ProjectConfig, load_config
 from lockfix.requirements import unreadable_lines
-from lockfix.wheels import disagreement, merge_wheel_metadata, promote_disagreements
+from lockfix.wheels import (
+    disagreement,
+    loose_metadata,
+    merge_wheel_metadata,
+    promote_disagreements,
+)
 
 # Options.per_wheel for the tasks of one analysis (wheels that disagree)
 _PER_WHEEL: ContextVar[bool] = ContextVar("lockfix_per_wheel", default=True)
@@ -396,6 +401,11 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         elif shard_ids:
             log.info("lockfix: the second process failed; verifying its packages here")
             await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
+        if options.per_wheel:
+            for package_id, per_file in wheel_metadata.items():
+                loose = loose_metadata(list(per_file.values())) if len(per_file) > 1 else None
+                if loose is not None and package_id in planner.metadata:
+                    planner.add_loose(package_id, loose)
         while True:
             plan = planner.plan()
             if not plan.pending:
@@ -404,7 +414,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         requests = client.stats.requests
         fresh_until = client.fresh_until
         processes = 2 if result is not None else 1
-    promote_disagreements(plan, warnings, planner)
+    promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(
         lock,

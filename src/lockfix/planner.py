@@ -63,6 +63,9 @@ class Finding:
     target: str | None = None
     requirement: str | None = None
     fix: str | None = None
+    # "less": the lock installs less than the index's metadata needs somewhere; "more":
+    # only more than needed; None: neither applies (orphans, unused tables)
+    harm: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +105,9 @@ class Plan:
     unverified: dict[PackageId, str]
     verified: int
     failed: set[PackageId] = field(default_factory=set)
+    # packages whose wheels disagree and whose locked edges install only more than the
+    # picked wheel needs, within what some wheel declares: kept as locked (where, per edge)
+    excess: dict[PackageId, list[str]] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -287,6 +293,11 @@ class Planner:
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
         self._declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        # wheels that disagree: what any wheel declares, and the packages whose locked
+        # edges stay within it while installing more than the picked wheel needs
+        self.loose: dict[PackageId, CoreMetadata] = {}
+        self.tolerated: dict[PackageId, list[str]] = {}
+        self._members = {m.id for m in lock.members}
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -300,6 +311,11 @@ class Planner:
             return
         self.metadata[package_id] = metadata
         self._lowered.pop(package_id, None)
+
+    def add_loose(self, package_id: PackageId, metadata: CoreMetadata) -> None:
+        """For a package whose wheels disagree: everything any of them declares, each with
+        its own marker (the metadata given to :meth:`add_metadata` is the merged view)."""
+        self.loose[package_id] = metadata
 
     def mark_unverified(self, package_id: PackageId, reason: str, *, failed: bool = True) -> None:
         """Record a package whose metadata could not be had.
@@ -435,14 +451,23 @@ class Planner:
         lowered = self._lowered_for(package_id)
         if lowered is None:
             return None
+        return self._activations(package_id, lowered)
+
+    def _activations(
+        self,
+        package_id: PackageId,
+        lowered: Mapping[Table, list[LoweredRequirement]],
+        record: bool = True,
+    ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
         tables: dict[Table, dict[PackageId, dict[str | None, Marker]]] = {}
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
                 for target, forks in self._targets(package_id, table, requirement):
-                    self._declared.setdefault((package_id, table, target), []).append(
-                        requirement.text
-                    )
+                    if record:
+                        self._declared.setdefault((package_id, table, target), []).append(
+                            requirement.text
+                        )
                     when = requirement.marker & forks
                     activation = targets.setdefault(target, {})
                     extras = [e for e in requirement.extras if self._defines_extra(target, e)]
@@ -474,17 +499,128 @@ class Planner:
         self, package_id: PackageId
     ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
         package = self.lock.package(package_id)
-        if package is not None and package.source.is_registry and package_id not in self.unverified:
+        if (
+            package is not None
+            and package.source.is_registry
+            and package_id not in self.unverified
+            and package_id not in self.tolerated
+        ):
             expected = self.expected_edges(package_id)
             if expected is not None:
                 return expected
+        if package is not None and package_id in self._members:
+            return self.member_edges(package)
         if package is not None:
             return self.locked_edges(package)
         return self.expected_edges(package_id) or {}
 
-    def reachability(self) -> dict[Node, Marker]:
-        """When each node (package table) is installed, as a fixpoint over the graph."""
-        reach: dict[Node, Marker] = {}
+    # -- members asking for extras ------------------------------------------------------
+
+    def member_edges(
+        self, package: Package
+    ) -> dict[Table, dict[PackageId, dict[str | None, Marker]]]:
+        """A member's locked edges, with the extras its own requirements ask for added
+        where the locked target defines them and the edge lacks them.
+
+        uv reads the metadata of one wheel; when that wheel lacks an extra other wheels of
+        the version define (openmm's ``cuda12``), uv drops the extra from the member's
+        edge. Everything else about a member's edges is kept as locked."""
+        tables = self.locked_edges(package)
+        for table, by_name in self._member_requests(package).items():
+            for target, activation in tables.get(table, {}).items():
+                for extra, marker in by_name.get(target.name, {}).items():
+                    if target in self.unverified or self._lowered_for(target) is None:
+                        continue  # only what the index's metadata says
+                    if not self._defines_extra(target, extra):
+                        continue
+                    wanted = activation.get(None, Marker.FALSE) & marker
+                    activation[extra] = activation.get(extra, Marker.FALSE) | wanted
+        return tables
+
+    def _member_requests(self, package: Package) -> dict[Table, dict[str, dict[str, Marker]]]:
+        """Table → name → extra → where the member's ``[package.metadata]`` asks for it."""
+        metadata = package.metadata if isinstance(package.metadata, Mapping) else {}
+        by_table: dict[Table, list[str]] = {}
+        provides = metadata.get("provides-extras")
+        if not isinstance(provides, list):
+            provides = list(package.optional_dependencies)
+        for line in _request_lines(metadata.get("requires-dist")):
+            by_table.setdefault(MAIN, []).append(line)
+        groups = metadata.get("requires-dev")
+        for group, entries in groups.items() if isinstance(groups, Mapping) else ():
+            by_table[("group", str(group))] = _request_lines(entries)
+        result: dict[Table, dict[str, dict[str, Marker]]] = {}
+        for source_table, lines in by_table.items():
+            own = tuple(str(e) for e in provides) if source_table == MAIN else ()
+            try:
+                lowered = lower_requirements(
+                    CoreMetadata(
+                        package.name, package.version or "", tuple(lines), None, own, (), "2.3"
+                    )
+                )
+            except ValueError:  # a marker lockfix cannot read: ask for nothing
+                continue
+            for table, requirements in lowered.items():
+                target_table = table if source_table == MAIN else source_table
+                for requirement in requirements:
+                    if (
+                        requirement.name in self.rules.overrides
+                        or requirement.name in self.rules.excludes
+                    ):
+                        continue
+                    extras = result.setdefault(target_table, {}).setdefault(requirement.name, {})
+                    for extra in requirement.extras:
+                        extras[extra] = extras.get(extra, Marker.FALSE) | requirement.marker
+        return result
+
+    def _excess(self, package: Package, reach: Mapping[Node, Marker]) -> list[str] | None:
+        """Where a package whose wheels disagree has locked edges that install more than the
+        picked wheel needs but nothing no wheel declares, and nothing less: one line per
+        such edge. None when the edges miss something, go beyond every wheel, or match."""
+        loose_metadata = self.loose.get(package.id)
+        expected = self.expected_edges(package.id)
+        if loose_metadata is None or expected is None:
+            return None
+        loose = self._activations(
+            package.id, lower_requirements(loose_metadata, self.rules), record=False
+        )
+        actual = self.locked_edges(package)
+        excess: list[str] = []
+        for table in set(expected) | set(actual):
+            here = reach.get((package.id, *table), Marker.FALSE)
+            if here.is_false():
+                if table != MAIN and table in actual:
+                    return None  # an unused extra table: the comparison reports it
+                continue
+            want, have, allowed = (
+                expected.get(table, {}),
+                actual.get(table, {}),
+                loose.get(table, {}),
+            )
+            for target in set(want) | set(have):
+                activation = have.get(target, {})
+                for key in set(want.get(target, {})) | set(activation):
+                    wanted = want.get(target, {}).get(key, Marker.FALSE) & here
+                    locked = activation.get(key, Marker.FALSE) & here
+                    if not (wanted & ~locked).is_false():
+                        return None
+                    if not (locked & ~allowed.get(target, {}).get(key, Marker.FALSE)).is_false():
+                        return None
+                    more = locked & ~wanted
+                    if not more.is_false():
+                        name = target.name + (f"[{key}]" if key else "")
+                        where = self._edge_marker(more, here)
+                        excess.append(f"{name} where {where}" if str(where) else name)
+        return sorted(excess) or None
+
+    def reachability(
+        self, start: Mapping[Node, Marker] | None = None, changed: Iterable[PackageId] = ()
+    ) -> dict[Node, Marker]:
+        """When each node (package table) is installed, as a fixpoint over the graph.
+
+        ``start``: a fixpoint already reached, to grow from after the edges of ``changed``
+        packages grew (only their reached tables are walked again)."""
+        reach: dict[Node, Marker] = dict(start or {})
         edges_cache: dict[PackageId, dict[Table, dict[PackageId, dict[str | None, Marker]]]] = {}
         queue: deque[Node] = deque()
         queued: set[Node] = set()
@@ -498,7 +634,11 @@ class Planner:
                     queued.add(node)
                     queue.append(node)
 
-        for member in self.lock.members:
+        if start is not None:
+            again = set(changed)
+            queue.extend(node for node in reach if node[0] in again)
+            queued.update(queue)
+        for member in self.lock.members if start is None else ():
             grow((member.id, None, None), self.root)
             for extra in member.optional_dependencies:
                 grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
@@ -595,8 +735,20 @@ class Planner:
         )
 
     def plan(self) -> Plan:
+        self.tolerated = {}
         reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
+        if not pending and self.loose:
+            # Wheels that disagree, where the lock installs only more than needed: keep
+            # those packages' edges, and follow them (they may reach more).
+            for package in self.lock.packages:
+                if package.id in self.loose and package.id not in self.unverified:
+                    excess = self._excess(package, reach)
+                    if excess:
+                        self.tolerated[package.id] = excess
+            if self.tolerated:
+                reach = self.reachability(reach, self.tolerated)
+                pending = [m for m in self._missing(reach) if m.name not in self.added]
         findings: list[Finding] = []
         edits: dict[PackageId, PackagePlan] = {}
         verified = 0
@@ -625,10 +777,17 @@ class Planner:
             if expected is None:
                 continue
             verified += 1
+            if package.id in self.tolerated:
+                continue
             actual = self.locked_edges(package)
             plan = self._compare(package.id, expected, actual, reach, final_names, findings)
             if plan.tables or plan.removed_tables:
                 edits[package.id] = plan
+
+        for member in self.lock.members:
+            plan = self._compare_member(member, reach, final_names, findings)
+            if plan.tables:
+                edits[member.id] = plan
 
         added_edges: dict[PackageId, dict[Table, list[Dependency]]] = {}
         for added in self.added.values():
@@ -646,6 +805,7 @@ class Planner:
                     "missing-package",
                     f"{added.id.name} {added.id.version} is required but not in the lock",
                     fix=f"add {added.id.name} {added.id.version} from {added.id.source.location}",
+                    harm="less",
                 )
             )
         for package_id in removed:
@@ -678,7 +838,52 @@ class Planner:
             dict(self.unverified),
             verified,
             set(self.failed),
+            dict(self.tolerated),
         )
+
+    def _compare_member(
+        self,
+        member: Package,
+        reach: Mapping[Node, Marker],
+        final_names: Mapping[str, int],
+        findings: list[Finding],
+    ) -> PackagePlan:
+        """A member's edges that lack an extra its requirements ask for (see
+        :meth:`member_edges`); every other difference is left alone."""
+        plan = PackagePlan()
+        wanted_tables = self.member_edges(member)
+        actual = self.locked_edges(member)
+        for table, want in wanted_tables.items():
+            have = actual.get(table, {})
+            here = reach.get((member.id, *table), Marker.FALSE)
+            if want == have or here.is_false():
+                continue
+            where = "" if table == MAIN else f" [{table[1]}]"
+            changed = False
+            for target in sorted(want, key=lambda t: t.sort_key()):
+                for extra in sorted(k for k in want[target] if k is not None):
+                    lacking = want[target][extra] & ~have.get(target, {}).get(extra, Marker.FALSE)
+                    if (lacking & here).is_false():
+                        continue
+                    changed = True
+                    findings.append(
+                        Finding(
+                            member.id,
+                            "missing-extra",
+                            f"{member.name}{where}: asks for {target.name}[{extra}], but its "
+                            f"locked edge to {target.name} {target.version} lacks the extra, "
+                            "which the index's metadata defines",
+                            target=target.name,
+                            requirement=f"{target.name}[{extra}]",
+                            fix=f'add extra = ["{extra}"] to the edge to {target.name}',
+                            harm="less",
+                        )
+                    )
+            if changed:
+                plan.tables[table] = self._write_edges(
+                    want, here, final_names, keep=have, package=member, table=table
+                )
+        return plan
 
     @staticmethod
     def _wheel_reachable(filename: str, here: Marker) -> bool:
@@ -767,6 +972,7 @@ class Planner:
                 target=name,
                 requirement=requirement,
                 fix=f"add {edge}",
+                harm="less",
             )
         if not wanted:
             return Finding(
@@ -775,6 +981,7 @@ class Planner:
                 f"{label}: dependency on {name} is not declared by the index",
                 target=name,
                 fix=f"remove edge to {name}",
+                harm="more",
             )
         differences = []
         if wanted.get(None) != present.get(None):
@@ -806,6 +1013,7 @@ class Planner:
             target=name,
             requirement=requirement,
             fix=f"rewrite the edge to {name}",
+            harm="less" if _misses(wanted, present) else "more",
         )
 
     def _declared_text(
@@ -883,6 +1091,33 @@ class Planner:
                     )
                 )
         return edges
+
+
+def _misses(wanted: Mapping[str | None, Marker], present: Mapping[str | None, Marker]) -> bool:
+    """Whether a locked edge is missing somewhere the metadata wants it (or lacks an extra
+    there)."""
+    return any(
+        not (marker & ~present.get(key, Marker.FALSE)).is_false() for key, marker in wanted.items()
+    )
+
+
+def _request_lines(entries: object) -> list[str]:
+    """Requirement lines for the entries of a member's ``[package.metadata]`` that ask for
+    extras (name, extras and marker; the version does not matter here)."""
+    lines = []
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        name, extras, marker = entry.get("name"), entry.get("extras"), entry.get("marker")
+        if not isinstance(name, str) or not isinstance(extras, list) or not extras:
+            continue
+        if not all(isinstance(e, str) for e in extras):
+            continue
+        line = f"{name}[{','.join(extras)}]"
+        if isinstance(marker, str) and marker:
+            line += f" ; {marker}"
+        lines.append(line)
+    return lines
 
 
 def _show(activation: Mapping[str | None, Marker]) -> str:

@@ -81,6 +81,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "target": finding.target,
         "requirement": finding.requirement,
         "fix": finding.fix,
+        "harm": finding.harm,
     }
 
 

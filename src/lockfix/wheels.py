@@ -36,7 +36,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from lockfix.lockfile import PackageId
 from lockfix.markers import InvalidMarker, Marker
 from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan, Planner
+from lockfix.planner import Finding, Plan
 from lockfix.requirements import parse_requirement, requirement_marker, unreadable_lines
 from lockfix.tags import platform_environments
 
@@ -45,7 +45,7 @@ __all__ = [
     "MergedMetadata",
     "WheelGroup",
     "installer_choice",
-    "member_extra_findings",
+    "loose_metadata",
     "merge_wheel_metadata",
     "promote_disagreements",
     "wheel_selections",
@@ -160,6 +160,8 @@ def _python_rank(interpreter: str, abi: str, any_platform: bool, cell: Cell) -> 
             return None
         if abi == "none":
             return 200 if any_platform else 2
+        if abi.endswith("t"):  # free-threaded build (cp313t): markers cannot select it
+            return None
         return 0
     match = _PY.match(interpreter)
     if match and abi == "none":
@@ -388,6 +390,21 @@ def merge_wheel_metadata(
     return MergedMetadata(_merge(first, groups), groups)
 
 
+def loose_metadata(metadatas: Sequence[CoreMetadata]) -> CoreMetadata | None:
+    """Every requirement some wheel declares, each with its own marker, whichever wheel is
+    picked: what a lock may install without installing anything no wheel asks for.
+    None when the wheels agree."""
+    if len({_key(m) for m in metadatas}) < 2:
+        return None
+    lines: dict[str, None] = {}
+    extras: dict[str, str] = {}
+    for metadata in metadatas:
+        lines.update(dict.fromkeys(metadata.requires_dist))
+        for extra in metadata.provides_extra:
+            extras.setdefault(canonicalize_name(extra), extra)
+    return replace(metadatas[0], requires_dist=tuple(lines), provides_extra=tuple(extras.values()))
+
+
 def _simplify(selection: Marker, care: Marker) -> Marker:
     """A short marker that agrees with ``selection`` wherever some locked wheel fits."""
     if care.is_true():
@@ -457,55 +474,50 @@ def disagreement(package_id: PackageId, merged: MergedMetadata) -> Finding:
     )
 
 
-def promote_disagreements(
-    plan: Plan, warnings: list[Finding], planner: Planner | None = None
-) -> None:
-    """A ``wheels-disagree`` warning becomes a finding when the lock's edges of that
-    package do not already match the merged view (the plan found something wrong).
+def promote_disagreements(plan: Plan, warnings: list[Finding]) -> None:
+    """Rank each ``wheels-disagree`` warning by the harm the lock does (``harm``).
 
-    With the planner, also report members whose edge lost an extra that only some wheels
-    provide (lockfix keeps a member's edges as locked, so it cannot add it back)."""
+    ``less``: the lock installs less than the wheel picked somewhere needs (a finding of
+    the package that misses something, or a member's edge that lacks an extra the package
+    defines): it becomes a finding. ``more``: the lock only installs, besides what the
+    picked wheel needs, what another wheel of the package declares (the planner kept
+    those edges): it stays a warning. Otherwise it becomes a finding when the package has
+    findings and stays a warning (no harm) when its edges already match.
+    """
+    short: dict[PackageId, list[str]] = {}
+    edges: dict[str, list[str]] = {}  # target name → members whose edge lacks an extra
+    for finding in plan.findings:
+        if finding.harm != "less" or finding.kind == "wheels-disagree":
+            continue
+        if finding.kind == "missing-extra" and finding.target:
+            edges.setdefault(finding.target, []).append(f"the edge of {finding.package.name}")
+        else:
+            short.setdefault(finding.package, []).append(finding.target or finding.kind)
     wrong = {f.package for f in plan.findings}
-    disagreeing = {f.package for f in warnings if f.kind == "wheels-disagree"}
-    if planner is not None:
-        plan.findings.extend(member_extra_findings(planner, disagreeing))
     for finding in list(warnings):
-        if finding.kind == "wheels-disagree" and finding.package in wrong:
+        if finding.kind != "wheels-disagree":
+            continue
+        package_id = finding.package
+        reasons = short.get(package_id, []) + edges.get(package_id.name, [])
+        if reasons:
+            missing = ", ".join(dict.fromkeys(reasons))
+            warnings.remove(finding)
+            plan.findings.append(
+                replace(
+                    finding,
+                    harm="less",
+                    message=f"{finding.message} — the lock installs less than a picked wheel "
+                    f"needs: {missing}",
+                )
+            )
+        elif package_id in plan.excess:
+            excess = "; ".join(plan.excess[package_id])
+            warnings[warnings.index(finding)] = replace(
+                finding,
+                harm="more",
+                message=f"{finding.message} — the lock installs more than the picked wheel "
+                f"needs, only what another wheel declares ({excess}); kept as locked",
+            )
+        elif package_id in wrong:
             warnings.remove(finding)
             plan.findings.append(finding)
-
-
-def member_extra_findings(planner: Planner, disagreeing: set[PackageId]) -> list[Finding]:
-    """Members that ask for ``pkg[x]`` where only some wheels of the locked ``pkg`` provide
-    ``x`` and the member's locked edge lacks it (uv read a wheel without the extra)."""
-    findings = []
-    by_name = {p.name: p for p in disagreeing}
-    for member in planner.lock.members:
-        requested = member.metadata.get("requires-dist", ()) if member.metadata else ()
-        for entry in requested:
-            name = canonicalize_name(str(entry.get("name", "")))
-            package_id = by_name.get(name)
-            metadata = planner.metadata.get(package_id) if package_id else None
-            if package_id is None or metadata is None:
-                continue
-            provided = {canonicalize_name(e) for e in metadata.provides_extra}
-            wanted = {canonicalize_name(e) for e in entry.get("extras", ())} & provided
-            locked = {
-                canonicalize_name(extra)
-                for _, _, dep in member.edges()
-                if dep.name == name
-                for extra in dep.extras
-            }
-            for extra in sorted(wanted - locked):
-                findings.append(
-                    Finding(
-                        member.id,
-                        "wheels-disagree",
-                        f"{member.name} asks for {name}[{extra}], but its locked edge to "
-                        f"{name} {package_id.version} lacks the extra: only some wheels "
-                        f"provide it and uv read one that does not. lockfix keeps a "
-                        f"member's edges as locked; require what [{extra}] brings directly",
-                        target=name,
-                    )
-                )
-    return findings

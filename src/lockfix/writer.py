@@ -26,6 +26,8 @@ from lockfix.lockfile import (
 from lockfix.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
 
 INDENT = "    "
+EXTRAS_HEADER = "[package.optional-dependencies]"
+GROUPS_HEADER = "[package.dev-dependencies]"
 _KEY_LINE = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\") = ")
 
 
@@ -152,18 +154,27 @@ def rewrite_block(block: str, edit: PackagePlan) -> str:
             segments.insert(keys.index(anchor) + 1 if anchor in keys else len(segments), [new])
         main_lines = [line for s in segments for line in s]
 
-    extra_edits = {t[1]: deps for t, deps in edit.tables.items() if t[0] == "extra"}
-    extra_removed = {t[1] for t in edit.removed_tables if t[0] == "extra"}
     out = main_lines
-    header = "[package.optional-dependencies]"
-    has_section = any(name == header for name, _ in sections[1:])
-    if (extra_edits or extra_removed) and not has_section:
-        sections.insert(1, (header, [header + "\n"]))
+    edits: dict[str, tuple[dict[str | None, list[Dependency]], set[str | None]]] = {}
+    for kind, header in (("extra", EXTRAS_HEADER), ("group", GROUPS_HEADER)):
+        changed = {t[1]: deps for t, deps in edit.tables.items() if t[0] == kind}
+        removed = {t[1] for t in edit.removed_tables if t[0] == kind}
+        if changed or removed:
+            edits[header] = (changed, removed)
+    if EXTRAS_HEADER in edits and not any(name == EXTRAS_HEADER for name, _ in sections[1:]):
+        sections.insert(1, (EXTRAS_HEADER, [EXTRAS_HEADER + "\n"]))
+    if GROUPS_HEADER in edits and not any(name == GROUPS_HEADER for name, _ in sections[1:]):
+        # a member's groups: after the extras, before its metadata
+        at = 1 + sum(1 for name, _ in sections[1:] if name == EXTRAS_HEADER)
+        sections.insert(at, (GROUPS_HEADER, [GROUPS_HEADER + "\n"]))
     for name, section_lines in sections[1:]:
-        if name == header and (extra_edits or extra_removed):
-            section_lines = _rewrite_extras(section_lines, extra_edits, extra_removed)
+        if name in edits:
+            gap = bool(section_lines) and not section_lines[-1].strip()
+            section_lines = _rewrite_extras(section_lines, *edits[name])
             while section_lines and out and not out[-1].strip():
                 out.pop()  # the rewritten section brings its own blank line (found by fuzzing)
+            if gap and section_lines:
+                section_lines.append("\n")  # before the section that follows
         out += section_lines
     text = "".join(out)
     return text + "".join(trailing)
