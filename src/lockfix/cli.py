@@ -176,7 +176,12 @@ def _verbose(analysis: Analysis) -> None:
 
 def _analyze(path: Path, run: RunOptions) -> Analysis:
     from lockfix import _shard
+    from lockfix.settings import SettingsError, check_environment
 
+    try:
+        check_environment()
+    except SettingsError as error:
+        raise InputError(str(error)) from None
     text = read_lock_text(path)
     # Without fork, a new interpreter is started first, so that its start-up overlaps ours;
     # start_shard gives it work, or it is ended unused.
@@ -249,20 +254,20 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
 
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
-    if run.no_cache or run.offline or run.verbose:
-        return None, None
-    from lockfix.verdicts import VerdictCache, verdict_key
+    from lockfix.verdicts import VerdictCache, reusable, verdict_key
 
+    if run.no_cache or run.offline or run.verbose or not reusable():
+        return None, None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        data = path.read_bytes()
+    except OSError:
         return None, None
     options = {
         "format": run.output_format,
         "single_wheel": run.single_wheel,
         "concurrency": run.concurrency,
     }
-    key = verdict_key(text, path.resolve().parent, options)
+    key = verdict_key(data, str(path), path.resolve().parent, options)
     return VerdictCache(_cache_root(run)), key
 
 
