@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -232,11 +233,24 @@ def test_cache_info_and_clean(case: Case, tmp_path: Path) -> None:
     assert f"cache: {cache}" in info.stdout
     entries = int(re.search(r"metadata entries: (\d+)", info.stdout).group(1))  # type: ignore[union-attr]
     assert entries >= len(parse_lock(case.reference).packages) - 1
-    (cache / "keep-me.txt").write_text("not lockfix's")
+    # files of the user's that merely start like lockfix's entries are left alone
+    theirs = ["keep-me.txt", "metadata-vault.txt", "pages-visited", "uv-version-vintage.json"]
+    for name in theirs:
+        (cache / name).write_text("not lockfix's")
+    (cache / "verdicts-vote").mkdir()
+    (cache / "verdicts-vote" / "ballot.txt").write_text("not lockfix's")
+    # lockfix's own, from this layout and earlier ones
+    (cache / "metadata-v1" / "ab").mkdir(parents=True)
+    (cache / "metadata-v1" / "ab" / ("ab" * 32)).write_text("{}")
+    for name in ("pages-v1.db", "pages-v1.db-wal", "metadata-v2.damaged", "uv-version-v1.json"):
+        (cache / name).write_bytes(b"old")
     clean = run(case, "cache", "clean", "--cache-dir", str(cache), cwd=project)
     assert clean.returncode == 0, clean.stderr
-    assert sorted(p.name for p in cache.iterdir()) == ["keep-me.txt"]
-    (cache / "keep-me.txt").unlink()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*theirs, "verdicts-vote"])
+    assert (cache / "verdicts-vote" / "ballot.txt").read_text() == "not lockfix's"
+    for name in theirs:
+        (cache / name).unlink()
+    shutil.rmtree(cache / "verdicts-vote")
     run(case, "cache", "clean", cwd=project, env=env)
     assert not cache.exists()
     empty = run(case, "cache", "info", cwd=project, env=env)

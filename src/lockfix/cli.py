@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -517,17 +518,21 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-_CACHE_PREFIXES = ("metadata-v", "pages-v", "verdicts-v", "uv-version-v")
+# The names lockfix gives its entries, in this cache layout and the earlier ones (any
+# version number): folders, SQLite files and their journals, a set-aside damaged database,
+# the uv version memo and its temporary file.
+_CACHE_ENTRY = re.compile(
+    r"(?:metadata|pages|verdicts)-v\d+"
+    r"|(?:metadata|pages)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
+    r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
+)
 
 
 def _cache_entries(root: Path) -> list[Path]:
-    """What lockfix itself keeps in the cache folder (anything else there is left alone).
-
-    Matched by prefix, so that entries of older cache layouts are found and cleaned too.
-    """
+    """What lockfix itself keeps in the cache folder (anything else there is left alone)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(_CACHE_PREFIXES))
+    return sorted(p for p in root.iterdir() if _CACHE_ENTRY.fullmatch(p.name))
 
 
 def _files(entry: Path) -> list[Path]:
