@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.server import Fault
-from fixtures.uvrun import uv_bin
+from fixtures.builder import build_scenario
+from fixtures.server import Fault, IndexServer
+from fixtures.uvrun import run_uv, uv_bin
 from lockfix.lockfile import parse_lock
 from test_torch_e2e import NEW, OLD, Case
 
@@ -343,3 +344,68 @@ def test_unusable_tls_settings_are_one_line_and_need_the_network_first(
     assert filled.returncode == 1, filled.stderr
     cached = run(case, "check", cwd=project, env=bad)
     assert cached.returncode == 1 and cached.stdout == filled.stdout, cached.stderr
+
+
+OSC = "\x1b]0;pwned\x07"  # sets a terminal's title; any escape sequence would do
+
+
+def test_escape_sequences_from_an_index_are_shown_escaped(tmp_path: Path) -> None:
+    """An index whose metadata declares a requirement with an OSC sequence in a marker
+    string: text, github, -v and explain output show it escaped, never raw."""
+    scenario = {
+        "indexes": [
+            {
+                "name": "reg",
+                "packages": [
+                    {
+                        "name": "host",
+                        "version": "1.0",
+                        "requires-dist": [f'guest; platform_machine == "{OSC}"'],
+                    },
+                    {"name": "guest", "version": "1.0"},
+                ],
+            }
+        ]
+    }
+    built = build_scenario(scenario, tmp_path / "build")
+    with IndexServer(built) as server:
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+            'dependencies = ["host"]\n\n[tool.uv]\npackage = false\n\n'
+            f'[[tool.uv.index]]\nname = "reg"\nurl = "{server.index_url("reg")}"\n'
+            "default = true\n"
+        )
+        run_uv(NEW, ["lock"], project, tmp_path / "uv")
+        lock = project / "uv.lock"
+        text = lock.read_text()
+        edge = re.search(r'\n    \{ name = "guest", marker = "[^\n]*" \},', text)
+        assert edge, text
+        lock.write_text(text.replace(edge.group(), ""))  # the edge the index declares: gone
+        cache = {"LOCKFIX_CACHE_DIR": str(tmp_path / "cache")}
+        for args in (["check"], ["check", "--format", "github"], ["check", "-v"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "lockfix", *args],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, **cache},
+            )
+            assert result.returncode == 1, result.stderr
+            assert "missing dependency guest" in result.stdout
+            assert "\\x1b]0;pwned\\x07" in result.stdout, result.stdout
+            assert "\x1b" not in result.stdout + result.stderr
+            assert "\x07" not in result.stdout + result.stderr
+        explained = subprocess.run(
+            [sys.executable, "-m", "lockfix", "explain", "host"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, **cache},
+        )
+        assert explained.returncode == 1, explained.stderr
+        assert "\\x1b]0;pwned\\x07" in explained.stdout, explained.stdout
+        assert "\x1b" not in explained.stdout and "\x07" not in explained.stdout

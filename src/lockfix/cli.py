@@ -31,7 +31,9 @@ class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: could not verify {self.format_message()}", err=True)
+        from lockfix.report import printable  # the message may quote what an index sent
+
+        click.echo(printable(f"lockfix: could not verify {self.format_message()}"), err=True)
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -155,7 +157,7 @@ def _progress(run: RunOptions) -> Iterator[Callable[[int, int], None] | None]:
 
 
 def _verbose(analysis: Analysis) -> None:
-    from lockfix.report import index_label, unverified_status
+    from lockfix.report import index_label, printable, unverified_status
 
     plan = analysis.plan
     wrong = {f.package for f in [*plan.findings, *analysis.artifact_findings]}
@@ -166,11 +168,12 @@ def _verbose(analysis: Analysis) -> None:
         if package.id in plan.unverified:
             status = unverified_status(plan, package.id)
             verdict = "skipped" if status == "skipped" else "not verified"
-            click.echo(f"lockfix: {verdict}: {label}: {plan.unverified[package.id]}", err=True)
+            line = f"lockfix: {verdict}: {label}: {plan.unverified[package.id]}"
         elif package.id in wrong:
-            click.echo(f"lockfix: wrong: {label}", err=True)
+            line = f"lockfix: wrong: {label}"
         else:
-            click.echo(f"lockfix: verified: {label}", err=True)
+            line = f"lockfix: verified: {label}"
+        click.echo(printable(line), err=True)
     shared = " (in 2 processes)" if analysis.processes > 1 else ""
     click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
@@ -394,7 +397,7 @@ def repair(
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
     from lockfix.lockfile import LockError
-    from lockfix.report import github_report, human_report, json_document, unified_diff
+    from lockfix.report import github_report, human_report, json_document, printable, unified_diff
     from lockfix.writer import apply_plan, replace_lock_artifacts
 
     run = RunOptions(**raw)
@@ -443,7 +446,7 @@ def repair(
             from lockfix.artifacts import describe_replacements
 
             lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
-            click.echo("".join(f"{line}\n" for line in lines), nl=False, err=True)
+            click.echo("".join(f"{printable(line)}\n" for line in lines), nl=False, err=True)
         if show_diff and changed:
             color = sys.stdout.isatty()
             click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
