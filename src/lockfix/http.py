@@ -513,11 +513,13 @@ class IndexClient:
         ask for ``identity``); a range read then costs less than half the CPU. The caller
         must close the response."""
         http = self._open_client()
-        current = url
+        current, given = split_credentials(url)
         for _ in range(MAX_REDIRECTS + 1):
             request_headers = dict(headers)
             # Credentials are chosen per hop: an index's credentials never leave its origin.
-            creds = self.credentials.for_url(current)
+            # Those a URL carries itself (a file link, a redirect's Location) are sent to
+            # that URL only, and as a header: the URL is requested without them.
+            creds = given or self.credentials.for_url(current)
             if creds is not None:
                 request_headers["Authorization"] = creds.authorization()
             wire = self._lean_wire(current) if lean else None
@@ -532,7 +534,7 @@ class IndexClient:
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers["location"]
                 await response.aclose()
-                current = urljoin(current, location)
+                current, given = split_credentials(urljoin(current, location))
                 continue
             return response
         raise IndexRequestError("too many redirects", url)
