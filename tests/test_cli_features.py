@@ -258,6 +258,58 @@ def test_cache_info_and_clean(case: Case, tmp_path: Path) -> None:
     assert "does not exist" in empty.stdout
 
 
+def test_offline_answers_from_the_cache_only(case: Case, tmp_path: Path) -> None:
+    """--offline and LOCKFIX_OFFLINE=1: a cold check makes no request at all and cannot
+    verify (exit 3); once the cache holds every page, even stale ones, they answer it."""
+    project = case.project("offline", case.broken)
+    cache = {"LOCKFIX_CACHE_DIR": str(tmp_path / "cache")}
+    forms = ((("--offline",), {}), ((), {"LOCKFIX_OFFLINE": "1"}))
+    for args, env in forms:
+        case.server.reset_log()
+        cold = run(case, "check", *args, cwd=project, env={**cache, **env})
+        assert cold.returncode == 3, cold.stdout + cold.stderr
+        assert "not in the cache" in cold.stdout
+        assert case.server.requests == []
+    # pages stored with a zero TTL are stale from the start
+    warm = run(case, "check", cwd=project, env={**cache, "LOCKFIX_PAGE_TTL": "0"})
+    assert warm.returncode == 1, warm.stderr
+    for args, env in forms:
+        case.server.reset_log()
+        offline = run(case, "check", *args, cwd=project, env={**cache, **env})
+        assert offline.returncode == 1, offline.stderr
+        assert offline.stdout == warm.stdout
+        assert case.server.requests == []
+    online = run(case, "check", cwd=project, env=cache)
+    assert online.returncode == 1 and case.server.requests  # stale: asked again
+
+
+def test_repair_output_writes_elsewhere(case: Case) -> None:
+    fixed = case.project("output-in-place", case.broken)
+    assert run(case, "repair", cwd=fixed).returncode == 0
+    repaired = (fixed / "uv.lock").read_text()
+    assert repaired != case.broken
+    project = case.project("output", case.broken)
+    result = run(case, "repair", "-o", "out/fixed.lock", cwd=project)
+    assert result.returncode == 2, result.stderr  # the folder out/ does not exist
+    assert "does not exist" in result.stderr
+    assert not (project / "out").exists()
+    (project / "out").mkdir()
+    result = run(case, "repair", "-o", "out/fixed.lock", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "wrote out/fixed.lock" in result.stderr
+    assert (project / "out" / "fixed.lock").read_text() == repaired
+    assert (project / "uv.lock").read_text() == case.broken  # the input is left alone
+    # a lock with nothing to repair is still written where -o says
+    clean = case.project("output-clean", case.reference)
+    copied = run(case, "repair", "--output", "copy.lock", cwd=clean)
+    assert copied.returncode == 0, copied.stderr
+    assert (clean / "copy.lock").read_text() == case.reference
+    dry = run(case, "repair", "--dry-run", "-o", "dry.lock", cwd=project)
+    assert dry.returncode == 0 and not (project / "dry.lock").exists()
+    several = run(case, "repair", "-o", "x.lock", "uv.lock", "uv.lock", cwd=project)
+    assert several.returncode == 2 and "single lock" in several.stderr
+
+
 def on_terminal(case: Case, *args: str, cwd: Path, stream: str) -> tuple[int, str]:
     """Run lockfix with ``stream`` (stdout or stderr) on a pseudo-terminal; the other is
     discarded. Returns the exit code and what reached the terminal."""
