@@ -615,7 +615,12 @@ def test_extra_quantification(
     assert marker.without_extras().evaluate(env) == exists
     assert marker.without_extras().extras() == frozenset()
     only = marker.only_extras()
-    assert only.evaluate({}, extras) is only.evaluate({}, extras)  # needs no environment
+    assert only.evaluate(env, extras) == only.evaluate({}, extras)  # needs no environment
+    # exactly the extras with which some environment takes the marker
+    fixed_here = marker.restrict_extras(extras & set(mentioned), set(mentioned) - extras)
+    assert only.evaluate({}, extras) == (not fixed_here.is_false())
+    if any(oracle(text, sample, extras) for sample, _ in SAMPLE):
+        assert only.evaluate({}, extras)
     assert marker.implies(only)
     if marker.evaluate(env, extras):
         assert only.evaluate({}, extras)
