@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.server import Fault
-from fixtures.uvrun import uv_bin
+from fixtures.builder import build_scenario
+from fixtures.server import Fault, IndexServer
+from fixtures.uvrun import run_uv, uv_bin
 from lockfix.lockfile import parse_lock
 from test_torch_e2e import NEW, OLD, Case
 
@@ -234,15 +236,80 @@ def test_cache_info_and_clean(case: Case, tmp_path: Path) -> None:
     assert f"cache: {cache}" in info.stdout
     entries = int(re.search(r"metadata entries: (\d+)", info.stdout).group(1))  # type: ignore[union-attr]
     assert entries >= len(parse_lock(case.reference).packages) - 1
-    (cache / "keep-me.txt").write_text("not lockfix's")
+    # files of the user's that merely start like lockfix's entries are left alone
+    theirs = ["keep-me.txt", "metadata-vault.txt", "pages-visited", "uv-version-vintage.json"]
+    for name in theirs:
+        (cache / name).write_text("not lockfix's")
+    (cache / "verdicts-vote").mkdir()
+    (cache / "verdicts-vote" / "ballot.txt").write_text("not lockfix's")
+    # lockfix's own, from this layout and earlier ones
+    (cache / "metadata-v1" / "ab").mkdir(parents=True)
+    (cache / "metadata-v1" / "ab" / ("ab" * 32)).write_text("{}")
+    for name in ("pages-v1.db", "pages-v1.db-wal", "metadata-v2.damaged", "uv-version-v1.json"):
+        (cache / name).write_bytes(b"old")
     clean = run(case, "cache", "clean", "--cache-dir", str(cache), cwd=project)
     assert clean.returncode == 0, clean.stderr
-    assert sorted(p.name for p in cache.iterdir()) == ["keep-me.txt"]
-    (cache / "keep-me.txt").unlink()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*theirs, "verdicts-vote"])
+    assert (cache / "verdicts-vote" / "ballot.txt").read_text() == "not lockfix's"
+    for name in theirs:
+        (cache / name).unlink()
+    shutil.rmtree(cache / "verdicts-vote")
     run(case, "cache", "clean", cwd=project, env=env)
     assert not cache.exists()
     empty = run(case, "cache", "info", cwd=project, env=env)
     assert "does not exist" in empty.stdout
+
+
+def test_offline_answers_from_the_cache_only(case: Case, tmp_path: Path) -> None:
+    """--offline and LOCKFIX_OFFLINE=1: a cold check makes no request at all and cannot
+    verify (exit 3); once the cache holds every page, even stale ones, they answer it."""
+    project = case.project("offline", case.broken)
+    cache = {"LOCKFIX_CACHE_DIR": str(tmp_path / "cache")}
+    forms = ((("--offline",), {}), ((), {"LOCKFIX_OFFLINE": "1"}))
+    for args, env in forms:
+        case.server.reset_log()
+        cold = run(case, "check", *args, cwd=project, env={**cache, **env})
+        assert cold.returncode == 3, cold.stdout + cold.stderr
+        assert "not in the cache" in cold.stdout
+        assert case.server.requests == []
+    # pages stored with a zero TTL are stale from the start
+    warm = run(case, "check", cwd=project, env={**cache, "LOCKFIX_PAGE_TTL": "0"})
+    assert warm.returncode == 1, warm.stderr
+    for args, env in forms:
+        case.server.reset_log()
+        offline = run(case, "check", *args, cwd=project, env={**cache, **env})
+        assert offline.returncode == 1, offline.stderr
+        assert offline.stdout == warm.stdout
+        assert case.server.requests == []
+    online = run(case, "check", cwd=project, env=cache)
+    assert online.returncode == 1 and case.server.requests  # stale: asked again
+
+
+def test_repair_output_writes_elsewhere(case: Case) -> None:
+    fixed = case.project("output-in-place", case.broken)
+    assert run(case, "repair", cwd=fixed).returncode == 0
+    repaired = (fixed / "uv.lock").read_text()
+    assert repaired != case.broken
+    project = case.project("output", case.broken)
+    result = run(case, "repair", "-o", "out/fixed.lock", cwd=project)
+    assert result.returncode == 2, result.stderr  # the folder out/ does not exist
+    assert "does not exist" in result.stderr
+    assert not (project / "out").exists()
+    (project / "out").mkdir()
+    result = run(case, "repair", "-o", "out/fixed.lock", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "wrote out/fixed.lock" in result.stderr
+    assert (project / "out" / "fixed.lock").read_text() == repaired
+    assert (project / "uv.lock").read_text() == case.broken  # the input is left alone
+    # a lock with nothing to repair is still written where -o says
+    clean = case.project("output-clean", case.reference)
+    copied = run(case, "repair", "--output", "copy.lock", cwd=clean)
+    assert copied.returncode == 0, copied.stderr
+    assert (clean / "copy.lock").read_text() == case.reference
+    dry = run(case, "repair", "--dry-run", "-o", "dry.lock", cwd=project)
+    assert dry.returncode == 0 and not (project / "dry.lock").exists()
+    several = run(case, "repair", "-o", "x.lock", "uv.lock", "uv.lock", cwd=project)
+    assert several.returncode == 2 and "single lock" in several.stderr
 
 
 def on_terminal(case: Case, *args: str, cwd: Path, stream: str) -> tuple[int, str]:
@@ -331,3 +398,68 @@ def test_unusable_tls_settings_are_one_line_and_need_the_network_first(
     assert filled.returncode == 1, filled.stderr
     cached = run(case, "check", cwd=project, env=bad)
     assert cached.returncode == 1 and cached.stdout == filled.stdout, cached.stderr
+
+
+OSC = "\x1b]0;pwned\x07"  # sets a terminal's title; any escape sequence would do
+
+
+def test_escape_sequences_from_an_index_are_shown_escaped(tmp_path: Path) -> None:
+    """An index whose metadata declares a requirement with an OSC sequence in a marker
+    string: text, github, -v and explain output show it escaped, never raw."""
+    scenario = {
+        "indexes": [
+            {
+                "name": "reg",
+                "packages": [
+                    {
+                        "name": "host",
+                        "version": "1.0",
+                        "requires-dist": [f'guest; platform_machine == "{OSC}"'],
+                    },
+                    {"name": "guest", "version": "1.0"},
+                ],
+            }
+        ]
+    }
+    built = build_scenario(scenario, tmp_path / "build")
+    with IndexServer(built) as server:
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+            'dependencies = ["host"]\n\n[tool.uv]\npackage = false\n\n'
+            f'[[tool.uv.index]]\nname = "reg"\nurl = "{server.index_url("reg")}"\n'
+            "default = true\n"
+        )
+        run_uv(NEW, ["lock"], project, tmp_path / "uv")
+        lock = project / "uv.lock"
+        text = lock.read_text()
+        edge = re.search(r'\n    \{ name = "guest", marker = "[^\n]*" \},', text)
+        assert edge, text
+        lock.write_text(text.replace(edge.group(), ""))  # the edge the index declares: gone
+        cache = {"LOCKFIX_CACHE_DIR": str(tmp_path / "cache")}
+        for args in (["check"], ["check", "--format", "github"], ["check", "-v"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "lockfix", *args],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, **cache},
+            )
+            assert result.returncode == 1, result.stderr
+            assert "missing dependency guest" in result.stdout
+            assert "\\x1b]0;pwned\\x07" in result.stdout, result.stdout
+            assert "\x1b" not in result.stdout + result.stderr
+            assert "\x07" not in result.stdout + result.stderr
+        explained = subprocess.run(
+            [sys.executable, "-m", "lockfix", "explain", "host"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, **cache},
+        )
+        assert explained.returncode == 1, explained.stderr
+        assert "\\x1b]0;pwned\\x07" in explained.stdout, explained.stdout
+        assert "\x1b" not in explained.stdout and "\x07" not in explained.stdout

@@ -414,8 +414,14 @@ def test_parse_filename() -> None:
 
 
 def test_index_file_is_hashable() -> None:
+    """Files are told apart by filename and URL, whatever mapping holds their hashes."""
     f = IndexFile("a-1.0.tar.gz", "https://e/a-1.0.tar.gz", {"sha256": "00"})
-    assert len({f, f}) == 1
+    same = IndexFile("a-1.0.tar.gz", "https://e/a-1.0.tar.gz", {"sha256": "00"})
+    elsewhere = IndexFile("a-1.0.tar.gz", "https://f/a-1.0.tar.gz", {"sha256": "00"})
+    assert f is not same and f == same and hash(f) == hash(same)
+    assert len({f, same}) == 1
+    assert len({f, same, elsewhere}) == 2
+    assert {f: 1}[same] == 1
 
 
 @given(st.text(max_size=300))

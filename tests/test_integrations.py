@@ -7,6 +7,7 @@ fixture index, and runs the real outside tool (pre-commit from PyPI, bash, uv) o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -222,9 +223,14 @@ def test_wheel_installs_as_a_uv_tool(case: Case, tmp_path: Path) -> None:
     reference = case.project("tool-reference", case.reference)
     result = sh(executable, "check", *cache, cwd=reference, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    # the installed tool runs from its own environment, not from this checkout
-    assert str(REPO) not in sh(executable, "--help", cwd=tmp_path).stdout
-    assert (tools / "lockfix").is_dir()
+    # the installed tool runs from its own environment, not from this checkout: Python's
+    # verbose import log names the file each module is loaded from
+    loaded = sh(executable, "--version", cwd=tmp_path, env={"PYTHONVERBOSE": "1"}).stderr
+    sources = set(re.findall(r"(/\S+/lockfix/__init__\.py)\b", loaded))
+    assert sources, loaded[-2000:]
+    for source in sources:
+        assert Path(source).resolve().is_relative_to((tools / "lockfix").resolve()), source
+        assert not Path(source).resolve().is_relative_to(REPO), source
 
 
 @pytest.mark.slow  # ~60 s: pip builds lockfix and installs its dependencies

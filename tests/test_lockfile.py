@@ -8,9 +8,10 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
+from lockfix.collector import IndexFile
 from lockfix.lockfile import Artifact, LockError, parse_lock, split_blocks
-from lockfix.planner import Plan
-from lockfix.writer import apply_plan, format_upload_time
+from lockfix.planner import MAIN, PackagePlan, Plan
+from lockfix.writer import apply_plan, format_upload_time, replace_lock_artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_LOCKS = sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock"))
@@ -66,6 +67,56 @@ def test_split_blocks_is_lossless_with_crlf() -> None:
 
 
 GOOD = FIXTURE_LOCKS[0].read_text() if FIXTURE_LOCKS else ""
+TORCH_GROUPS = REPO / "fixtures" / "locks" / "torch_groups" / "reference.uv.lock"
+
+
+def _stray_line_breaks(text: str, newline: str, other: str) -> str:
+    """``text`` with ``newline`` line breaks, except ``other`` on the header's first line,
+    on jinja2's name line (a block before the edited one) and on the last line."""
+    lines = text.splitlines()
+    stray = {0, lines.index('name = "jinja2"'), len(lines) - 1}
+    return "".join(line + (other if i in stray else newline) for i, line in enumerate(lines))
+
+
+@pytest.mark.parametrize(("newline", "other"), [("\n", "\r\n"), ("\r\n", "\n")])
+def test_a_stray_line_break_style_changes_only_the_rewritten_block(
+    newline: str, other: str
+) -> None:
+    text = _stray_line_breaks(TORCH_GROUPS.read_text(), newline, other)
+    lock = parse_lock(text)
+    assert lock.newline == newline
+    cusolver = next(p for p in lock.packages if p.name == "nvidia-cusolver-cu12")
+    kept = list(cusolver.dependencies[1:])
+    plan = Plan([], {cusolver.id: PackagePlan(tables={MAIN: kept})}, [], {}, [], [], {}, 0)
+    new = parse_lock(apply_plan(lock, plan))
+    assert len(new.blocks) == len(lock.blocks)
+    for index, (old_block, new_block) in enumerate(zip(lock.blocks, new.blocks, strict=True)):
+        if index == cusolver.block:
+            assert new_block != old_block
+            assert new_block.count("\n") == new_block.count(newline), repr(new_block)
+        else:
+            assert new_block == old_block, index  # every byte, the stray line break too
+    assert list(next(p for p in new.packages if p.id == cusolver.id).dependencies) == kept
+
+
+@pytest.mark.parametrize(("newline", "other"), [("\n", "\r\n"), ("\r\n", "\n")])
+def test_replaced_artifacts_change_only_their_block(newline: str, other: str) -> None:
+    text = _stray_line_breaks(TORCH_GROUPS.read_text(), newline, other)
+    lock = parse_lock(text)
+    filelock = next(p for p in lock.packages if p.name == "filelock")
+    wheel = IndexFile(
+        "filelock-3.18.0-py3-none-any.whl",
+        "http://127.0.0.1:8765/pypi/files/filelock-3.18.0-py3-none-any.whl",
+        {"sha256": "1" * 64},
+        size=10,
+    )
+    new = parse_lock(replace_lock_artifacts(text, {filelock.id: [wheel]}))
+    for index, (old_block, new_block) in enumerate(zip(lock.blocks, new.blocks, strict=True)):
+        if index == filelock.block:
+            assert "1" * 64 in new_block
+            assert new_block.count("\n") == new_block.count(newline), repr(new_block)
+        else:
+            assert new_block == old_block, index
 
 
 @pytest.mark.parametrize(

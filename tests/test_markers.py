@@ -76,33 +76,41 @@ def test_real_lock_mostly_identical_to_uv() -> None:
 
 NEMO = REAL_LOCKS / "NVIDIA-NeMo__RL" / "uv.lock"
 
-_TIMING_SCRIPT = """
-import sys, time, tomllib
+_WORK_SCRIPT = """
+import cProfile, pstats, sys
 sys.path[:0] = [{tests!r}]
 from test_markers import lock_markers
 from lockfix.markers import Marker
 strings = lock_markers(__import__("pathlib").Path({lock!r}))
-start = time.perf_counter()
+parsing = cProfile.Profile()
+parsing.enable()
 for s in strings:
     Marker.parse(s)
-parsed = time.perf_counter()
+parsing.disable()
+printing = cProfile.Profile()
+printing.enable()
 texts = {{s: str(Marker.parse(s)) for s in sorted(strings, reverse=True)}}
-printed = time.perf_counter()
-print(len(strings), parsed - start, printed - parsed)
+printing.disable()
+calls = [pstats.Stats(p).total_calls for p in (parsing, printing)]
+print(len(strings), sum(map(len, strings)), *calls)
 print(repr(texts))
 """
 
 
 @pytest.mark.skipif(not NEMO.exists(), reason="real locks not available")
-def test_nemo_parse_timing_cold_process() -> None:
-    script = _TIMING_SCRIPT.format(tests=str(Path(__file__).parent), lock=str(NEMO))
+def test_nemo_parse_and_print_work_in_a_cold_process() -> None:
+    """The work of parsing and printing a real lock's markers, counted in Python function
+    calls (the same on any machine, under any load), stays near what it was when this was
+    written: 2.3 calls per character of marker text for parsing, 8.7 for printing. (The
+    memo of the decision diagrams' AND/OR, turned off, costs parsing 3.4.)"""
+    script = _WORK_SCRIPT.format(tests=str(Path(__file__).parent), lock=str(NEMO))
     first, second = subprocess.run(
         [sys.executable, "-c", script], check=True, capture_output=True, text=True
     ).stdout.splitlines()
-    count, parse_s, print_s = (float(x) for x in first.split())
+    count, characters, parse_calls, print_calls = (int(x) for x in first.split())
     assert count > 100
-    assert parse_s < 0.5
-    assert print_s < 2.0
+    assert parse_calls < 3 * characters, (parse_calls, characters)
+    assert print_calls < 12 * characters, (print_calls, characters)
     # Printing depends only on meaning, not on what else the process computed before.
     texts = ast.literal_eval(second)
     assert texts == {s: str(Marker.parse(s)) for s in texts}
@@ -623,7 +631,12 @@ def test_extra_quantification(
     assert marker.without_extras().evaluate(env) == exists
     assert marker.without_extras().extras() == frozenset()
     only = marker.only_extras()
-    assert only.evaluate({}, extras) is only.evaluate({}, extras)  # needs no environment
+    assert only.evaluate(env, extras) == only.evaluate({}, extras)  # needs no environment
+    # exactly the extras with which some environment takes the marker
+    fixed_here = marker.restrict_extras(extras & set(mentioned), set(mentioned) - extras)
+    assert only.evaluate({}, extras) == (not fixed_here.is_false())
+    if any(oracle(text, sample, extras) for sample, _ in SAMPLE):
+        assert only.evaluate({}, extras)
     assert marker.implies(only)
     if marker.evaluate(env, extras):
         assert only.evaluate({}, extras)

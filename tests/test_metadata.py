@@ -10,6 +10,8 @@ import re
 import shutil
 import sqlite3
 import struct
+import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import asdict
@@ -19,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockfix import _zip, metadata
+from lockfix import _zip, cache, metadata
 from lockfix.cache import MetadataCache
 from lockfix.metadata import (
     CoreMetadata,
@@ -245,6 +247,50 @@ def test_metadata_cache_survives_a_damaged_or_removed_database(tmp_path: Path) -
     gone.put("ab" * 32, md)
     gone.close()
     assert MetadataCache(tmp_path / "c").get("ab" * 32) == md
+
+
+_HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.parametrize("connected", [False, True], ids=["locked-first", "locked-later"])
+def test_a_database_another_process_keeps_locked_is_skipped_not_discarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, connected: bool
+) -> None:
+    monkeypatch.setattr(cache, "BUSY_TIMEOUT", 0.2, raising=False)
+    md = parse_core_metadata(TORCH_LIKE)
+    first = MetadataCache(tmp_path)
+    first.put("ab" * 32, md)
+    first.put("cd" * 32, md)
+    first.close()
+    busy = MetadataCache(tmp_path)
+    if connected:
+        assert busy.get("cd" * 32) == md
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(busy.database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        assert busy.get("ab" * 32) is None  # waited, then went on without the cache
+        busy.put("ef" * 32, md)
+        busy.close()  # the write is dropped, not forced
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata-v2.sqlite"]
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
+    assert busy.get("ab" * 32) is None  # not tried again in this run
+    healthy = MetadataCache(tmp_path)
+    assert healthy.get("ab" * 32) == md and healthy.entries() == 2
+    healthy.close()
 
 
 # --- finding METADATA without parsing the whole central directory ----------------------

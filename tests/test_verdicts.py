@@ -30,10 +30,10 @@ def project(tmp_path_factory: pytest.TempPathFactory):
         yield directory, server
 
 
-def check(
+def lockfix(
     directory: Path, cache: Path, *args: str, python_flags: tuple[str, ...] = (), **env: str
 ) -> subprocess.CompletedProcess[str]:
-    command = ["-m", "lockfix", "check", "uv.lock", *args, "--cache-dir", str(cache)]
+    command = ["-m", "lockfix", *args, "--cache-dir", str(cache)]
     return subprocess.run(
         [sys.executable, *python_flags, *command],
         cwd=directory,
@@ -42,6 +42,19 @@ def check(
         timeout=120,
         env={**os.environ, **env},
     )
+
+
+def check(
+    directory: Path, cache: Path, *args: str, python_flags: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    return lockfix(directory, cache, "check", "uv.lock", *args, python_flags=python_flags, **env)
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    target.mkdir(parents=True)
+    for name in ("uv.lock", "pyproject.toml"):
+        shutil.copy2(source / name, target / name)
+    return target
 
 
 def test_a_clean_verdict_is_reused_without_any_request(project, tmp_path: Path) -> None:
@@ -74,6 +87,83 @@ def test_pages_without_freshness_and_a_zero_ttl_keep_nothing(project, tmp_path: 
     server.reset_log()
     assert check(directory, tmp_path, LOCKFIX_PAGE_TTL="0").returncode == 0
     assert server.requests, "with a zero TTL every run asks the index again"
+
+
+def test_a_zero_ttl_revalidates_pages_an_earlier_run_kept(project, tmp_path: Path) -> None:
+    """Pages stored by a run with the default TTL are fresh for 600 s; LOCKFIX_PAGE_TTL=0
+    still asks the index for each, and never answers from a stored verdict."""
+    directory, server = project
+    assert check(directory, tmp_path).returncode == 0
+    server.reset_log()
+    assert check(directory, tmp_path).returncode == 0
+    assert server.requests == []  # the default run's verdict and pages are fresh
+    for _ in range(2):  # the second run shows the first stored no verdict either
+        server.reset_log()
+        again = check(directory, tmp_path, LOCKFIX_PAGE_TTL="0")
+        assert again.returncode == 0, again.stderr
+        assert server.page_requests("reg"), "LOCKFIX_PAGE_TTL=0 must revalidate every page"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOCKFIX_PAGE_TTL", "nan"),
+        ("LOCKFIX_PAGE_TTL", "-5"),
+        ("LOCKFIX_PAGE_TTL", "inf"),
+        ("LOCKFIX_PAGE_TTL", "soon"),
+        ("LOCKFIX_PROCESSES", "7"),
+    ],
+)
+def test_a_wrong_lockfix_value_is_an_input_error(
+    project, tmp_path: Path, variable: str, value: str
+) -> None:
+    directory, server = project
+    lock = copy_project(directory, tmp_path / "project") / "uv.lock"
+    before = lock.read_bytes()
+    assert check(lock.parent, tmp_path / "cache").returncode == 0  # a verdict is stored
+    server.reset_log()
+    for args in (("check", "uv.lock"), ("check", "uv.lock", "--format", "json"), ("repair",)):
+        bad = lockfix(lock.parent, tmp_path / "cache", *args, **{variable: value})
+        assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
+        assert bad.stderr.count("\n") == 1 and f"{variable} must be" in bad.stderr, bad.stderr
+        assert f"{value!r}" in bad.stderr and "Traceback" not in bad.stderr
+        assert bad.stdout == ""
+    assert server.requests == []
+    assert lock.read_bytes() == before
+
+
+def test_a_verdict_names_the_lock_it_was_made_for(project, tmp_path: Path) -> None:
+    """Two projects with the same lock and project files: each report names its own lock,
+    whether the verdict is looked up by the entry point or by the command line."""
+    directory, _ = project
+    for name in ("projA", "projB"):
+        copy_project(directory, tmp_path / name)
+    cache = tmp_path / "cache"
+    paths = ["projA/uv.lock", "projB/uv.lock"]
+    both = lockfix(tmp_path, cache, "check", "--format", "json", *paths)
+    assert both.returncode == 0, both.stderr
+    assert [report["path"] for report in json.loads(both.stdout)] == paths
+    for path in reversed(paths):  # each alone: answered from the verdicts above
+        alone = lockfix(tmp_path, cache, "check", "--format", "json", path)
+        assert alone.returncode == 0, alone.stderr
+        assert json.loads(alone.stdout)["path"] == path
+        github = lockfix(tmp_path, cache, "check", "--format", "github", path)
+        assert github.returncode == 0, github.stderr
+
+
+@pytest.mark.parametrize("form", [[], ["--single-wheel"]])  # entry point; command line
+def test_a_verdict_is_keyed_by_the_lock_bytes(project, tmp_path: Path, form: list[str]) -> None:
+    """A lock with CR line breaks only is not TOML: the verdict on its LF twin must not
+    answer for it."""
+    directory, _ = project
+    lock = copy_project(directory, tmp_path / "project") / "uv.lock"
+    lf = lock.read_bytes()
+    assert b"\r" not in lf
+    assert check(lock.parent, tmp_path / "cache", *form).returncode == 0
+    lock.write_bytes(lf.replace(b"\n", b"\r"))
+    cr = check(lock.parent, tmp_path / "cache", *form)
+    assert cr.returncode == 2, cr.stdout + cr.stderr
+    assert cr.stdout == ""
 
 
 def _imported(stderr: str) -> set[str]:

@@ -69,24 +69,28 @@ def reused_verdict(argv: list[str]) -> bool:
     parsed = _plain_check(argv)
     if parsed is None:
         return False
+    from lockfix.verdicts import VerdictCache, reusable, verdict_key
+
+    if not reusable():
+        return False
     try:
-        with open(parsed["path"], encoding="utf-8") as stream:
-            text = stream.read()
-    except (OSError, UnicodeDecodeError):
+        with open(parsed["path"], "rb") as stream:
+            data = stream.read()
+    except OSError:
         return False  # the CLI reports it
     root = parsed["cache_dir"]
     if root is None:
         import platformdirs
 
         root = platformdirs.user_cache_path("lockfix")
-    from lockfix.verdicts import VerdictCache, verdict_key
 
     options = {
         "format": parsed["format"],
         "single_wheel": False,
         "concurrency": parsed["concurrency"],
     }
-    key = verdict_key(text, os.path.dirname(os.path.realpath(parsed["path"])), options)
+    path = parsed["path"]
+    key = verdict_key(data, path, os.path.dirname(os.path.realpath(path)), options)
     report = VerdictCache(root).get(key)
     if report is None or (
         parsed["format"] != "json" and (not isinstance(report, str) or "\x1b" in report)

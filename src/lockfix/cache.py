@@ -32,6 +32,20 @@ from lockfix.metadata import CoreMetadata, MetadataUnavailable
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_DATABASE = "metadata-v2.sqlite"
+# How long a statement waits for another process's transaction on the database before this
+# run goes on without the metadata cache (a run's write is one short transaction).
+BUSY_TIMEOUT = 5.0
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # primary result codes of a damaged file
+
+
+def _damaged(error: sqlite3.DatabaseError) -> bool:
+    """Whether ``error`` says the file is not a usable database, rather than busy, locked
+    by another process, read-only or out of space."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    message = str(error)
+    return "not a database" in message or "malformed" in message
 
 
 def default_cache_dir() -> Path:
@@ -46,7 +60,8 @@ class MetadataCache:
     syscall apiece. In SQLite they are rows of one table, written in one transaction when
     the run's client closes (:meth:`flush`; until then they are answered from memory) and
     read by primary key. SQLite's locking keeps concurrent runs consistent; a damaged
-    database file is set aside and started afresh."""
+    database file is set aside and started afresh. A database another process keeps locked
+    for longer than :data:`BUSY_TIMEOUT` is left alone: the run goes on without it."""
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
@@ -55,22 +70,27 @@ class MetadataCache:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
         self._exit_hook = False
+        self._busy = False  # another process held the database too long: not used this run
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._db is not None:
             return self._db
-        if not create and not self.database.exists():
+        if self._busy or (not create and not self.database.exists()):
             return None
         for attempt in range(2):
+            db = None
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.database, timeout=30, check_same_thread=False)
+                db = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT, check_same_thread=False)
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS metadata "
                     "(sha256 TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
                 )
-            except sqlite3.DatabaseError:
-                if attempt:
+            except sqlite3.DatabaseError as error:
+                if db is not None:
+                    db.close()
+                if attempt or not _damaged(error):
+                    self._given_up(error)
                     return None
                 with contextlib.suppress(OSError):  # not a database: set it aside
                     self.database.replace(self.database.with_suffix(".damaged"))
@@ -81,6 +101,16 @@ class MetadataCache:
             return db
         return None
 
+    def _given_up(self, error: sqlite3.Error) -> None:
+        """After a statement failed: a database that stayed locked is not tried again in
+        this run (every statement would wait :data:`BUSY_TIMEOUT` again)."""
+        if isinstance(error, sqlite3.OperationalError) and not _damaged(error):
+            self._busy = True
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
+
     def flush(self) -> None:
         """Write the entries stored since the last flush (one transaction)."""
         pending, self._pending = self._pending, {}
@@ -89,8 +119,11 @@ class MetadataCache:
         db = self._connect(create=True)
         if db is None:
             return  # a cache that cannot be written is a slower run
-        with contextlib.suppress(sqlite3.Error), db:
-            db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?)", pending.items())
+        try:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?)", pending.items())
+        except sqlite3.Error as error:
+            self._given_up(error)
 
     def close(self) -> None:
         self.flush()
@@ -115,7 +148,8 @@ class MetadataCache:
                 return None
             try:
                 row = db.execute("SELECT doc FROM metadata WHERE sha256 = ?", (key,)).fetchone()
-            except sqlite3.Error:
+            except sqlite3.Error as error:
+                self._given_up(error)
                 return None
             if row is None:
                 return None
@@ -157,8 +191,8 @@ class MetadataCache:
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT sha256 FROM metadata WHERE sha256 IN ({marks})"
                 found.update(row[0] for row in db.execute(query, chunk))
-        except sqlite3.Error:
-            pass
+        except sqlite3.Error as error:
+            self._given_up(error)
         return found
 
     def entries(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -30,7 +31,9 @@ class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: could not verify {self.format_message()}", err=True)
+        from lockfix.report import printable  # the message may quote what an index sent
+
+        click.echo(printable(f"lockfix: could not verify {self.format_message()}"), err=True)
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -154,7 +157,7 @@ def _progress(run: RunOptions) -> Iterator[Callable[[int, int], None] | None]:
 
 
 def _verbose(analysis: Analysis) -> None:
-    from lockfix.report import index_label, unverified_status
+    from lockfix.report import index_label, printable, unverified_status
 
     plan = analysis.plan
     wrong = {f.package for f in [*plan.findings, *analysis.artifact_findings]}
@@ -165,18 +168,24 @@ def _verbose(analysis: Analysis) -> None:
         if package.id in plan.unverified:
             status = unverified_status(plan, package.id)
             verdict = "skipped" if status == "skipped" else "not verified"
-            click.echo(f"lockfix: {verdict}: {label}: {plan.unverified[package.id]}", err=True)
+            line = f"lockfix: {verdict}: {label}: {plan.unverified[package.id]}"
         elif package.id in wrong:
-            click.echo(f"lockfix: wrong: {label}", err=True)
+            line = f"lockfix: wrong: {label}"
         else:
-            click.echo(f"lockfix: verified: {label}", err=True)
+            line = f"lockfix: verified: {label}"
+        click.echo(printable(line), err=True)
     shared = " (in 2 processes)" if analysis.processes > 1 else ""
     click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
 
 def _analyze(path: Path, run: RunOptions) -> Analysis:
     from lockfix import _shard
+    from lockfix.settings import SettingsError, check_environment
 
+    try:
+        check_environment()
+    except SettingsError as error:
+        raise InputError(str(error)) from None
     text = read_lock_text(path)
     # Without fork, a new interpreter is started first, so that its start-up overlaps ours;
     # start_shard gives it work, or it is ended unused.
@@ -249,20 +258,20 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
 
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
-    if run.no_cache or run.offline or run.verbose:
-        return None, None
-    from lockfix.verdicts import VerdictCache, verdict_key
+    from lockfix.verdicts import VerdictCache, reusable, verdict_key
 
+    if run.no_cache or run.offline or run.verbose or not reusable():
+        return None, None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        data = path.read_bytes()
+    except OSError:
         return None, None
     options = {
         "format": run.output_format,
         "single_wheel": run.single_wheel,
         "concurrency": run.concurrency,
     }
-    key = verdict_key(text, path.resolve().parent, options)
+    key = verdict_key(data, str(path), path.resolve().parent, options)
     return VerdictCache(_cache_root(run)), key
 
 
@@ -388,7 +397,7 @@ def repair(
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
     from lockfix.lockfile import LockError
-    from lockfix.report import github_report, human_report, json_document, unified_diff
+    from lockfix.report import github_report, human_report, json_document, printable, unified_diff
     from lockfix.writer import apply_plan, replace_lock_artifacts
 
     run = RunOptions(**raw)
@@ -437,7 +446,7 @@ def repair(
             from lockfix.artifacts import describe_replacements
 
             lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
-            click.echo("".join(f"{line}\n" for line in lines), nl=False, err=True)
+            click.echo("".join(f"{printable(line)}\n" for line in lines), nl=False, err=True)
         if show_diff and changed:
             color = sys.stdout.isatty()
             click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
@@ -512,17 +521,21 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-_CACHE_PREFIXES = ("metadata-v", "pages-v", "verdicts-v", "uv-version-v")
+# The names lockfix gives its entries, in this cache layout and the earlier ones (any
+# version number): folders, SQLite files and their journals, a set-aside damaged database,
+# the uv version memo and its temporary file.
+_CACHE_ENTRY = re.compile(
+    r"(?:metadata|pages|verdicts)-v\d+"
+    r"|(?:metadata|pages)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
+    r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
+)
 
 
 def _cache_entries(root: Path) -> list[Path]:
-    """What lockfix itself keeps in the cache folder (anything else there is left alone).
-
-    Matched by prefix, so that entries of older cache layouts are found and cleaned too.
-    """
+    """What lockfix itself keeps in the cache folder (anything else there is left alone)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(_CACHE_PREFIXES))
+    return sorted(p for p in root.iterdir() if _CACHE_ENTRY.fullmatch(p.name))
 
 
 def _files(entry: Path) -> list[Path]:

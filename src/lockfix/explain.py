@@ -11,7 +11,7 @@ from lockfix.engine import Analysis
 from lockfix.lockfile import Dependency, Package, PackageId
 from lockfix.metadata import CoreMetadata
 from lockfix.planner import Finding
-from lockfix.report import finding_json, index_label
+from lockfix.report import finding_json, index_label, printable
 
 SHOWN_FILES = 3
 
@@ -137,7 +137,7 @@ def explain_text(explanations: list[Explanation]) -> str:
             lines.extend(f"    {f.kind}: {f.message}" for f in [*item.findings, *item.warnings])
         else:
             lines.append("  findings: none")
-    return "\n".join(lines) + "\n"
+    return "".join(f"{printable(line)}\n" for line in lines)
 
 
 def explain_json(explanations: list[Explanation]) -> list[dict[str, Any]]:

@@ -60,6 +60,7 @@ from lockfix.metadata import (
     metadata_from_archive,
     parse_core_metadata,
 )
+from lockfix.settings import page_ttl
 
 __all__ = [
     "FileUnavailable",
@@ -92,9 +93,6 @@ MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND = frozenset({403, 404, 410})
 _SPOOL_IN_MEMORY = 1024 * 1024  # per download in flight; the rest goes to a temp file
-# Freshness of an index page whose response says nothing (no Cache-Control max-age, no
-# Expires); PyPI sends max-age=600. LOCKFIX_PAGE_TTL overrides it, 0 revalidates every run.
-DEFAULT_PAGE_TTL = 600.0
 # An already-encoded URL without userinfo: sent as it is by the lean path (IndexClient._open).
 _PLAIN_URL = re.compile(
     r"https?://[A-Za-z0-9\-._~:\[\]]+(?:[/?][A-Za-z0-9\-._~:/?#\[\]!$&'()*+,;=%]*)?\Z"
@@ -366,7 +364,8 @@ class IndexClient:
         self.max_download_size = max_download_size
         self.range_suffix = range_suffix
         self.retry_wait = retry_wait
-        self.page_ttl = _env_number("LOCKFIX_PAGE_TTL", float, DEFAULT_PAGE_TTL)
+        # for pages whose response says nothing about freshness; 0: revalidate every page
+        self.page_ttl = page_ttl()
         self.stats = RequestStats()
         # until when every index page this run relied on stays fresh (a verdict on the lock
         # can be reused until then); 0 = something was not cacheable
@@ -514,11 +513,13 @@ class IndexClient:
         ask for ``identity``); a range read then costs less than half the CPU. The caller
         must close the response."""
         http = self._open_client()
-        current = url
+        current, given = split_credentials(url)
         for _ in range(MAX_REDIRECTS + 1):
             request_headers = dict(headers)
             # Credentials are chosen per hop: an index's credentials never leave its origin.
-            creds = self.credentials.for_url(current)
+            # Those a URL carries itself (a file link, a redirect's Location) are sent to
+            # that URL only, and as a header: the URL is requested without them.
+            creds = given or self.credentials.for_url(current)
             if creds is not None:
                 request_headers["Authorization"] = creds.authorization()
             wire = self._lean_wire(current) if lean else None
@@ -533,7 +534,7 @@ class IndexClient:
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers["location"]
                 await response.aclose()
-                current = urljoin(current, location)
+                current, given = split_credentials(urljoin(current, location))
                 continue
             return response
         raise IndexRequestError("too many redirects", url)
@@ -606,7 +607,7 @@ class IndexClient:
         revalidated with its ETag/Last-Modified, and a 304 reuses its body."""
         pages = self.cache.pages if self.cache is not None else None
         entry = pages.get(url) if pages is not None else None
-        if entry is not None and (self.offline or entry.fresh(time.time())):
+        if entry is not None and (self.offline or (self.page_ttl > 0 and entry.fresh(time.time()))):
             self.stats.page_cache_hits += 1
             self._fresh_until(0 if self.offline else entry.fetched_at + entry.max_age)
             return entry.body, entry.content_type, entry.final_url

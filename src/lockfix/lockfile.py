@@ -374,7 +374,8 @@ def _read(text: str, data: dict[str, Any]) -> Lock:
     if len(blocks) - 1 == len(packages):
         for index, package in enumerate(packages):
             package.block = index + 1
-    newline = "\r\n" if "\r\n" in text else "\n"
+    # the line break most lines end with (one stray CRLF does not make an LF lock CRLF)
+    newline = "\r\n" if 2 * text.count("\r\n") > text.count("\n") else "\n"
     lock = Lock(
         text=text,
         newline=newline,

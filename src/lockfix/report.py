@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,25 @@ from lockfix.planner import UNREADABLE, Finding, Plan
 # Bump only on incompatible changes; new fields may appear without a bump.
 JSON_SCHEMA_VERSION = 1
 SKIPPED = "skipped by configuration"  # engine.SKIPPED, without importing the engine here
+
+
+# What a terminal or a log viewer would act on rather than show: C0 controls but tab (ESC
+# starts escape sequences, CR and LF fake lines), DEL, C1 controls (0x9b is a CSI), and the
+# Unicode line separators and bidirectional overrides.
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """One line of ``text``, with every character a terminal would act on (escape sequences
+    from index data, line breaks) written as a ``\\xNN`` or ``\\uNNNN`` escape."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def unverified_status(plan: Plan, package_id: PackageId) -> str:
@@ -68,7 +88,7 @@ def human_report(
     if plan.failed:
         summary += f", {len(plan.failed)} could not be checked (index or network failure)"
     lines.append(summary)
-    return "\n".join(lines) + "\n"
+    return "".join(f"{printable(line)}\n" for line in lines)
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -153,7 +173,7 @@ def _escape_property(text: str) -> str:
 def github_error(path: str, message: str) -> str:
     """One ``::error`` annotation for a lock that could not be checked at all."""
     properties = f"file={_escape_property(path)},title=lockfix"
-    return f"::error {properties}::{_escape_data(message)}"
+    return printable(f"::error {properties}::{_escape_data(message)}")
 
 
 def github_report(
@@ -193,7 +213,7 @@ def github_report(
             f"{package_id.name} {package_id.version}: not verified — {reason}",
         )
     out.append(human_report(plan, warnings, artifact_findings).rstrip("\n").rsplit("\n", 1)[-1])
-    return "\n".join(out) + "\n"
+    return "".join(f"{printable(line)}\n" for line in out)
 
 
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:

@@ -5,6 +5,7 @@ Precedence: command line > environment (``LOCKFIX_*``) > ``[tool.lockfix]`` > de
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,10 @@ import tomllib
 from packaging.utils import canonicalize_name
 
 DEFAULT_CONCURRENCY = 50
+# Freshness of an index page whose response says nothing (no Cache-Control max-age, no
+# Expires); PyPI sends max-age=600. LOCKFIX_PAGE_TTL overrides it, 0 revalidates every run.
+DEFAULT_PAGE_TTL = 600.0
+PROCESSES = ("1", "2")  # LOCKFIX_PROCESSES: never a second process, always one
 KNOWN_KEYS = ("skip-packages", "skip-indexes", "concurrency", "per-wheel")
 
 
@@ -89,3 +94,27 @@ def resolve_concurrency(cli: int | None, file: FileSettings) -> int:
     if environment:
         return _concurrency(environment, "LOCKFIX_CONCURRENCY")
     return file.concurrency or DEFAULT_CONCURRENCY
+
+
+def page_ttl() -> float:
+    """``LOCKFIX_PAGE_TTL``: seconds (finite, 0 or more), or the default when unset."""
+    raw = os.environ.get("LOCKFIX_PAGE_TTL", "").strip()
+    if not raw:
+        return DEFAULT_PAGE_TTL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise SettingsError(f"LOCKFIX_PAGE_TTL must be a number of seconds, 0 or more, not {raw!r}")
+    return value
+
+
+def check_environment() -> None:
+    """Raise :class:`SettingsError` for a ``LOCKFIX_*`` value lockfix cannot use.
+
+    ``LOCKFIX_CONCURRENCY`` is checked where it is used: the command line overrides it."""
+    page_ttl()
+    raw = os.environ.get("LOCKFIX_PROCESSES", "").strip()
+    if raw and raw not in PROCESSES:
+        raise SettingsError(f"LOCKFIX_PROCESSES must be 1 or 2, not {raw!r}")

@@ -25,12 +25,31 @@ PROJECT_FILES = ("pyproject.toml", "uv.toml")
 _ENV_PREFIXES = ("LOCKFIX_", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
 
 
-def verdict_key(lock_text: str, lock_dir: str | os.PathLike[str], options: dict[str, Any]) -> str:
-    """A digest of everything a check's outcome depends on besides the indexes."""
+def reusable() -> bool:
+    """Whether verdicts may be stored and reused: not when ``LOCKFIX_PAGE_TTL`` is 0 (every
+    page is revalidated on every run) or not a number of seconds (an input error)."""
+    raw = os.environ.get("LOCKFIX_PAGE_TTL", "").strip()
+    if not raw:
+        return True
+    try:
+        ttl = float(raw)
+    except ValueError:
+        return False
+    return 0 < ttl < float("inf")
+
+
+def verdict_key(
+    lock_bytes: bytes, lock_path: str, lock_dir: str | os.PathLike[str], options: dict[str, Any]
+) -> str:
+    """A digest of everything a check's outcome depends on besides the indexes.
+
+    ``lock_bytes`` are the file's bytes as read (no newline translation); ``lock_path`` is
+    the path as the report names it, ``lock_dir`` the real folder the lock is in."""
     digest = hashlib.sha256()
     digest.update(f"lockfix {__version__}\0".encode())
     digest.update(json.dumps(options, sort_keys=True, default=str).encode() + b"\0")
-    digest.update(lock_text.encode() + b"\0")
+    digest.update(os.fsencode(lock_path) + b"\0" + os.fsencode(lock_dir) + b"\0")
+    digest.update(lock_bytes + b"\0")
     for name in PROJECT_FILES:
         digest.update(name.encode() + b"\0")
         try:
@@ -61,12 +80,15 @@ class VerdictCache:
                 entry = json.load(stream)
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or time.time() >= entry.get("fresh_until", 0):
+        if not isinstance(entry, dict):
+            return None
+        fresh_until = entry.get("fresh_until")
+        if not isinstance(fresh_until, (int, float)) or not time.time() < fresh_until:
             return None
         return entry.get("report")
 
     def put(self, key: str, report: Any, fresh_until: float) -> None:
-        if fresh_until <= time.time():
+        if not time.time() < fresh_until:  # a NaN is never valid
             return
         path = self._path(key)
         temporary = f"{path}.{os.getpid()}.tmp"

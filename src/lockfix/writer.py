@@ -214,7 +214,10 @@ def apply_plan(lock: Lock, plan: Plan) -> str:
         )
     if any(p.block < 0 for p in lock.packages):
         raise LockError("the lock's layout is not the one uv writes; lockfix will not rewrite it")
-    blocks = split_blocks(lock.text.replace("\r\n", "\n"))
+    # Untouched blocks keep their bytes, line breaks included; what is written anew (a
+    # rewritten block, a new package, a gap) takes the lock's line break.
+    newline = lock.newline
+    blocks = split_blocks(lock.text)
     removed = set(plan.removed)
     entries: list[tuple[tuple, str]] = []
     for package in lock.packages:
@@ -222,28 +225,37 @@ def apply_plan(lock: Lock, plan: Plan) -> str:
             continue
         block = blocks[package.block]
         if package.id in plan.edits:
-            block = rewrite_block(block, plan.edits[package.id])
+            block = rewrite_block(block.replace("\r\n", "\n"), plan.edits[package.id])
+            block = _with_newline(block, newline)
         entries.append((package.id.sort_key(), block))
     for added in sorted(plan.added, key=lambda a: a.id.sort_key()):
         text = render_package(added, plan.added_edges.get(added.id, {}))
         key = added.id.sort_key()
         position = next((i for i, (k, _) in enumerate(entries) if k > key), len(entries))
-        entries.insert(position, (key, text))
-    body = [_ensure_gap(text) for _, text in entries]
-    if body:
-        body[-1] = body[-1].rstrip("\n") + "\n"
+        entries.insert(position, (key, _with_newline(text, newline)))
+    last = len(entries) - 1
+    body = [_ending(text, 1 if i == last else 2, newline) for i, (_, text) in enumerate(entries)]
     header = blocks[0]
-    if body and not header.endswith("\n\n"):
-        header = header.rstrip("\n") + "\n\n"
+    if body and not header.replace("\r\n", "\n").endswith("\n\n"):
+        header = _ending(header, 2, newline)
     text = header + "".join(body)
-    if lock.newline != "\n":
-        text = text.replace("\n", lock.newline)
     parse_lock(text)
     return text
 
 
-def _ensure_gap(block: str) -> str:
-    return block.rstrip("\n") + "\n\n"
+def _with_newline(text: str, newline: str) -> str:
+    """``text`` (LF line breaks) with ``newline`` line breaks."""
+    return text if newline == "\n" else text.replace("\n", newline)
+
+
+def _ending(block: str, breaks: int, newline: str) -> str:
+    """``block`` ending in ``breaks`` line breaks (``2``: a blank line after it): kept as it
+    is when it already does, in whichever style, else ended with ``newline``."""
+    content = block.rstrip("\r\n")
+    tail = block[len(content) :]
+    if tail.replace("\r\n", "\n") == "\n" * breaks:
+        return block
+    return content + newline * breaks
 
 
 # --- locked artifacts (issue 9: lockfix repair --accept-index-artifacts) -------------------
@@ -288,13 +300,13 @@ def replace_lock_artifacts(text: str, replacements: Mapping[PackageId, Sequence[
         return text
     if any(p.block < 0 for p in lock.packages):
         raise LockError("the lock's layout is not the one uv writes; lockfix will not rewrite it")
-    blocks = split_blocks(text.replace("\r\n", "\n"))
+    blocks = split_blocks(text)  # the other blocks keep their bytes
     for package in wanted:
         if not replacements[package.id]:
             raise LockError(f"the index lists no file of {package.name} {package.version} to lock")
-        blocks[package.block] = replace_artifacts(blocks[package.block], replacements[package.id])
+        block = blocks[package.block].replace("\r\n", "\n")
+        block = replace_artifacts(block, replacements[package.id])
+        blocks[package.block] = _with_newline(block, lock.newline)
     new_text = "".join(blocks)
-    if lock.newline != "\n":
-        new_text = new_text.replace("\n", lock.newline)
     parse_lock(new_text)
     return new_text

@@ -14,8 +14,12 @@ persistent ones must leave the lock alone and exit 3 (without ``--keep-going``).
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +35,7 @@ CU126_METADATA = ("/cu126/files/", ".metadata")
 CU126_PAGE = ("/cu126/simple/torch/", "")
 CU126_FILES = ("/cu126/files/", ".whl")
 PYPI_TORCH_METADATA = ("/pypi/files/torch-", ".metadata")  # the PyPI torch the lock got wrong
+PYPI_FILELOCK_METADATA = ("/pypi/files/filelock-", ".metadata")  # a leaf: no edges of its own
 FAST = {"UV_HTTP_RETRIES": "1"}  # persistent faults: one retry is enough to show it
 
 
@@ -199,6 +204,23 @@ CASES = [
         env=FAST,
         args=("--keep-going",),
     ),
+    Case(
+        "HTTP 500 on PyPI filelock metadata, always",
+        hook(PYPI_FILELOCK_METADATA, 500),
+        3,
+        "unchanged",
+        env=FAST,
+    ),
+    Case(
+        # filelock's own edges (it has none) are all that is left unverified: with
+        # --keep-going the verified part is the whole repair
+        "HTTP 500 on PyPI filelock metadata, always, --keep-going",
+        hook(PYPI_FILELOCK_METADATA, 500),
+        3,
+        "repaired",
+        env=FAST,
+        args=("--keep-going",),
+    ),
 ]
 
 
@@ -242,8 +264,16 @@ def test_fault(secret_index: Index, faults: None, case: Case) -> None:
         assert torch[0].dependencies == old[0].dependencies  # the unverified one is kept
     leftovers = [p.name for p in project.iterdir() if p.name.startswith(".uv.lock")]
     assert leftovers == []
-    check = index.run("check", "uv.lock", "--format", "json", cwd=project, env=case.env)
+    # check, on a lock with nothing else wrong: exit 3 exactly when something could not be
+    # verified, with the packages concerned reported as failed
+    checked = index.project(index.repaired)
+    check = index.run("check", "uv.lock", "--format", "json", cwd=checked, env=case.env)
     assert "Traceback" not in check.output, check.output
+    assert check.returncode == case.exit, check.output
+    report = json.loads(check.stdout)
+    assert report["findings"] == []
+    failed = [u for u in report["unverified"] if u["status"] == "failed"]
+    assert bool(failed) == (case.exit == 3), report["unverified"]
     assert_no_secret(result.stdout, result.stderr, check.stdout, check.stderr, written)
     outcome = {"repaired": "changed correctly", "partial": "unverified part kept"}
     record(f"fault: {case.name}", result, outcome.get(case.lock, case.lock), secrets=(SECRET,))
@@ -297,3 +327,58 @@ def test_transient_fault_is_retried(index: Index, faults: None) -> None:
     for request in asked:
         by_path.setdefault(request.path, []).append(request.status)
     assert by_path and all(statuses == [503, 503, 200] for statuses in by_path.values()), by_path
+
+
+def _links_with_password(index: Index) -> bytes:
+    """The cu126 torch page (PEP 691), its file links absolute and carrying the password."""
+    page_url = f"{index.server.url}{CU126_PAGE[0]}"
+    token = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+    headers = {"Accept": "application/vnd.pypi.simple.v1+json", "Authorization": f"Basic {token}"}
+    with urllib.request.urlopen(urllib.request.Request(page_url, headers=headers)) as response:
+        page = json.loads(response.read())
+    for file in page["files"]:
+        link = urllib.parse.urljoin(page_url, file["url"])
+        file["url"] = link.replace("http://", f"http://{USER}:{SECRET}@", 1)
+    return json.dumps(page).encode()
+
+
+@pytest.mark.parametrize("where", ["lock", "redirect", "links"])
+def test_a_password_in_urls_lockfix_reads_is_never_printed(
+    secret_index: Index, faults: None, where: str
+) -> None:
+    """The password is in URLs lockfix reads, and the failing URLs are named in every
+    report, so only redaction keeps the password out of what lockfix prints: "lock": the
+    lock's own index URLs carry it (as a hand-edited lock may) and the cu126 index keeps
+    failing; "redirect": cu126 answers its torch page with an endless redirect to a URL
+    that carries it."""
+    index = secret_index
+    port = index.server.port
+    text = index.repaired
+    page = f"127.0.0.1:{port}{CU126_PAGE[0]}"
+    if where == "lock":
+        userinfo = f'registry = "http://{USER}:{SECRET}@127.0.0.1:{port}/'
+        text = text.replace(f'registry = "http://127.0.0.1:{port}/', userinfo)
+        assert text.count(SECRET) > 5
+        index.server.add_fault(matching(CU126_PAGE, 503))
+    elif where == "links":
+        body = _links_with_password(index)
+        json_page = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+        index.server.add_fault(
+            matching(CU126_PAGE, Fault(status=200, headers=json_page, body=body))
+        )
+        index.server.add_fault(matching(CU126_FILES, 500))
+        index.server.add_fault(matching(CU126_METADATA, 500))
+        page = f"127.0.0.1:{port}{CU126_FILES[0]}"
+    else:
+        target = f"http://{USER}:{SECRET}@{page}"
+        index.server.add_fault(
+            matching(CU126_PAGE, Fault(status=302, headers={"Location": target}))
+        )
+    project = index.project(text)
+    for args in (("check",), ("check", "-v"), ("check", "--format", "github"), ("repair",)):
+        result = index.run(*args, "uv.lock", cwd=project, env=FAST)
+        assert "Traceback" not in result.output, result.output
+        assert_no_secret(result.stdout, result.stderr)
+        assert result.returncode == 3, result.output
+        assert f"http://{page}" in result.output, result.output  # the URL, redacted
+    assert (project / "uv.lock").read_text() == text

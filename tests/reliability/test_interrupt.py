@@ -1,11 +1,13 @@
 """Interrupted and concurrent writes (issue 7).
 
 50 repairs of the saved broken lock against a slow loopback index (every request delayed),
-each killed by SIGINT, SIGTERM or SIGKILL: at a random moment, or the instant its temp
-file appears (mid-write). Afterwards the lock is byte for byte the old or the new text.
-SIGINT/SIGTERM never leave a temp file (they are held back during the write); SIGKILL may
-leave one, and the next run deletes it. The lock is padded with a 4 MB header comment
-(kept verbatim by the writer) so that a write takes long enough to be hit.
+each killed by SIGINT, SIGTERM or SIGKILL: at a random moment, or mid-write, when its temp
+file is complete and about to be renamed over the lock (the repair stops itself there, see
+``PAUSE_HOOK``, so the kill lands there on a machine under any load). Afterwards the lock
+is byte for byte the old or the new text. SIGINT/SIGTERM never leave a temp file (they are
+held back during the write: mid-write, the new text is written); SIGKILL mid-write leaves
+the old text and a temp file, which the next run deletes. The lock is padded with a 4 MB
+header comment (kept verbatim by the writer) so that a write is substantial.
 """
 
 from __future__ import annotations
@@ -35,17 +37,51 @@ def temps(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".uv.lock.lockfix-"))
 
 
-def start(index: Index, project: Path) -> subprocess.Popen[bytes]:
+# A sitecustomize for the repairs that are killed mid-write: just before lockfix renames its
+# temp file (TEMP_MARK in the name) over the lock, the process stops itself (SIGSTOP); the
+# test, blocked in waitpid until then, sends its signal and then SIGCONT.
+PAUSE_HOOK = """
+import os, signal
+
+def _pausing(original):
+    def call(source, *args, **kwargs):
+        if ".lockfix-" in os.fspath(source):
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return original(source, *args, **kwargs)
+    return call
+
+os.replace = _pausing(os.replace)
+os.rename = _pausing(os.rename)
+"""
+
+
+def start(index: Index, project: Path, hook: Path | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if hook is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
         [sys.executable, "-m", "lockfix", "repair", "uv.lock", "-q", "--no-cache"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=env,
     )
 
 
+def stopped_before_rename(process: subprocess.Popen[bytes]) -> bool:
+    """Wait until ``process`` stops itself before the rename (True) or ends (False)."""
+    _, status = os.waitpid(process.pid, os.WUNTRACED)
+    if os.WIFSTOPPED(status):
+        return True
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return False
+
+
 @pytest.mark.timeout(900)
-def test_kill_anywhere_leaves_old_or_new(index: Index, faults: None) -> None:
+def test_kill_anywhere_leaves_old_or_new(index: Index, faults: None, tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PAUSE_HOOK)
     old = PADDING + index.broken
     project = index.project(old, name="interrupt")
     path = project / "uv.lock"
@@ -77,18 +113,17 @@ def test_kill_anywhere_leaves_old_or_new(index: Index, faults: None) -> None:
             lock.write_text(old)
             sig = SIGNALS[run % 3]
             stale = set(temps(folder))  # a kill -9 before may have left one
-            process = start(index, folder)
-            hit = False
-            if run % 2 == 0:  # kill the instant the temp file shows up
-                deadline = time.monotonic() + slow * 5 + 10
-                while process.poll() is None and time.monotonic() < deadline:
-                    if set(temps(folder)) - stale:
-                        hit = True
-                        break
+            hit = run % 2 == 0  # mid-write: the temp file complete, not yet renamed
+            process = start(index, folder, hook if hit else None)
+            if hit:
+                assert stopped_before_rename(process), f"run {run}: ended without writing"
+                assert set(temps(folder)) - stale, f"run {run}: no temp file"
+                process.send_signal(sig)
+                os.kill(process.pid, signal.SIGCONT)
             else:
                 time.sleep(rng.uniform(0.0, slow * 1.2))
-            if process.poll() is None:
-                process.send_signal(sig)
+                if process.poll() is None:
+                    process.send_signal(sig)
             _, stderr = process.communicate(timeout=120)
             if b"Traceback" in stderr:
                 # only Python's own report of SIGINT landing before click took over (imports)
@@ -99,6 +134,9 @@ def test_kill_anywhere_leaves_old_or_new(index: Index, faults: None) -> None:
             left = temps(folder)
             if sig != signal.SIGKILL:
                 assert set(left) <= stale, f"run {run}: {sig!r} left {left}"
+            if hit:  # SIGINT/SIGTERM wait for the rename; SIGKILL cannot
+                assert text == (old if sig == signal.SIGKILL else new).encode(), run
+                assert (set(left) - stale != set()) == (sig == signal.SIGKILL), run
             key = f"{signal.Signals(sig).name} {'mid-write' if hit else 'random'} → "
             key += "new" if text == new.encode() else "old"
             key += " +temp" if left else ""
@@ -113,7 +151,7 @@ def test_kill_anywhere_leaves_old_or_new(index: Index, faults: None) -> None:
             future.result()
     assert sum(outcomes.values()) == 50
     mid = sum(n for k, n in outcomes.items() if "mid-write" in k)
-    assert mid >= 5, outcomes  # the write was really hit
+    assert mid == 25, outcomes  # every even run was killed mid-write
     summary = ", ".join(f"{k}: {n}" for k, n in sorted(outcomes.items()))
     print(f"\n50 interrupted runs ({fast:.1f} s fast, {slow:.1f} s slow): {summary}")
     print(f"SIGINT during interpreter start-up (KeyboardInterrupt traceback): {tracebacks}")
