@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -106,21 +107,47 @@ class NoMatchingVersion(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """One ``[manifest] overrides`` entry: the requirement that replaces every one on its name."""
+
+    extras: tuple[str, ...]
+    specifier: SpecifierSet
+    marker: Marker
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """A requirement the lock installs from outside its members: ``[manifest] requirements``
+    (a PEP 723 script's dependencies) or ``[manifest.dependency-groups]`` (the groups of a
+    workspace root that has no ``[project]``)."""
+
+    name: str
+    extras: tuple[str, ...]
+    specifier: SpecifierSet
+    marker: Marker
+    registry: bool  # no url, git or path: an index can supply it
+
+
+_DIRECT_KEYS = ("url", "git", "path", "editable", "directory")
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestRules:
     """What the lock's ``[manifest]`` changes about every package's requirements."""
 
     excludes: frozenset[str] = frozenset()
-    # name → [(specifier, marker)]; an override replaces every requirement on the name
-    overrides: Mapping[str, tuple[tuple[SpecifierSet, Marker], ...]] = field(default_factory=dict)
+    # name → overrides; together they replace every requirement on the name
+    overrides: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
     # name → [(version or None, requires-dist, provides-extras)]
     metadata: Mapping[str, tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...]] = field(
         default_factory=dict
     )
+    roots: tuple[Root, ...] = ()
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, object]) -> ManifestRules:
         excludes = frozenset(canonicalize_name(str(n)) for n in manifest.get("excludes", ()) or ())
-        overrides: dict[str, list[tuple[SpecifierSet, Marker]]] = {}
+        overrides: dict[str, list[Override]] = {}
         for entry in manifest.get("overrides", ()) or ():
             if not isinstance(entry, Mapping) or "name" not in entry:
                 continue
@@ -128,8 +155,9 @@ class ManifestRules:
                 specifier = SpecifierSet(entry.get("specifier", ""))
             except InvalidSpecifier:
                 specifier = SpecifierSet()
+            extras = tuple(sorted({canonicalize_name(e) for e in entry.get("extras", ()) or ()}))
             overrides.setdefault(canonicalize_name(entry["name"]), []).append(
-                (specifier, Marker.parse(entry.get("marker", "")))
+                Override(extras, specifier, Marker.parse(entry.get("marker", "")))
             )
         metadata: dict[str, list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]] = {}
         for entry in manifest.get("dependency-metadata", ()) or ():
@@ -145,6 +173,7 @@ class ManifestRules:
             excludes,
             {k: tuple(v) for k, v in overrides.items()},
             {k: tuple(v) for k, v in metadata.items()},
+            _manifest_roots(manifest),
         )
 
     def declared(self, package_id: PackageId) -> CoreMetadata | None:
@@ -166,6 +195,32 @@ class ManifestRules:
 NO_RULES = ManifestRules()
 
 
+def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
+    entries: list[Any] = list(manifest.get("requirements", ()) or ())
+    groups = manifest.get("dependency-groups") or {}
+    if isinstance(groups, Mapping):
+        for members in groups.values():
+            entries.extend(members or ())
+    roots = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            continue
+        try:
+            specifier = SpecifierSet(entry.get("specifier", ""))
+        except InvalidSpecifier:
+            specifier = SpecifierSet()
+        roots.append(
+            Root(
+                canonicalize_name(entry["name"]),
+                tuple(sorted({canonicalize_name(e) for e in entry.get("extras", ()) or ()})),
+                specifier,
+                Marker.parse(entry.get("marker", "")),
+                not any(key in entry for key in _DIRECT_KEYS),
+            )
+        )
+    return tuple(roots)
+
+
 @lru_cache(maxsize=16384)
 def parse_requirement(line: str) -> Requirement | None:
     """A Requires-Dist line parsed (None: invalid). Shared between callers: do not modify.
@@ -183,8 +238,10 @@ def lower_requirements(
 ) -> dict[Table, list[LoweredRequirement]]:
     """Place each Requires-Dist line in the main table or the extra tables it belongs to.
 
-    The manifest's excludes drop requirements, and its overrides replace them: as in uv,
-    an override keeps only the extra the original was under, not its other markers.
+    The manifest's excludes drop requirements, and its overrides replace them whole, as
+    uv does: each override of the name stands in with its own extras, specifier and
+    marker, and keeps of the original only the extras it was under (``extra == 'a' or
+    extra == 'b'`` stays; its other markers go).
     """
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
@@ -197,20 +254,22 @@ def lower_requirements(
             continue
         marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
         if name in rules.overrides:
-            for specifier, override_marker in rules.overrides[name]:
+            scope = marker.only_extras()
+            for override in rules.overrides[name]:
                 _place(
                     tables,
                     own_extras,
                     name,
-                    requirement,
-                    specifier,
-                    marker.only_extras() & override_marker,
+                    override.extras,
+                    override.specifier,
+                    scope & override.marker,
                     line,
                 )
             continue
         if requirement.url:
             continue
-        _place(tables, own_extras, name, requirement, requirement.specifier, marker, line)
+        extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
+        _place(tables, own_extras, name, extras, requirement.specifier, marker, line)
     return _flatten_self_extras(canonicalize_name(metadata.name), tables)
 
 
@@ -218,13 +277,12 @@ def _place(
     tables: dict[Table, list[LoweredRequirement]],
     own_extras: set[str],
     name: str,
-    requirement: Requirement,
+    extras: tuple[str, ...],
     specifier: SpecifierSet,
     marker: Marker,
     line: str,
 ) -> None:
     mentioned = marker.extras()
-    extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
     everything = own_extras | mentioned
     base = marker.restrict_extras((), everything) if mentioned else marker
     if not base.is_false():
@@ -502,6 +560,16 @@ class Planner:
                 grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
             for group in member.dev_dependencies:
                 grow((member.id, "group", group), self.root & self._gate(member, ("group", group)))
+        # Roots outside the members, as uv installs them: each locked version of the name
+        # where its resolution-markers hold, with the extras the root asks for.
+        for root in self.rules.roots:
+            for target in self._named(root.name):
+                when = self.root & root.marker & self._forks(target)
+                if when.is_false():
+                    continue
+                grow((target, None, None), when)
+                for extra in root.extras:
+                    grow((target, "extra", extra), when)
 
         while queue:
             node = queue.popleft()
@@ -537,6 +605,13 @@ class Planner:
                 wanted.setdefault(requirement.name, []).append(
                     (requirement.specifier, f"{package_id.name} {package_id.version}")
                 )
+        for root in self.rules.roots:
+            if (
+                root.registry
+                and not self._named(root.name)
+                and not (self.root & root.marker).is_false()
+            ):
+                wanted.setdefault(root.name, []).append((root.specifier, "[manifest]"))
         missing = []
         for name, asks in sorted(wanted.items()):
             specifier = SpecifierSet()
