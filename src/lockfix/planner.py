@@ -350,6 +350,7 @@ class Planner:
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
         self._declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        self._loose: dict[Node, Marker] | None = None  # reach without the conflicts: per plan
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -384,7 +385,7 @@ class Planner:
 
     # -- the graph ----------------------------------------------------------------------
 
-    def _root_marker(self) -> Marker:
+    def _root_marker(self, conflicts: bool = True) -> Marker:
         root = (
             Marker.from_requires_python(self.lock.requires_python)
             if self.lock.requires_python
@@ -392,7 +393,7 @@ class Planner:
         )
         if self.lock.supported_markers:
             root &= _union(self.lock.supported_markers)
-        return root & self.conflicts_allowed & _REAL_PLATFORMS
+        return root & (self.conflicts_allowed if conflicts else Marker.TRUE) & _REAL_PLATFORMS
 
     def _conflicts_allowed(self) -> Marker:
         """True where no two items of one conflict set are active together."""
@@ -538,8 +539,11 @@ class Planner:
             return self.locked_edges(package)
         return self.expected_edges(package_id) or {}
 
-    def reachability(self) -> dict[Node, Marker]:
-        """When each node (package table) is installed, as a fixpoint over the graph."""
+    def reachability(self, start: Marker | None = None) -> dict[Node, Marker]:
+        """When each node (package table) is installed, as a fixpoint over the graph.
+
+        ``start``: where the roots are installed (default: :attr:`root`)."""
+        start = self.root if start is None else start
         reach: dict[Node, Marker] = {}
         edges_cache: dict[PackageId, dict[Table, dict[PackageId, dict[str | None, Marker]]]] = {}
         queue: deque[Node] = deque()
@@ -555,16 +559,16 @@ class Planner:
                     queue.append(node)
 
         for member in self.lock.members:
-            grow((member.id, None, None), self.root)
+            grow((member.id, None, None), start)
             for extra in member.optional_dependencies:
-                grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
+                grow((member.id, "extra", extra), start & self._gate(member, ("extra", extra)))
             for group in member.dev_dependencies:
-                grow((member.id, "group", group), self.root & self._gate(member, ("group", group)))
+                grow((member.id, "group", group), start & self._gate(member, ("group", group)))
         # Roots outside the members, as uv installs them: each locked version of the name
         # where its resolution-markers hold, with the extras the root asks for.
         for root in self.rules.roots:
             for target in self._named(root.name):
-                when = self.root & root.marker & self._forks(target)
+                when = start & root.marker & self._forks(target)
                 if when.is_false():
                     continue
                 grow((target, None, None), when)
@@ -665,7 +669,20 @@ class Planner:
             f"'{missing.specifier or '*'}' (required by {chain})"
         )
 
+    def _kept_by_uv(self, node: Node) -> bool:
+        """Whether uv keeps a node no allowed environment installs.
+
+        uv prunes what no path of edge markers reaches, but takes two items of one conflict
+        set as a possible combination there (its own edge markers spell such combinations
+        out). What only such a combination reaches stays in the lock it writes."""
+        if not self.lock.conflicts:
+            return False
+        if self._loose is None:
+            self._loose = self.reachability(self._root_marker(conflicts=False))
+        return node in self._loose
+
     def plan(self) -> Plan:
+        self._loose = None
         reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
         findings: list[Finding] = []
@@ -680,7 +697,9 @@ class Planner:
         removed = [
             p.id
             for p in self.lock.packages
-            if (p.id, None, None) not in reach and p not in self.lock.members
+            if (p.id, None, None) not in reach
+            and p not in self.lock.members
+            and not self._kept_by_uv((p.id, None, None))
         ]
         removed_set = set(removed)
         for package_id in self._all_ids():
@@ -775,7 +794,7 @@ class Planner:
             have = actual.get(table, {})
             where = "" if table == MAIN else f" [{table[1]}]"
             if here.is_false():
-                if table != MAIN and table in actual:
+                if table != MAIN and table in actual and not self._kept_by_uv((package_id, *table)):
                     findings.append(
                         Finding(
                             package_id,
