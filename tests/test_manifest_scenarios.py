@@ -26,6 +26,7 @@ from helpers import run_lockfix
 from semantic import semantic_differences
 
 NEW = "0.13.9"
+OLD = "0.10.9"  # reads an override of a requirement under several extras differently
 
 pytestmark = pytest.mark.skipif(not uv_bin(NEW).exists(), reason="uv missing: run `make tools`")
 
@@ -35,7 +36,7 @@ class World:
         self.root = root
         self.server = IndexServer(build_manifest_registry(root / "build")).start()
         self.tmp = root / "uv-tmp"
-        self.references: dict[str, str] = {}
+        self.references: dict[tuple[str, str], str] = {}
 
     def project(self, shape: ManifestShape, name: str, lock: str | None = None) -> Path:
         directory = self.root / shape.name / name
@@ -46,12 +47,12 @@ class World:
             (directory / shape.lock).write_text(lock)
         return directory
 
-    def reference(self, shape: ManifestShape) -> str:
-        if shape.name not in self.references:
-            project = self.project(shape, "reference")
-            run_uv(NEW, list(shape.lock_args), project, self.tmp)
-            self.references[shape.name] = (project / shape.lock).read_text()
-        return self.references[shape.name]
+    def reference(self, shape: ManifestShape, uv: str = NEW) -> str:
+        if (shape.name, uv) not in self.references:
+            project = self.project(shape, f"reference-{uv}")
+            run_uv(uv, list(shape.lock_args), project, self.tmp)
+            self.references[shape.name, uv] = (project / shape.lock).read_text()
+        return self.references[shape.name, uv]
 
     def lockfix(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
@@ -92,11 +93,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     world.server.stop()
 
 
+@pytest.mark.parametrize("uv", [NEW, OLD])
 @pytest.mark.parametrize("name", sorted(MANIFEST_SHAPES))
-def test_the_lock_uv_writes_is_right(world: World, name: str) -> None:
+def test_the_lock_uv_writes_is_right(world: World, name: str, uv: str) -> None:
+    if not uv_bin(uv).exists():
+        pytest.skip(f"uv {uv} missing: run `make tools`")
     shape = MANIFEST_SHAPES[name]
-    reference = world.reference(shape)
-    project = world.project(shape, "noop", reference)
+    reference = world.reference(shape, uv)
+    project = world.project(shape, f"noop-{uv}", reference)
     check = world.lockfix("check", shape.lock, "--format", "json", cwd=project)
     assert check.returncode == 0, check.stdout + check.stderr
     report = json.loads(check.stdout)

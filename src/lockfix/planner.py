@@ -234,14 +234,16 @@ def parse_requirement(line: str) -> Requirement | None:
 
 
 def lower_requirements(
-    metadata: CoreMetadata, rules: ManifestRules = NO_RULES
+    metadata: CoreMetadata, rules: ManifestRules = NO_RULES, *, legacy_overrides: bool = False
 ) -> dict[Table, list[LoweredRequirement]]:
     """Place each Requires-Dist line in the main table or the extra tables it belongs to.
 
     The manifest's excludes drop requirements, and its overrides replace them whole, as
     uv does: each override of the name stands in with its own extras, specifier and
     marker, and keeps of the original only the extras it was under (``extra == 'a' or
-    extra == 'b'`` stays; its other markers go).
+    extra == 'b'`` stays; its other markers go). ``legacy_overrides``: the rule of older
+    uv (0.10.9), which keeps only an extra every environment of the original has, and
+    otherwise applies the override unconditionally (see :func:`override_scope`).
     """
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
@@ -254,7 +256,7 @@ def lower_requirements(
             continue
         marker = Marker.parse(str(requirement.marker)) if requirement.marker else Marker.TRUE
         if name in rules.overrides:
-            scope = marker.only_extras()
+            scope = override_scope(marker, legacy=legacy_overrides)
             for override in rules.overrides[name]:
                 _place(
                     tables,
@@ -271,6 +273,24 @@ def lower_requirements(
         extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
         _place(tables, own_extras, name, extras, requirement.specifier, marker, line)
     return _flatten_self_extras(canonicalize_name(metadata.name), tables)
+
+
+def override_scope(marker: Marker, *, legacy: bool = False) -> Marker:
+    """The part of an overridden requirement's marker that its overrides keep.
+
+    uv 0.13.9 keeps the extras part: ``extra == 'a' or extra == 'b'`` stays as it is. uv
+    0.10.9 keeps an ``extra == 'x'`` only when every environment of the marker has it, so
+    for that marker it keeps nothing and the override applies with no extra at all.
+    """
+    extras_part = marker.only_extras()
+    if not legacy:
+        return extras_part
+    implied = [
+        e for e in sorted(marker.extras()) if marker.implies(Marker.parse(f"extra == '{e}'"))
+    ]
+    if len(implied) == 1:
+        return Marker.parse(f"extra == '{implied[0]}'")
+    return extras_part if implied else Marker.TRUE
 
 
 def _place(
@@ -351,6 +371,7 @@ class Planner:
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
         self._declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
         self._loose: dict[Node, Marker] | None = None  # reach without the conflicts: per plan
+        self.legacy_overrides = False  # see _choose_override_rule
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -440,7 +461,9 @@ class Planner:
             metadata = added.metadata if added and added.id == package_id else None
         if metadata is None:
             return None
-        self._lowered[package_id] = lower_requirements(metadata, self.rules)
+        self._lowered[package_id] = lower_requirements(
+            metadata, self.rules, legacy_overrides=self.legacy_overrides
+        )
         return self._lowered[package_id]
 
     def _targets(
@@ -681,7 +704,47 @@ class Planner:
             self._loose = self.reachability(self._root_marker(conflicts=False))
         return node in self._loose
 
+    def _choose_override_rule(self) -> None:
+        """Read overrides the way the uv that wrote the lock did.
+
+        uv 0.10.9 and 0.13.9 differ on an override of a requirement under ``extra == 'a' or
+        extra == 'b'`` (:func:`override_scope`): the older one puts it in the main table.
+        The lock's own main tables tell which rule wrote it; a tie keeps the current rule.
+        """
+        if not self.rules.overrides:
+            return
+        votes = 0
+        for package in self.lock.packages:
+            metadata = self.rules.declared(package.id) or self.metadata.get(package.id)
+            if metadata is None:
+                continue
+            names = set()
+            for line in metadata.requires_dist:
+                requirement = parse_requirement(line)
+                if requirement is None or not requirement.marker:
+                    continue
+                name = canonicalize_name(requirement.name)
+                marker = Marker.parse(str(requirement.marker))
+                if name in self.rules.overrides and override_scope(marker) != override_scope(
+                    marker, legacy=True
+                ):
+                    names.add(name)
+            if not names:
+                continue
+            current = lower_requirements(metadata, self.rules).get(MAIN, [])
+            legacy = lower_requirements(metadata, self.rules, legacy_overrides=True).get(MAIN, [])
+            locked = {dep.name for dep in package.dependencies}
+            for name in names:
+                in_current = any(r.name == name for r in current)
+                in_legacy = any(r.name == name for r in legacy)
+                if in_current != in_legacy:
+                    votes += 1 if (name in locked) == in_legacy else -1
+        if (votes > 0) != self.legacy_overrides:
+            self.legacy_overrides = votes > 0
+            self._lowered.clear()
+
     def plan(self) -> Plan:
+        self._choose_override_rule()
         self._loose = None
         reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
