@@ -155,6 +155,18 @@ DAMAGES = [
         "a package only a root group's dependency reaches, removed",
     ),
     Damage(
+        "span-cutoff",
+        "exclude-newer-span",
+        lambda t: remove_package(t, "freshx"),
+        "a package removed from a lock with a relative exclude-newer (back at 1.0)",
+    ),
+    Damage(
+        "span-package-cutoff",
+        "exclude-newer-span",
+        lambda t: remove_package(t, "freshy"),
+        "a package with a cutoff of its own removed (back at 2.0)",
+    ),
+    Damage(
         "script-transitive",
         "script",
         lambda t: remove_package(t, "hpackx"),

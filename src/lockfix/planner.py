@@ -658,7 +658,7 @@ class Planner:
                 by_version.setdefault(Version(name_version[1]), []).append(file)
             except InvalidVersion:
                 continue
-        cutoff = _parse_time(self.config.exclude_newer)
+        cutoff = _parse_time(self.config.cutoff(missing.name))
         lower = _python_floor(self.lock.requires_python)
         allow_pre = any(
             Version(s.version).is_prerelease for s in missing.specifier if _is_version(s.version)
