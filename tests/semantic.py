@@ -3,7 +3,8 @@
 Two locks are equal in meaning when they hold the same packages and the same edges, and
 when, for every environment (platform × Python × the extras/groups the conflicts allow),
 walking the graph from the workspace members installs the same set and fires the same
-edges. Marker spelling does not matter; what each marker decides does.
+edges (the roots outside the members too: ``[manifest] requirements`` and
+``dependency-groups``). Marker spelling does not matter; what each marker decides does.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def install(
         for group in member.dev_dependencies:
             if (member.name, group) in selection.groups:
                 stack.append((member.id, "group:" + group))
+    stack += _manifest_roots(lock, env)
     while stack:
         node = stack.pop()
         if node in seen:
@@ -168,6 +170,27 @@ def install(
             for extra in dep.extras:
                 stack.append((target, "extra:" + extra))
     return installed, fired
+
+
+def _manifest_roots(lock: Lock, env: dict[str, str]) -> list[tuple[PackageId, str | None]]:
+    """``[manifest] requirements`` and every ``[manifest.dependency-groups]`` group, as uv
+    installs them: the one locked version of the name whose resolution-markers hold."""
+    entries = list(lock.manifest.get("requirements", ()))
+    for group in lock.manifest.get("dependency-groups", {}).values():
+        entries += group
+    roots: list[tuple[PackageId, str | None]] = []
+    for entry in entries:
+        if not Marker.parse(entry.get("marker", "")).evaluate(env):
+            continue
+        (package,) = [
+            p
+            for p in lock.named(entry["name"])
+            if not p.resolution_markers
+            or any(Marker.parse(m).evaluate(env) for m in p.resolution_markers)
+        ]
+        roots.append((package.id, None))
+        roots += [(package.id, "extra:" + extra) for extra in entry.get("extras", ())]
+    return roots
 
 
 def _edges_by_pair(lock: Lock) -> set[tuple[PackageId, PackageId]]:

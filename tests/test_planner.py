@@ -141,3 +141,47 @@ def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
     analysis = Analysis(lock, planner.config, planner.plan())
     assert len(repr(analysis)) < 100 and str(len(lock.packages)) in repr(analysis)
     assert len(repr(ShardResult(metadata=dict.fromkeys(range(300))))) < 100  # type: ignore[arg-type]
+
+
+def test_what_only_a_conflicting_combination_reaches_is_kept_as_uv_keeps_it() -> None:
+    """uv prunes what no path of edge markers reaches, but counts two extras of one conflict
+    set as a possible combination there; its edge markers spell such combinations out
+    (NVIDIA-NeMo/Export-Deploy: torch overridden to `sys_platform == 'never'`, its CUDA
+    libraries kept). lockfix must neither call them orphans nor remove them."""
+    both = "(extra == 'extra-3-app-a' and extra == 'extra-3-app-b')"
+    text = (
+        f"""version = 1
+revision = 3
+requires-python = ">=3.11"
+conflicts = [[
+    {{ package = "app", extra = "a" }},
+    {{ package = "app", extra = "b" }},
+]]
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [
+    {{ name = "lib", marker = "sys_platform == 'never' or {both}" }},
+]
+
+[package.optional-dependencies]
+a = [
+    {{ name = "other" }},
+]
+b = [
+    {{ name = "other" }},
+]
+"""
+        + package("lib", '    { name = "dep", marker = "sys_platform == \'linux\'" },\n')
+        + package("dep")
+        + package("other")
+    )
+    result = plan(
+        text,
+        metadata("lib", "dep; sys_platform == 'linux'"),
+        metadata("dep"),
+        metadata("other"),
+    )
+    assert kinds(result) == set() and result.removed == []

@@ -187,7 +187,9 @@ async def _locked_metadata(
         if audit is not None:
             audit.record(package, page)
         if not artifacts:
-            planner.mark_unverified(package.id, "the lock records no artifact for it")
+            # uv writes no file where no environment installs one (a package overridden to
+            # `sys_platform == 'never'` with only platform wheels): nothing failed.
+            planner.mark_unverified(package.id, "the lock records no artifact for it", failed=False)
             return
         artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
         if not artifacts:

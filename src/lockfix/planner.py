@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -119,21 +119,47 @@ class NoMatchingVersion(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """One ``[manifest] overrides`` entry: the requirement that replaces every one on its name."""
+
+    extras: tuple[str, ...]
+    specifier: SpecifierSet
+    marker: Marker
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """A requirement the lock installs from outside its members: ``[manifest] requirements``
+    (a PEP 723 script's dependencies) or ``[manifest.dependency-groups]`` (the groups of a
+    workspace root that has no ``[project]``)."""
+
+    name: str
+    extras: tuple[str, ...]
+    specifier: SpecifierSet
+    marker: Marker
+    registry: bool  # no url, git or path: an index can supply it
+
+
+_DIRECT_KEYS = ("url", "git", "path", "editable", "directory")
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestRules:
     """What the lock's ``[manifest]`` changes about every package's requirements."""
 
     excludes: frozenset[str] = frozenset()
-    # name → [(specifier, marker)]; an override replaces every requirement on the name
-    overrides: Mapping[str, tuple[tuple[SpecifierSet, Marker], ...]] = field(default_factory=dict)
+    # name → overrides; together they replace every requirement on the name
+    overrides: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
     # name → [(version or None, requires-dist, provides-extras)]
     metadata: Mapping[str, tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...]] = field(
         default_factory=dict
     )
+    roots: tuple[Root, ...] = ()
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, object]) -> ManifestRules:
         excludes = frozenset(canonicalize_name(str(n)) for n in manifest.get("excludes", ()) or ())
-        overrides: dict[str, list[tuple[SpecifierSet, Marker]]] = {}
+        overrides: dict[str, list[Override]] = {}
         for entry in manifest.get("overrides", ()) or ():
             if not isinstance(entry, Mapping) or "name" not in entry:
                 continue
@@ -141,8 +167,9 @@ class ManifestRules:
                 specifier = SpecifierSet(entry.get("specifier", ""))
             except InvalidSpecifier:
                 specifier = SpecifierSet()
+            extras = tuple(sorted({canonicalize_name(e) for e in entry.get("extras", ()) or ()}))
             overrides.setdefault(canonicalize_name(entry["name"]), []).append(
-                (specifier, Marker.parse(entry.get("marker", "")))
+                Override(extras, specifier, Marker.parse(entry.get("marker", "")))
             )
         metadata: dict[str, list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]] = {}
         for entry in manifest.get("dependency-metadata", ()) or ():
@@ -158,6 +185,7 @@ class ManifestRules:
             excludes,
             {k: tuple(v) for k, v in overrides.items()},
             {k: tuple(v) for k, v in metadata.items()},
+            _manifest_roots(manifest),
         )
 
     def declared(self, package_id: PackageId) -> CoreMetadata | None:
@@ -179,13 +207,43 @@ class ManifestRules:
 NO_RULES = ManifestRules()
 
 
+def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
+    entries: list[Any] = list(manifest.get("requirements", ()) or ())
+    groups = manifest.get("dependency-groups") or {}
+    if isinstance(groups, Mapping):
+        for members in groups.values():
+            entries.extend(members or ())
+    roots = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            continue
+        try:
+            specifier = SpecifierSet(entry.get("specifier", ""))
+        except InvalidSpecifier:
+            specifier = SpecifierSet()
+        roots.append(
+            Root(
+                canonicalize_name(entry["name"]),
+                tuple(sorted({canonicalize_name(e) for e in entry.get("extras", ()) or ()})),
+                specifier,
+                Marker.parse(entry.get("marker", "")),
+                not any(key in entry for key in _DIRECT_KEYS),
+            )
+        )
+    return tuple(roots)
+
+
 def lower_requirements(
-    metadata: CoreMetadata, rules: ManifestRules = NO_RULES
+    metadata: CoreMetadata, rules: ManifestRules = NO_RULES, *, legacy_overrides: bool = False
 ) -> dict[Table, list[LoweredRequirement]]:
     """Place each Requires-Dist line in the main table or the extra tables it belongs to.
 
-    The manifest's excludes drop requirements, and its overrides replace them: as in uv,
-    an override keeps only the extra the original was under, not its other markers.
+    The manifest's excludes drop requirements, and its overrides replace them whole, as
+    uv does: each override of the name stands in with its own extras, specifier and
+    marker, and keeps of the original only the extras it was under (``extra == 'a' or
+    extra == 'b'`` stays; its other markers go). ``legacy_overrides``: the rule of older
+    uv (0.10.9), which keeps only an extra every environment of the original has, and
+    otherwise applies the override unconditionally (see :func:`override_scope`).
     """
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras = {canonicalize_name(e) for e in metadata.provides_extra}
@@ -198,34 +256,53 @@ def lower_requirements(
             continue
         marker = requirement_marker(requirement)
         if name in rules.overrides:
-            for specifier, override_marker in rules.overrides[name]:
+            scope = override_scope(marker, legacy=legacy_overrides)
+            for override in rules.overrides[name]:
                 _place(
                     tables,
                     own_extras,
                     name,
-                    requirement,
-                    specifier,
-                    marker.only_extras() & override_marker,
+                    override.extras,
+                    override.specifier,
+                    scope & override.marker,
                     line,
                 )
             continue
         if requirement.url:
             continue
-        _place(tables, own_extras, name, requirement, requirement.specifier, marker, line)
+        extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
+        _place(tables, own_extras, name, extras, requirement.specifier, marker, line)
     return _flatten_self_extras(canonicalize_name(metadata.name), tables)
+
+
+def override_scope(marker: Marker, *, legacy: bool = False) -> Marker:
+    """The part of an overridden requirement's marker that its overrides keep.
+
+    uv 0.13.9 keeps the extras part: ``extra == 'a' or extra == 'b'`` stays as it is. uv
+    0.10.9 keeps an ``extra == 'x'`` only when every environment of the marker has it, so
+    for that marker it keeps nothing and the override applies with no extra at all.
+    """
+    extras_part = marker.only_extras()
+    if not legacy:
+        return extras_part
+    implied = [
+        e for e in sorted(marker.extras()) if marker.implies(Marker.parse(f"extra == '{e}'"))
+    ]
+    if len(implied) == 1:
+        return Marker.parse(f"extra == '{implied[0]}'")
+    return extras_part if implied else Marker.TRUE
 
 
 def _place(
     tables: dict[Table, list[LoweredRequirement]],
     own_extras: set[str],
     name: str,
-    requirement: Requirement,
+    extras: tuple[str, ...],
     specifier: SpecifierSet,
     marker: Marker,
     line: str,
 ) -> None:
     mentioned = marker.extras()
-    extras = tuple(sorted(canonicalize_name(e) for e in requirement.extras))
     everything = own_extras | mentioned
     base = marker.restrict_extras((), everything) if mentioned else marker
     if not base.is_false():
@@ -298,6 +375,8 @@ class Planner:
         self.loose: dict[PackageId, CoreMetadata] = {}
         self.tolerated: dict[PackageId, list[str]] = {}
         self._members = {m.id for m in lock.members}
+        self._loose: dict[Node, Marker] | None = None  # reach without the conflicts: per plan
+        self.legacy_overrides = False  # see _choose_override_rule
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -344,7 +423,7 @@ class Planner:
 
     # -- the graph ----------------------------------------------------------------------
 
-    def _root_marker(self) -> Marker:
+    def _root_marker(self, conflicts: bool = True) -> Marker:
         root = (
             Marker.from_requires_python(self.lock.requires_python)
             if self.lock.requires_python
@@ -352,7 +431,7 @@ class Planner:
         )
         if self.lock.supported_markers:
             root &= _union(self.lock.supported_markers)
-        return root & self.conflicts_allowed & _REAL_PLATFORMS
+        return root & (self.conflicts_allowed if conflicts else Marker.TRUE) & _REAL_PLATFORMS
 
     def _conflicts_allowed(self) -> Marker:
         """True where no two items of one conflict set are active together."""
@@ -399,7 +478,9 @@ class Planner:
             metadata = added.metadata if added and added.id == package_id else None
         if metadata is None:
             return None
-        self._lowered[package_id] = lower_requirements(metadata, self.rules)
+        self._lowered[package_id] = lower_requirements(
+            metadata, self.rules, legacy_overrides=self.legacy_overrides
+        )
         return self._lowered[package_id]
 
     def _targets(
@@ -614,12 +695,18 @@ class Planner:
         return sorted(excess) or None
 
     def reachability(
-        self, start: Mapping[Node, Marker] | None = None, changed: Iterable[PackageId] = ()
+        self,
+        start: Mapping[Node, Marker] | None = None,
+        changed: Iterable[PackageId] = (),
+        *,
+        roots: Marker | None = None,
     ) -> dict[Node, Marker]:
         """When each node (package table) is installed, as a fixpoint over the graph.
 
         ``start``: a fixpoint already reached, to grow from after the edges of ``changed``
-        packages grew (only their reached tables are walked again)."""
+        packages grew (only their reached tables are walked again). ``roots``: where the
+        roots are installed (default: :attr:`root`)."""
+        base = self.root if roots is None else roots
         reach: dict[Node, Marker] = dict(start or {})
         edges_cache: dict[PackageId, dict[Table, dict[PackageId, dict[str | None, Marker]]]] = {}
         queue: deque[Node] = deque()
@@ -639,11 +726,21 @@ class Planner:
             queue.extend(node for node in reach if node[0] in again)
             queued.update(queue)
         for member in self.lock.members if start is None else ():
-            grow((member.id, None, None), self.root)
+            grow((member.id, None, None), base)
             for extra in member.optional_dependencies:
-                grow((member.id, "extra", extra), self.root & self._gate(member, ("extra", extra)))
+                grow((member.id, "extra", extra), base & self._gate(member, ("extra", extra)))
             for group in member.dev_dependencies:
-                grow((member.id, "group", group), self.root & self._gate(member, ("group", group)))
+                grow((member.id, "group", group), base & self._gate(member, ("group", group)))
+        # Roots outside the members, as uv installs them: each locked version of the name
+        # where its resolution-markers hold, with the extras the root asks for.
+        for root in self.rules.roots if start is None else ():
+            for target in self._named(root.name):
+                when = base & root.marker & self._forks(target)
+                if when.is_false():
+                    continue
+                grow((target, None, None), when)
+                for extra in root.extras:
+                    grow((target, "extra", extra), when)
 
         while queue:
             node = queue.popleft()
@@ -679,6 +776,13 @@ class Planner:
                 wanted.setdefault(requirement.name, []).append(
                     (requirement.specifier, f"{package_id.name} {package_id.version}")
                 )
+        for root in self.rules.roots:
+            if (
+                root.registry
+                and not self._named(root.name)
+                and not (self.root & root.marker).is_false()
+            ):
+                wanted.setdefault(root.name, []).append((root.specifier, "[manifest]"))
         missing = []
         for name, asks in sorted(wanted.items()):
             specifier = SpecifierSet()
@@ -698,7 +802,7 @@ class Planner:
                 by_version.setdefault(Version(name_version[1]), []).append(file)
             except InvalidVersion:
                 continue
-        cutoff = _parse_time(self.config.exclude_newer)
+        cutoff = _parse_time(self.config.cutoff(missing.name))
         lower = _python_floor(self.lock.requires_python)
         allow_pre = any(
             Version(s.version.rstrip(".*")).is_prerelease  # '==13.4.1.3.*'
@@ -734,8 +838,61 @@ class Planner:
             f"'{missing.specifier or '*'}' (required by {chain})"
         )
 
+    def _kept_by_uv(self, node: Node) -> bool:
+        """Whether uv keeps a node no allowed environment installs.
+
+        uv prunes what no path of edge markers reaches, but takes two items of one conflict
+        set as a possible combination there (its own edge markers spell such combinations
+        out). What only such a combination reaches stays in the lock it writes."""
+        if not self.lock.conflicts:
+            return False
+        if self._loose is None:
+            self._loose = self.reachability(roots=self._root_marker(conflicts=False))
+        return node in self._loose
+
+    def _choose_override_rule(self) -> None:
+        """Read overrides the way the uv that wrote the lock did.
+
+        uv 0.10.9 and 0.13.9 differ on an override of a requirement under ``extra == 'a' or
+        extra == 'b'`` (:func:`override_scope`): the older one puts it in the main table.
+        The lock's own main tables tell which rule wrote it; a tie keeps the current rule.
+        """
+        if not self.rules.overrides:
+            return
+        votes = 0
+        for package in self.lock.packages:
+            metadata = self.rules.declared(package.id) or self.metadata.get(package.id)
+            if metadata is None:
+                continue
+            names = set()
+            for line in metadata.requires_dist:
+                requirement = parse_requirement(line)
+                if requirement is None or not requirement.marker:
+                    continue
+                name = canonicalize_name(requirement.name)
+                marker = requirement_marker(requirement)
+                if name in self.rules.overrides and override_scope(marker) != override_scope(
+                    marker, legacy=True
+                ):
+                    names.add(name)
+            if not names:
+                continue
+            current = lower_requirements(metadata, self.rules).get(MAIN, [])
+            legacy = lower_requirements(metadata, self.rules, legacy_overrides=True).get(MAIN, [])
+            locked = {dep.name for dep in package.dependencies}
+            for name in names:
+                in_current = any(r.name == name for r in current)
+                in_legacy = any(r.name == name for r in legacy)
+                if in_current != in_legacy:
+                    votes += 1 if (name in locked) == in_legacy else -1
+        if (votes > 0) != self.legacy_overrides:
+            self.legacy_overrides = votes > 0
+            self._lowered.clear()
+
     def plan(self) -> Plan:
         self.tolerated = {}
+        self._choose_override_rule()
+        self._loose = None
         reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
         if not pending and self.loose:
@@ -761,7 +918,9 @@ class Planner:
         removed = [
             p.id
             for p in self.lock.packages
-            if (p.id, None, None) not in reach and p not in self.lock.members
+            if (p.id, None, None) not in reach
+            and p not in self.lock.members
+            and not self._kept_by_uv((p.id, None, None))
         ]
         removed_set = set(removed)
         for package_id in self._all_ids():
@@ -909,7 +1068,7 @@ class Planner:
             have = actual.get(table, {})
             where = "" if table == MAIN else f" [{table[1]}]"
             if here.is_false():
-                if table != MAIN and table in actual:
+                if table != MAIN and table in actual and not self._kept_by_uv((package_id, *table)):
                     findings.append(
                         Finding(
                             package_id,

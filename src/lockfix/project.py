@@ -6,8 +6,11 @@ exist; otherwise inferred from the lock itself.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,16 @@ class ProjectConfig:
     index_strategy: str = "first-index"
     prerelease: str = "if-necessary-or-explicit"
     exclude_newer: str | None = None
+    # name → its own cutoff, or None where the project turned the cutoff off for it
+    exclude_newer_package: dict[str, str | None] = field(default_factory=dict)
     inferred: bool = False
+
+    def cutoff(self, package: str) -> str | None:
+        """The upload-time cutoff for a package: its own, else the project's."""
+        name = canonicalize_name(package)
+        if name in self.exclude_newer_package:
+            return self.exclude_newer_package[name]
+        return self.exclude_newer
 
     def index_url(self, name: str) -> str | None:
         for index in self.indexes:
@@ -131,17 +143,84 @@ def load_config(directory: Path, lock: Lock) -> ProjectConfig:
                 )
     config.index_strategy = settings.get("index-strategy", config.index_strategy)
     config.prerelease = settings.get("prerelease", config.prerelease)
-    config.exclude_newer = lock.options.get("exclude-newer") or settings.get("exclude-newer")
+    config.exclude_newer = _lock_cutoff(lock.options) or settings.get("exclude-newer")
+    config.exclude_newer_package = _package_cutoffs(lock.options)
     return config
 
 
 def infer_config(lock: Lock) -> ProjectConfig:
     """No project files: treat the registry most packages came from as the default index."""
     counts = Counter(p.source.location for p in lock.packages if p.source.is_registry)
-    config = ProjectConfig(inferred=True, exclude_newer=lock.options.get("exclude-newer"))
+    config = ProjectConfig(
+        inferred=True,
+        exclude_newer=_lock_cutoff(lock.options),
+        exclude_newer_package=_package_cutoffs(lock.options),
+    )
     for url, _ in counts.most_common():
         config.indexes.append(IndexSpec(url, explicit=True))
     if counts:
         default = counts.most_common(1)[0][0]
         config.indexes.append(IndexSpec(default, default=True))
     return config
+
+
+_SPAN = re.compile(
+    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
+    re.IGNORECASE,
+)
+
+
+def span_cutoff(span: str, now: datetime | None = None) -> str | None:
+    """``now`` minus an ISO 8601 span such as ``P3D``, as uv resolves a relative
+    exclude-newer (None: not a span lockfix reads)."""
+    match = _SPAN.fullmatch(span.strip())
+    if match is None or not any(match.groupdict().values()):
+        return None
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    moment = (now or datetime.now(timezone.utc)) - timedelta(
+        weeks=parts["weeks"],
+        days=parts["days"],
+        hours=parts["hours"],
+        minutes=parts["minutes"],
+        seconds=parts["seconds"],
+    )
+    months = moment.year * 12 + moment.month - 1 - parts["years"] * 12 - parts["months"]
+    year, month = divmod(months, 12)
+    day = moment.day
+    while True:
+        try:
+            moment = moment.replace(year=year, month=month + 1, day=day)
+            break
+        except ValueError:  # 31 March minus one month: the last day of February
+            day -= 1
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lock_cutoff(options: Mapping[str, Any]) -> str | None:
+    """The lock's ``exclude-newer``. With ``exclude-newer-span`` uv ignores the timestamp
+    beside it (a placeholder) and resolves the span from now."""
+    span = options.get("exclude-newer-span")
+    if isinstance(span, str):
+        return span_cutoff(span)
+    value = options.get("exclude-newer")
+    return value if isinstance(value, str) else None
+
+
+def _package_cutoffs(options: Mapping[str, Any]) -> dict[str, str | None]:
+    """``[options.exclude-newer-package]``: a timestamp, ``{ timestamp, span }`` (the span
+    counts, from now) or ``false`` (no cutoff for that package)."""
+    table = options.get("exclude-newer-package")
+    cutoffs: dict[str, str | None] = {}
+    if not isinstance(table, Mapping):
+        return cutoffs
+    for name, value in table.items():
+        if value is False:
+            cutoffs[canonicalize_name(name)] = None
+        elif isinstance(value, str):
+            cutoffs[canonicalize_name(name)] = value
+        elif isinstance(value, Mapping):
+            span = value.get("span")
+            stamp = span_cutoff(span) if isinstance(span, str) else None
+            cutoffs[canonicalize_name(name)] = stamp or value.get("timestamp")
+    return cutoffs
