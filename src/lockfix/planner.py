@@ -292,6 +292,11 @@ class Planner:
         self.root = self._root_marker()
         self._lowered: dict[PackageId, dict[Table, list[LoweredRequirement]]] = {}
         self._declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        # a requirement on a name locked at several versions: the part of its marker that
+        # no edge of the lock covers and no version is proven for (see _targets), and the
+        # versions proven later from what is installed there anyway (see _settle)
+        self._open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
+        self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -387,17 +392,22 @@ class Planner:
     def _targets(
         self, parent: PackageId, table: Table, requirement: LoweredRequirement
     ) -> list[tuple[PackageId, Marker]]:
-        """Which locked package(s) a requirement goes to, with the fork each covers.
+        """Which locked package(s) a requirement goes to, with the part each one covers.
 
-        With several locked versions of a name, a version's package-level
-        ``resolution-markers`` say which environments chose it, but uv leaves conflict
-        extras out of them; those come from the conflict part of the lock's own edges. A
-        fitting version the parent has no edge to still gets one where its
-        resolution-markers are narrower than everything (an edge dropped from a fork).
+        Only versions that satisfy the requirement's specifier count. With several of
+        them, the lock's own edges from the parent say which one each environment reaches:
+        their full markers, platform and conflict parts together, as uv writes them (the
+        requirement's marker AND the forks that chose the version). An edge can only fire
+        where its target was chosen, so each is kept within that version's
+        ``resolution-markers``. Where no edge covers the requirement, a version is named
+        only when that is proven: it is the only fitting version whose
+        ``resolution-markers`` allow the environment, or (see :meth:`_settle`) the only
+        one installed there anyway. The part left open is recorded in ``self._open``.
         """
         candidates = self._named(requirement.name)
+        fitting = [c for c in candidates if self._fits(c, requirement)]
         if len(candidates) <= 1:
-            return [(c, Marker.TRUE) for c in candidates]
+            return [(c, Marker.TRUE) for c in fitting]
         package = self.lock.package(parent)
         split: dict[PackageId, Marker] = {}
         if package is not None:
@@ -405,20 +415,44 @@ class Planner:
                 if (kind, name) == table and dep.name == requirement.name:
                     target = self.lock.resolve(dep, package).id
                     split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
-        fitting = [
-            c
-            for c in candidates
-            if c.version is not None and _contains(requirement.specifier, c.version)
-        ]
-        same_index = [c for c in fitting if c.source == parent.source]
-        result = []
-        for target in dict.fromkeys([*split, *(same_index or fitting or candidates)]):
-            forks = self._forks(target)
-            if target in split:
-                result.append((target, split[target].only_extras() & forks))
-            elif not split or not (self.root & ~forks).is_false():
-                result.append((target, forks))
-        return result
+        result: dict[PackageId, Marker] = {}
+        for target, marker in split.items():
+            if target in fitting:
+                result[target] = marker & self._forks(target)
+        covered = Marker.FALSE
+        for marker in result.values():
+            covered |= marker
+        rest = ~covered
+        forks = {c: self._forks(c) for c in fitting}
+        for target in fitting:
+            others = Marker.FALSE
+            for other, marker in forks.items():
+                if other != target:
+                    others |= marker
+            proven = rest & forks[target] & ~others
+            if not proven.is_false():
+                result[target] = result.get(target, Marker.FALSE) | proven
+                covered |= proven
+        settled = self._settled.get((parent, table, requirement.name), {})
+        for target, marker in settled.items():
+            if target in fitting:
+                result[target] = result.get(target, Marker.FALSE) | marker
+                covered |= marker
+        open_part = requirement.marker & ~covered
+        key = (parent, table, requirement)
+        if open_part.is_false():
+            self._open.pop(key, None)
+        else:
+            self._open[key] = open_part
+        return [(target, marker) for target, marker in result.items() if not marker.is_false()]
+
+    def _fits(self, package_id: PackageId, requirement: LoweredRequirement) -> bool:
+        """Whether a locked package can stand for a requirement: its version satisfies the
+        specifier (a package from a git, path or URL source stands for any: uv's source
+        choice for a name applies across the graph)."""
+        if package_id.version is None or not package_id.source.is_registry:
+            return True
+        return _contains(requirement.specifier, package_id.version)
 
     def _forks(self, target: PackageId) -> Marker:
         locked = self.lock.package(target)
@@ -532,7 +566,9 @@ class Planner:
             ):
                 continue
             for requirement in lowered.get((kind, name), ()):
-                if self._named(requirement.name) or (here & requirement.marker).is_false():
+                if (here & requirement.marker).is_false() or any(
+                    self._fits(c, requirement) for c in self._named(requirement.name)
+                ):
                     continue
                 wanted.setdefault(requirement.name, []).append(
                     (requirement.specifier, f"{package_id.name} {package_id.version}")
@@ -590,8 +626,32 @@ class Planner:
             f"'{missing.specifier or '*'}' (required by {chain})"
         )
 
+    def _settle(self, reach: Mapping[Node, Marker]) -> bool:
+        """Name the version for open parts of requirements where only one fitting version
+        is installed anyway (reached from elsewhere): an environment holds one version of a
+        name, so the edge must go there. True when something new was settled."""
+        changed = False
+        for (parent, table, requirement), open_part in list(self._open.items()):
+            region = open_part & reach.get((parent, *table), Marker.FALSE)
+            if region.is_false():
+                continue
+            fitting = [c for c in self._named(requirement.name) if self._fits(c, requirement)]
+            installed = {c: region & reach.get((c, None, None), Marker.FALSE) for c in fitting}
+            settled = self._settled.setdefault((parent, table, requirement.name), {})
+            for target, there in installed.items():
+                for other, elsewhere in installed.items():
+                    if other != target:
+                        there &= ~elsewhere
+                before = settled.get(target, Marker.FALSE)
+                if not there.implies(before):
+                    settled[target] = before | there
+                    changed = True
+        return changed
+
     def plan(self) -> Plan:
         reach = self.reachability()
+        while self._settle(reach):
+            reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
         findings: list[Finding] = []
         edits: dict[PackageId, PackagePlan] = {}
@@ -623,6 +683,7 @@ class Planner:
             verified += 1
             actual = self.locked_edges(package)
             plan = self._compare(package.id, expected, actual, reach, final_names, findings)
+            self._open_findings(package.id, reach, findings)
             if plan.tables or plan.removed_tables:
                 edits[package.id] = plan
 
@@ -765,6 +826,17 @@ class Planner:
                 fix=f"add {edge}",
             )
         if not wanted:
+            unmet = self._unmet(package_id, table, target)
+            if unmet:
+                return Finding(
+                    package_id,
+                    "unsatisfied-requirement",
+                    f"{label}: dependency on {name} goes to {target.version}, which does not "
+                    f"satisfy {'; '.join(unmet)}",
+                    target=name,
+                    requirement=unmet[0],
+                    fix=f"remove edge to {name} {target.version}",
+                )
             return Finding(
                 package_id,
                 "extra-dependency",
@@ -783,6 +855,45 @@ class Planner:
             requirement=declared,
             fix=f"rewrite the marker of {name}",
         )
+
+    def _unmet(self, package_id: PackageId, table: Table, target: PackageId) -> list[str]:
+        """The requirements of one table on a target's name that its version fails
+        ([] when none does, or when none is on that name)."""
+        requirements = [
+            r for r in (self._lowered_for(package_id) or {}).get(table, ()) if r.name == target.name
+        ]
+        if any(self._fits(target, r) for r in requirements):
+            return []
+        return list(dict.fromkeys(r.text for r in requirements))
+
+    def _open_findings(
+        self, package_id: PackageId, reach: Mapping[Node, Marker], findings: list[Finding]
+    ) -> None:
+        """Where a requirement on a name locked at several versions has no edge, and no
+        version can be proven to be the one: a finding without a fix."""
+        for (parent, table, requirement), open_part in self._open.items():
+            if parent != package_id:
+                continue
+            here = reach.get((parent, *table), Marker.FALSE)
+            if (open_part & here).is_false():
+                continue
+            fitting = [c for c in self._named(requirement.name) if self._fits(c, requirement)]
+            if not fitting:
+                continue  # a version to add: see _missing
+            where = "" if table == MAIN else f" [{table[1]}]"
+            marker = self._edge_marker(open_part, here)
+            versions = ", ".join(str(c.version) for c in fitting)
+            findings.append(
+                Finding(
+                    package_id,
+                    "missing-dependency",
+                    f"{package_id.name} {package_id.version}{where}: no edge to "
+                    f"{requirement.name} where {str(marker) or 'it applies'}, and which of its "
+                    f"locked versions ({versions}) it should reach there cannot be told",
+                    target=requirement.name,
+                    requirement=requirement.text,
+                )
+            )
 
     def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
         """The marker to write: simplified under the parent's reach, with its conflict context."""
