@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 
@@ -64,6 +64,7 @@ class AddedPackage:
     metadata: CoreMetadata | None
     sdist: IndexFile | None
     wheels: tuple[IndexFile, ...]
+    resolution_markers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,8 @@ class PackagePlan:
 
     tables: dict[Table, list[Dependency]] = field(default_factory=dict)
     removed_tables: set[Table] = field(default_factory=set)
+    # the package's `resolution-markers`, when a second version of its name is added
+    resolution_markers: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +98,8 @@ class Plan:
     unverified: dict[PackageId, str]
     verified: int
     failed: set[PackageId] = field(default_factory=set)
+    # why no repair in place exists (two versions of a name needed in one environment)
+    unrepairable: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -399,7 +404,8 @@ class Planner:
         their full markers, platform and conflict parts together, as uv writes them (the
         requirement's marker AND the forks that chose the version). An edge can only fire
         where its target was chosen, so each is kept within that version's
-        ``resolution-markers``. Where no edge covers the requirement, a version is named
+        ``resolution-markers``, and where edges to two versions fire together neither is
+        taken as evidence. Where no edge covers the requirement, a version is named
         only when that is proven: it is the only fitting version whose
         ``resolution-markers`` allow the environment, or (see :meth:`_settle`) the only
         one installed there anyway. The part left open is recorded in ``self._open``.
@@ -415,10 +421,13 @@ class Planner:
                 if (kind, name) == table and dep.name == requirement.name:
                     target = self.lock.resolve(dep, package).id
                     split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
+        trusted = {t: m & self._forks(t) for t, m in split.items() if t in fitting}
         result: dict[PackageId, Marker] = {}
-        for target, marker in split.items():
-            if target in fitting:
-                result[target] = marker & self._forks(target)
+        for target, marker in trusted.items():
+            for other, elsewhere in trusted.items():
+                if other != target:
+                    marker &= ~elsewhere  # two versions at once: neither edge is evidence
+            result[target] = marker
         covered = Marker.FALSE
         for marker in result.values():
             covered |= marker
@@ -715,6 +724,8 @@ class Planner:
                 )
             )
         added = [a for a in self.added.values() if (a.id, None, None) in reach]
+        unrepairable = self._clashes(added, removed_set, reach, findings)
+        self._second_versions(added, edits, removed_set, final_names, reach)
         for item in added:
             # Like uv, count the combinations the conflicts forbid as reachable: uv keeps
             # every wheel such a combination could install.
@@ -735,7 +746,138 @@ class Planner:
             dict(self.unverified),
             verified,
             set(self.failed),
+            unrepairable,
         )
+
+    def _clashes(
+        self,
+        added: list[AddedPackage],
+        removed: set[PackageId],
+        reach: Mapping[Node, Marker],
+        findings: list[Finding],
+    ) -> list[str]:
+        """Versions to add that some environment needs beside a locked version of the same
+        name: one environment cannot hold both, so no repair in place exists."""
+        problems = []
+        for item in added:
+            mine = reach[(item.id, None, None)]
+            for other in self.lock.named(item.id.name):
+                if other.id in removed:
+                    continue
+                both = mine & reach.get((other.id, None, None), Marker.FALSE)
+                if both.is_false():
+                    continue
+                wanting = self._requirers(item.id, both, reach)
+                holding = self._requirers(other.id, both, reach)
+                upgrade = [
+                    p.name for p, _ in wanting if p.source.is_registry and p.name != item.id.name
+                ]
+                command = " ".join(
+                    f"--upgrade-package {n}" for n in dict.fromkeys([*upgrade, item.id.name])
+                )
+                message = (
+                    f"{_requirers_text(wanting, item.id)}, {_requirers_text(holding, other.id)}, "
+                    f"both where {both.simplify_under(self.root) or 'it applies'}; one "
+                    f"environment cannot hold two versions of {item.id.name}, so there is no "
+                    f"repair in place: run `uv lock {command}`"
+                )
+                problems.append(message)
+                findings.append(Finding(item.id, "version-conflict", message, target=item.id.name))
+        return problems
+
+    def _requirers(
+        self, target: PackageId, where: Marker, reach: Mapping[Node, Marker]
+    ) -> list[tuple[PackageId, str]]:
+        """The packages whose edges reach ``target`` somewhere in ``where``, with what each
+        asks for (its requirement's specifier, if known)."""
+        found: dict[PackageId, str] = {}
+        for (package_id, kind, name), here in reach.items():
+            activation = self._edges(package_id).get((kind, name), {}).get(target)
+            if not activation or (here & activation.get(None, Marker.FALSE) & where).is_false():
+                continue
+            asked = self._declared.get((package_id, (kind, name), target), [])
+            if not asked:
+                package = self.lock.package(package_id)
+                metadata = package.metadata if package is not None else {}
+                asked = [
+                    f"{target.name}{entry.get('specifier', '')}"
+                    for entry in metadata.get("requires-dist", ())
+                    if isinstance(entry, Mapping) and entry.get("name") == target.name
+                ]
+            specifiers = [str(r.specifier) for r in map(parse_requirement, asked) if r]
+            found.setdefault(package_id, ",".join(dict.fromkeys(s for s in specifiers if s)))
+        return sorted(found.items(), key=lambda item: item[0].sort_key())
+
+    def _second_versions(
+        self,
+        added: list[AddedPackage],
+        edits: dict[PackageId, PackagePlan],
+        removed: set[PackageId],
+        final_names: Mapping[str, int],
+        reach: Mapping[Node, Marker],
+    ) -> None:
+        """A name that gets a second version: every edge to it names its version and
+        source, and each version gets the ``resolution-markers`` uv writes."""
+        names = {
+            a.id.name
+            for a in added
+            if final_names.get(a.id.name, 0) > 1
+            and any(p.id not in removed for p in self.lock.named(a.id.name))
+        }
+        if not names:
+            return
+        for item in added:
+            if item.id.name in names:
+                item.resolution_markers = self._resolution_markers(reach[(item.id, None, None)])
+        for package in (p for n in sorted(names) for p in self.lock.named(n)):
+            if package.id in removed or package.resolution_markers:
+                continue
+            markers = self._resolution_markers(reach.get((package.id, None, None), Marker.FALSE))
+            if markers:
+                edits.setdefault(package.id, PackagePlan()).resolution_markers = markers
+        for package in self.lock.packages:
+            if package.id in removed:
+                continue
+            plan = edits.get(package.id)
+            for kind, name, dep in package.edges():
+                table = (kind, name)
+                if dep.name not in names or dep.version is not None:
+                    continue
+                if plan is not None and table in plan.tables:
+                    continue  # rewritten: qualified below
+                plan = edits.setdefault(package.id, PackagePlan())
+                plan.tables[table] = list(_table_edges(package, table))
+            if plan is None:
+                continue
+            for table, deps in plan.tables.items():
+                plan.tables[table] = [
+                    self._qualified(dep, package) if dep.name in names else dep for dep in deps
+                ]
+
+    def _qualified(self, dep: Dependency, parent: Package) -> Dependency:
+        if dep.version is not None:
+            return dep
+        target = self.lock.resolve(dep, parent).id
+        return replace(dep, version=target.version, source=target.source)
+
+    def _resolution_markers(self, here: Marker) -> tuple[str, ...]:
+        """What uv writes as a package's ``resolution-markers``: the lock's forks that
+        install it; their PEP 508 parts when those are disjoint, else the forks in full;
+        none that is always true."""
+        forks = [
+            m
+            for m in (Marker.parse(t) for t in self.lock.resolution_markers)
+            if not (m & here).is_false()
+        ]
+        python = (
+            Marker.from_requires_python(self.lock.requires_python)
+            if self.lock.requires_python
+            else Marker.TRUE
+        )
+        plain = list(dict.fromkeys(f.without_extras().simplify_under(python) for f in forks))
+        disjoint = all(a.is_disjoint(b) for i, a in enumerate(plain) for b in plain[i + 1 :])
+        chosen = plain if disjoint else [f.simplify_under(python) for f in forks]
+        return tuple(str(m) for m in chosen if not m.is_true())
 
     @staticmethod
     def _wheel_reachable(filename: str, here: Marker) -> bool:
@@ -956,6 +1098,25 @@ class Planner:
                     )
                 )
         return edges
+
+
+def _table_edges(package: Package, table: Table) -> tuple[Dependency, ...]:
+    kind, name = table
+    if kind is None:
+        return package.dependencies
+    tables = package.optional_dependencies if kind == "extra" else package.dev_dependencies
+    return tables.get(name or "", ())
+
+
+def _requirers_text(requirers: list[tuple[PackageId, str]], target: PackageId) -> str:
+    """``torch 2.9.0 requires nvidia-nccl-cu12==2.27.5``, for up to three requirers."""
+    shown = [
+        f"{p.name} {p.version or ''}".rstrip()
+        + (f" requires {target.name}{spec}" if spec else f" reaches {target.name} {target.version}")
+        for p, spec in requirers[:3]
+    ]
+    more = f" and {len(requirers) - 3} more" if len(requirers) > 3 else ""
+    return ", ".join(shown) + more if shown else f"{target.name} {target.version} is installed"
 
 
 def _show(activation: Mapping[str | None, Marker]) -> str:
