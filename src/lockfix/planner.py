@@ -863,21 +863,25 @@ class Planner:
     def _resolution_markers(self, here: Marker) -> tuple[str, ...]:
         """What uv writes as a package's ``resolution-markers``: the lock's forks that
         install it; their PEP 508 parts when those are disjoint, else the forks in full;
-        none that is always true."""
-        forks = [
-            m
-            for m in (Marker.parse(t) for t in self.lock.resolution_markers)
-            if not (m & here).is_false()
-        ]
+        none that is always true. A fork keeps the text uv gave it where it is unchanged."""
+        forks = {
+            text: marker
+            for text, marker in ((t, Marker.parse(t)) for t in self.lock.resolution_markers)
+            if not (marker & here).is_false()
+        }
         python = (
             Marker.from_requires_python(self.lock.requires_python)
             if self.lock.requires_python
             else Marker.TRUE
         )
-        plain = list(dict.fromkeys(f.without_extras().simplify_under(python) for f in forks))
-        disjoint = all(a.is_disjoint(b) for i, a in enumerate(plain) for b in plain[i + 1 :])
-        chosen = plain if disjoint else [f.simplify_under(python) for f in forks]
-        return tuple(str(m) for m in chosen if not m.is_true())
+        plain: dict[Marker, str] = {}
+        for text, marker in forks.items():
+            part = marker.without_extras().simplify_under(python)
+            plain.setdefault(part, text if part == marker else str(part))
+        parts = list(plain)
+        if all(a.is_disjoint(b) for i, a in enumerate(parts) for b in parts[i + 1 :]):
+            return tuple(text for part, text in plain.items() if not part.is_true())
+        return tuple(text for text, marker in forks.items() if not marker.is_true())
 
     @staticmethod
     def _wheel_reachable(filename: str, here: Marker) -> bool:
