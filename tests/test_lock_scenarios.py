@@ -19,6 +19,7 @@ from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from helpers import run_lockfix
+from lockfix.lockfile import PackageId, parse_lock
 from semantic import semantic_differences
 
 NEW = "0.13.9"
@@ -113,6 +114,7 @@ def test_corrupted_lock_is_repaired(world: World, case: Case) -> None:
     assert repair.returncode == 0, repair.stdout + repair.stderr
     repaired = (project / "uv.lock").read_text()
     assert semantic_differences(repaired, reference) == [], case.what
+    assert _resolution_markers(repaired) == _resolution_markers(reference)
 
     accepted = run_uv(NEW, ["lock", "--check"], project, world.tmp, check=False)
     assert accepted.returncode == 0, accepted.stderr
@@ -125,3 +127,8 @@ def test_corrupted_lock_is_repaired(world: World, case: Case) -> None:
         assert world.installed(project, selection) == world.installed(
             reference_project, selection
         ), selection
+
+
+def _resolution_markers(text: str) -> dict[PackageId, tuple[str, ...]]:
+    """Each package's ``resolution-markers``, as written."""
+    return {p.id: p.resolution_markers for p in parse_lock(text).packages}

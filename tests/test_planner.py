@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
 from lockfix.lockfile import parse_lock
+from lockfix.markers import Marker
 from lockfix.metadata import CoreMetadata
 from lockfix.planner import Plan, Planner
 from lockfix.project import infer_config
@@ -185,3 +191,31 @@ b = [
         metadata("other"),
     )
     assert kinds(result) == set() and result.removed == []
+
+
+_REPO = Path(__file__).resolve().parent.parent
+_UV_LOCKS = sorted((_REPO / "fixtures" / "locks").glob("*/reference.uv.lock")) + sorted(
+    (_REPO.parent / "shared" / "real-locks").glob("*/uv.lock")
+)
+
+
+@pytest.mark.parametrize("path", _UV_LOCKS, ids=lambda p: p.parent.name)
+def test_resolution_markers_are_written_as_uv_writes_them(path: Path) -> None:
+    """For every package of a name locked at several versions, the resolution-markers a
+    second version would get (from the lock's forks and where the package is installed)
+    mean what uv wrote, none included."""
+    lock = parse_lock(path.read_text())
+    planner = Planner(lock, infer_config(lock))
+    reach = planner.reachability()
+    counts = Counter(p.name for p in lock.packages)
+    checked = 0
+    for package in lock.packages:
+        if counts[package.name] < 2:
+            continue
+        written = planner._resolution_markers(reach.get((package.id, None, None), Marker.FALSE))
+        assert {Marker.parse(m) for m in written} == {
+            Marker.parse(m) for m in package.resolution_markers
+        }, package.id
+        checked += 1
+    if not checked:
+        pytest.skip("no name is locked at several versions")

@@ -413,12 +413,13 @@ def repair(
         artifacts = analysis.artifact_findings
         refuse = bool(artifacts) and not accept_index_artifacts
         try:
-            new_text = apply_plan(analysis.lock, plan)
+            # no repair in place: two versions of a name are needed in one environment
+            new_text = analysis.lock.text if plan.unrepairable else apply_plan(analysis.lock, plan)
             if artifacts and not refuse:
                 new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
         except LockError as error:
             raise InputError(f"{path}: refusing to write: {error}") from None
-        changed = new_text != analysis.lock.text and not refuse
+        changed = new_text != analysis.lock.text and not refuse and not plan.unrepairable
         if run.output_format == "json":
             documents.append(
                 json_document(
@@ -434,6 +435,9 @@ def repair(
             click.echo(report, nl=False, err=show_diff)
         elif text_output:
             click.echo(human_report(plan, analysis.warnings, artifacts), nl=False, err=show_diff)
+        if plan.unrepairable:
+            click.echo(f"lockfix: not writing {path}: {'; '.join(plan.unrepairable)}", err=True)
+            return EXIT_FINDINGS
         if refuse:
             click.echo(
                 f"lockfix: refusing to write {path}: {len(artifacts)} locked artifact "

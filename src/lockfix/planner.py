@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +74,7 @@ class AddedPackage:
     metadata: CoreMetadata | None
     sdist: IndexFile | None
     wheels: tuple[IndexFile, ...]
+    resolution_markers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class PackagePlan:
 
     tables: dict[Table, list[Dependency]] = field(default_factory=dict)
     removed_tables: set[Table] = field(default_factory=set)
+    # the package's `resolution-markers`, when a second version of its name is added
+    resolution_markers: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +111,8 @@ class Plan:
     # packages whose wheels disagree and whose locked edges install only more than the
     # picked wheel needs, within what some wheel declares: kept as locked (where, per edge)
     excess: dict[PackageId, list[str]] = field(default_factory=dict)
+    # why no repair in place exists (two versions of a name needed in one environment)
+    unrepairable: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -377,6 +382,11 @@ class Planner:
         self._members = {m.id for m in lock.members}
         self._loose: dict[Node, Marker] | None = None  # reach without the conflicts: per plan
         self.legacy_overrides = False  # see _choose_override_rule
+        # a requirement on a name locked at several versions: the part of its marker that
+        # no edge of the lock covers and no version is proven for (see _targets), and the
+        # versions proven later from what is installed there anyway (see _settle)
+        self._open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
+        self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -486,17 +496,23 @@ class Planner:
     def _targets(
         self, parent: PackageId, table: Table, requirement: LoweredRequirement
     ) -> list[tuple[PackageId, Marker]]:
-        """Which locked package(s) a requirement goes to, with the fork each covers.
+        """Which locked package(s) a requirement goes to, with the part each one covers.
 
-        With several locked versions of a name, a version's package-level
-        ``resolution-markers`` say which environments chose it, but uv leaves conflict
-        extras out of them; those come from the conflict part of the lock's own edges. A
-        fitting version the parent has no edge to still gets one where its
-        resolution-markers are narrower than everything (an edge dropped from a fork).
+        Only versions that satisfy the requirement's specifier count. With several of
+        them, the lock's own edges from the parent say which one each environment reaches:
+        their full markers, platform and conflict parts together, as uv writes them (the
+        requirement's marker AND the forks that chose the version). An edge can only fire
+        where its target was chosen, so each is kept within that version's
+        ``resolution-markers``, and where edges to two versions fire together neither is
+        taken as evidence. Where no edge covers the requirement, a version is named
+        only when that is proven: it is the only fitting version whose
+        ``resolution-markers`` allow the environment, or (see :meth:`_settle`) the only
+        one installed there anyway. The part left open is recorded in ``self._open``.
         """
         candidates = self._named(requirement.name)
+        fitting = [c for c in candidates if self._fits(c, requirement)]
         if len(candidates) <= 1:
-            return [(c, Marker.TRUE) for c in candidates]
+            return [(c, Marker.TRUE) for c in fitting]
         package = self.lock.package(parent)
         split: dict[PackageId, Marker] = {}
         if package is not None:
@@ -504,20 +520,47 @@ class Planner:
                 if (kind, name) == table and dep.name == requirement.name:
                     target = self.lock.resolve(dep, package).id
                     split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
-        fitting = [
-            c
-            for c in candidates
-            if c.version is not None and _contains(requirement.specifier, c.version)
-        ]
-        same_index = [c for c in fitting if c.source == parent.source]
-        result = []
-        for target in dict.fromkeys([*split, *(same_index or fitting or candidates)]):
-            forks = self._forks(target)
-            if target in split:
-                result.append((target, split[target].only_extras() & forks))
-            elif not split or not (self.root & ~forks).is_false():
-                result.append((target, forks))
-        return result
+        trusted = {t: m & self._forks(t) for t, m in split.items() if t in fitting}
+        result: dict[PackageId, Marker] = {}
+        for target, marker in trusted.items():
+            for other, elsewhere in trusted.items():
+                if other != target:
+                    marker &= ~elsewhere  # two versions at once: neither edge is evidence
+            result[target] = marker
+        covered = Marker.FALSE
+        for marker in result.values():
+            covered |= marker
+        rest = ~covered
+        forks = {c: self._forks(c) for c in fitting}
+        for target in fitting:
+            others = Marker.FALSE
+            for other, marker in forks.items():
+                if other != target:
+                    others |= marker
+            proven = rest & forks[target] & ~others
+            if not proven.is_false():
+                result[target] = result.get(target, Marker.FALSE) | proven
+                covered |= proven
+        settled = self._settled.get((parent, table, requirement.name), {})
+        for target, marker in settled.items():
+            if target in fitting:
+                result[target] = result.get(target, Marker.FALSE) | marker
+                covered |= marker
+        open_part = requirement.marker & ~covered
+        key = (parent, table, requirement)
+        if open_part.is_false():
+            self._open.pop(key, None)
+        else:
+            self._open[key] = open_part
+        return [(target, marker) for target, marker in result.items() if not marker.is_false()]
+
+    def _fits(self, package_id: PackageId, requirement: LoweredRequirement) -> bool:
+        """Whether a locked package can stand for a requirement: its version satisfies the
+        specifier (a package from a git, path or URL source stands for any: uv's source
+        choice for a name applies across the graph)."""
+        if package_id.version is None or not package_id.source.is_registry:
+            return True
+        return _contains(requirement.specifier, package_id.version)
 
     def _forks(self, target: PackageId) -> Marker:
         locked = self.lock.package(target)
@@ -771,7 +814,9 @@ class Planner:
             ):
                 continue
             for requirement in lowered.get((kind, name), ()):
-                if self._named(requirement.name) or (here & requirement.marker).is_false():
+                if (here & requirement.marker).is_false() or any(
+                    self._fits(c, requirement) for c in self._named(requirement.name)
+                ):
                     continue
                 wanted.setdefault(requirement.name, []).append(
                     (requirement.specifier, f"{package_id.name} {package_id.version}")
@@ -889,11 +934,35 @@ class Planner:
             self.legacy_overrides = votes > 0
             self._lowered.clear()
 
+    def _settle(self, reach: Mapping[Node, Marker]) -> bool:
+        """Name the version for open parts of requirements where only one fitting version
+        is installed anyway (reached from elsewhere): an environment holds one version of a
+        name, so the edge must go there. True when something new was settled."""
+        changed = False
+        for (parent, table, requirement), open_part in list(self._open.items()):
+            region = open_part & reach.get((parent, *table), Marker.FALSE)
+            if region.is_false():
+                continue
+            fitting = [c for c in self._named(requirement.name) if self._fits(c, requirement)]
+            installed = {c: region & reach.get((c, None, None), Marker.FALSE) for c in fitting}
+            settled = self._settled.setdefault((parent, table, requirement.name), {})
+            for target, there in installed.items():
+                for other, elsewhere in installed.items():
+                    if other != target:
+                        there &= ~elsewhere
+                before = settled.get(target, Marker.FALSE)
+                if not there.implies(before):
+                    settled[target] = before | there
+                    changed = True
+        return changed
+
     def plan(self) -> Plan:
         self.tolerated = {}
         self._choose_override_rule()
         self._loose = None
         reach = self.reachability()
+        while self._settle(reach):
+            reach = self.reachability()
         pending = [m for m in self._missing(reach) if m.name not in self.added]
         if not pending and self.loose:
             # Wheels that disagree, where the lock installs only more than needed: keep
@@ -940,6 +1009,7 @@ class Planner:
                 continue
             actual = self.locked_edges(package)
             plan = self._compare(package.id, expected, actual, reach, final_names, findings)
+            self._open_findings(package.id, reach, findings)
             if plan.tables or plan.removed_tables:
                 edits[package.id] = plan
 
@@ -977,6 +1047,8 @@ class Planner:
                 )
             )
         added = [a for a in self.added.values() if (a.id, None, None) in reach]
+        unrepairable = self._clashes(added, removed_set, reach, findings)
+        self._second_versions(added, edits, removed_set, final_names, reach)
         for item in added:
             # Like uv, count the combinations the conflicts forbid as reachable: uv keeps
             # every wheel such a combination could install.
@@ -998,6 +1070,7 @@ class Planner:
             verified,
             set(self.failed),
             dict(self.tolerated),
+            unrepairable,
         )
 
     def _compare_member(
@@ -1043,6 +1116,140 @@ class Planner:
                     want, here, final_names, keep=have, package=member, table=table
                 )
         return plan
+
+    def _clashes(
+        self,
+        added: list[AddedPackage],
+        removed: set[PackageId],
+        reach: Mapping[Node, Marker],
+        findings: list[Finding],
+    ) -> list[str]:
+        """Versions to add that some environment needs beside a locked version of the same
+        name: one environment cannot hold both, so no repair in place exists."""
+        problems = []
+        for item in added:
+            mine = reach[(item.id, None, None)]
+            for other in self.lock.named(item.id.name):
+                if other.id in removed:
+                    continue
+                both = mine & reach.get((other.id, None, None), Marker.FALSE)
+                if both.is_false():
+                    continue
+                wanting = self._requirers(item.id, both, reach)
+                holding = self._requirers(other.id, both, reach)
+                upgrade = [
+                    p.name for p, _ in wanting if p.source.is_registry and p.name != item.id.name
+                ]
+                command = " ".join(
+                    f"--upgrade-package {n}" for n in dict.fromkeys([*upgrade, item.id.name])
+                )
+                message = (
+                    f"{_requirers_text(wanting, item.id)}, {_requirers_text(holding, other.id)}, "
+                    f"both where {both.simplify_under(self.root) or 'it applies'}; one "
+                    f"environment cannot hold two versions of {item.id.name}, so there is no "
+                    f"repair in place: run `uv lock {command}`"
+                )
+                problems.append(message)
+                findings.append(Finding(item.id, "version-conflict", message, target=item.id.name))
+        return problems
+
+    def _requirers(
+        self, target: PackageId, where: Marker, reach: Mapping[Node, Marker]
+    ) -> list[tuple[PackageId, str]]:
+        """The packages whose edges reach ``target`` somewhere in ``where``, with what each
+        asks for (its requirement's specifier, if known)."""
+        found: dict[PackageId, str] = {}
+        for (package_id, kind, name), here in reach.items():
+            activation = self._edges(package_id).get((kind, name), {}).get(target)
+            if not activation or (here & activation.get(None, Marker.FALSE) & where).is_false():
+                continue
+            asked = self._declared.get((package_id, (kind, name), target), [])
+            if not asked:
+                package = self.lock.package(package_id)
+                metadata = package.metadata if package is not None else {}
+                asked = [
+                    f"{target.name}{entry.get('specifier', '')}"
+                    for entry in metadata.get("requires-dist", ())
+                    if isinstance(entry, Mapping) and entry.get("name") == target.name
+                ]
+            specifiers = [str(r.specifier) for r in map(parse_requirement, asked) if r]
+            found.setdefault(package_id, ",".join(dict.fromkeys(s for s in specifiers if s)))
+        return sorted(found.items(), key=lambda item: item[0].sort_key())
+
+    def _second_versions(
+        self,
+        added: list[AddedPackage],
+        edits: dict[PackageId, PackagePlan],
+        removed: set[PackageId],
+        final_names: Mapping[str, int],
+        reach: Mapping[Node, Marker],
+    ) -> None:
+        """A name that gets a second version: every edge to it names its version and
+        source, and each version gets the ``resolution-markers`` uv writes."""
+        names = {
+            a.id.name
+            for a in added
+            if final_names.get(a.id.name, 0) > 1
+            and any(p.id not in removed for p in self.lock.named(a.id.name))
+        }
+        if not names:
+            return
+        for item in added:
+            if item.id.name in names:
+                item.resolution_markers = self._resolution_markers(reach[(item.id, None, None)])
+        for package in (p for n in sorted(names) for p in self.lock.named(n)):
+            if package.id in removed or package.resolution_markers:
+                continue
+            markers = self._resolution_markers(reach.get((package.id, None, None), Marker.FALSE))
+            if markers:
+                edits.setdefault(package.id, PackagePlan()).resolution_markers = markers
+        for package in self.lock.packages:
+            if package.id in removed:
+                continue
+            plan = edits.get(package.id)
+            for kind, name, dep in package.edges():
+                table = (kind, name)
+                if dep.name not in names or dep.version is not None:
+                    continue
+                if plan is not None and table in plan.tables:
+                    continue  # rewritten: qualified below
+                plan = edits.setdefault(package.id, PackagePlan())
+                plan.tables[table] = list(_table_edges(package, table))
+            if plan is None:
+                continue
+            for table, deps in plan.tables.items():
+                plan.tables[table] = [
+                    self._qualified(dep, package) if dep.name in names else dep for dep in deps
+                ]
+
+    def _qualified(self, dep: Dependency, parent: Package) -> Dependency:
+        if dep.version is not None:
+            return dep
+        target = self.lock.resolve(dep, parent).id
+        return replace(dep, version=target.version, source=target.source)
+
+    def _resolution_markers(self, here: Marker) -> tuple[str, ...]:
+        """What uv writes as a package's ``resolution-markers``: the lock's forks that
+        install it; their PEP 508 parts when those are disjoint, else the forks in full;
+        none that is always true. A fork keeps the text uv gave it where it is unchanged."""
+        forks = {
+            text: marker
+            for text, marker in ((t, Marker.parse(t)) for t in self.lock.resolution_markers)
+            if not (marker & here).is_false()
+        }
+        python = (
+            Marker.from_requires_python(self.lock.requires_python)
+            if self.lock.requires_python
+            else Marker.TRUE
+        )
+        plain: dict[Marker, str] = {}
+        for text, marker in forks.items():
+            part = marker.without_extras().simplify_under(python)
+            plain.setdefault(part, text if part == marker else str(part))
+        parts = list(plain)
+        if all(a.is_disjoint(b) for i, a in enumerate(parts) for b in parts[i + 1 :]):
+            return tuple(text for part, text in plain.items() if not part.is_true())
+        return tuple(text for text, marker in forks.items() if not marker.is_true())
 
     @staticmethod
     def _wheel_reachable(filename: str, here: Marker) -> bool:
@@ -1134,6 +1341,17 @@ class Planner:
                 harm="less",
             )
         if not wanted:
+            unmet = self._unmet(package_id, table, target)
+            if unmet:
+                return Finding(
+                    package_id,
+                    "unsatisfied-requirement",
+                    f"{label}: dependency on {name} goes to {target.version}, which does not "
+                    f"satisfy {'; '.join(unmet)}",
+                    target=name,
+                    requirement=unmet[0],
+                    fix=f"remove edge to {name} {target.version}",
+                )
             return Finding(
                 package_id,
                 "extra-dependency",
@@ -1188,6 +1406,45 @@ class Planner:
             dict.fromkeys(f"{origins[t][0]}, {origins[t][1]}" if t in origins else t for t in texts)
         )
         return requirement, message
+
+    def _unmet(self, package_id: PackageId, table: Table, target: PackageId) -> list[str]:
+        """The requirements of one table on a target's name that its version fails
+        ([] when none does, or when none is on that name)."""
+        requirements = [
+            r for r in (self._lowered_for(package_id) or {}).get(table, ()) if r.name == target.name
+        ]
+        if any(self._fits(target, r) for r in requirements):
+            return []
+        return list(dict.fromkeys(r.text for r in requirements))
+
+    def _open_findings(
+        self, package_id: PackageId, reach: Mapping[Node, Marker], findings: list[Finding]
+    ) -> None:
+        """Where a requirement on a name locked at several versions has no edge, and no
+        version can be proven to be the one: a finding without a fix."""
+        for (parent, table, requirement), open_part in self._open.items():
+            if parent != package_id:
+                continue
+            here = reach.get((parent, *table), Marker.FALSE)
+            if (open_part & here).is_false():
+                continue
+            fitting = [c for c in self._named(requirement.name) if self._fits(c, requirement)]
+            if not fitting:
+                continue  # a version to add: see _missing
+            where = "" if table == MAIN else f" [{table[1]}]"
+            marker = self._edge_marker(open_part, here)
+            versions = ", ".join(str(c.version) for c in fitting)
+            findings.append(
+                Finding(
+                    package_id,
+                    "missing-dependency",
+                    f"{package_id.name} {package_id.version}{where}: no edge to "
+                    f"{requirement.name} where {str(marker) or 'it applies'}, and which of its "
+                    f"locked versions ({versions}) it should reach there cannot be told",
+                    target=requirement.name,
+                    requirement=requirement.text,
+                )
+            )
 
     def _edge_marker(self, marker: Marker, here: Marker) -> Marker:
         """The marker to write: simplified under the parent's reach, with its conflict context."""
@@ -1277,6 +1534,25 @@ def _request_lines(entries: object) -> list[str]:
             line += f" ; {marker}"
         lines.append(line)
     return lines
+
+
+def _table_edges(package: Package, table: Table) -> tuple[Dependency, ...]:
+    kind, name = table
+    if kind is None:
+        return package.dependencies
+    tables = package.optional_dependencies if kind == "extra" else package.dev_dependencies
+    return tables.get(name or "", ())
+
+
+def _requirers_text(requirers: list[tuple[PackageId, str]], target: PackageId) -> str:
+    """``torch 2.9.0 requires nvidia-nccl-cu12==2.27.5``, for up to three requirers."""
+    shown = [
+        f"{p.name} {p.version or ''}".rstrip()
+        + (f" requires {target.name}{spec}" if spec else f" reaches {target.name} {target.version}")
+        for p, spec in requirers[:3]
+    ]
+    more = f" and {len(requirers) - 3} more" if len(requirers) > 3 else ""
+    return ", ".join(shown) + more if shown else f"{target.name} {target.version} is installed"
 
 
 def _show(activation: Mapping[str | None, Marker]) -> str:

@@ -93,6 +93,9 @@ def render_package(added: AddedPackage, tables: dict[Table, list[Dependency]]) -
     if package_id.version is not None:
         lines.append(f"version = {toml_string(package_id.version)}\n")
     lines.append(f"source = {package_id.source.to_toml()}\n")
+    if added.resolution_markers:
+        markers = [toml_string(m) for m in added.resolution_markers]
+        lines.append(render_array("resolution-markers", markers))
     if tables.get(MAIN):
         lines.append(render_array("dependencies", [render_dependency(d) for d in tables[MAIN]]))
     if added.sdist is not None:
@@ -142,6 +145,16 @@ def rewrite_block(block: str, edit: PackagePlan) -> str:
             sections[-1][1].append(line)
 
     main_lines = sections[0][1]
+    if edit.resolution_markers is not None:
+        segments = _segments(main_lines)
+        keys = [_segment_key(s) for s in segments]
+        markers = [toml_string(m) for m in edit.resolution_markers]
+        new = render_array("resolution-markers", markers) if markers else ""
+        if "resolution-markers" in keys:
+            segments[keys.index("resolution-markers")] = [new] if new else []
+        elif new:
+            segments.insert(keys.index("source") + 1 if "source" in keys else 0, [new])
+        main_lines = [line for s in segments for line in s]
     if MAIN in edit.tables or MAIN in edit.removed_tables:
         segments = _segments(main_lines)
         deps = edit.tables.get(MAIN, [])
