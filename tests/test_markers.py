@@ -55,15 +55,16 @@ def lock_markers(path: Path) -> set[str]:
 @pytest.mark.skipif(not LOCK_FILES, reason="real locks not available")
 @pytest.mark.parametrize("lock", LOCK_FILES, ids=lambda p: p.parent.name)
 def test_real_lock_round_trip(lock: Path) -> None:
+    # Only what holds for every marker uv can write: a lock may have few markers or none,
+    # and uv writes the FALSE marker (``python_version < '0'``) in resolution-markers.
     strings = lock_markers(lock)
-    assert len(strings) > 20
+    if not strings:
+        pytest.skip("the lock has no markers")
     for text in strings:
         marker = Marker.parse(text)
         printed = str(marker)
         assert Marker.parse(printed) == marker, text
         assert str(Marker.parse(printed)) == printed
-        assert len(printed) <= len(text), text
-        assert not marker.is_false()
 
 
 @pytest.mark.skipif(not LOCK_FILES, reason="real locks not available")
@@ -121,6 +122,11 @@ CONFLICT_MARKER = (
 OTHER_PLATFORM = (
     "(sys_platform != 'darwin' and sys_platform != 'linux' and sys_platform != 'win32')"
 )
+# uv writes `== 'linux'` where `!= 'darwin'` would mean the same beside the second clause.
+LINUX_NOT_ARM_OR_OTHER = (
+    "(platform_machine != 'aarch64' and sys_platform == 'linux')"
+    " or (sys_platform != 'darwin' and sys_platform != 'linux')"
+)
 CAMEL_MARKER = (
     "(python_full_version == '3.12.*' and platform_machine != 'aarch64'"
     " and sys_platform == 'linux') or (python_full_version == '3.12.*'"
@@ -141,7 +147,8 @@ CAMEL_MARKER = (
         ("python_version <= '3.7'", "python_full_version < '3.8'"),
         ("python_version >= '3.8'", "python_full_version >= '3.8'"),
         ("python_version < '3.7.8'", "python_full_version < '3.8'"),
-        ("python_version == '3.7.8'", "python_full_version < '0'"),
+        ("python_version == '3.7.8'", "python_version < '0'"),
+        ("python_version < '0'", "python_version < '0'"),
         ("python_version != '3.7.8'", ""),
         ("python_version ~= '3.9'", "python_full_version >= '3.9' and python_full_version < '4'"),
         ("python_version == '3.*'", "python_full_version >= '3' and python_full_version < '4'"),
@@ -179,7 +186,7 @@ CAMEL_MARKER = (
         ("platform_machine in 'x86_64 aarch64'", "platform_machine in 'x86_64 aarch64'"),
         ("platform_release >= '5.10'", "platform_release >= '5.10'"),
         ("platform_release > '5.10'", "platform_release > '5.10'"),
-        ("sys_platform < 'linux'", "python_full_version < '0'"),
+        ("sys_platform < 'linux'", "python_version < '0'"),
         ("sys_platform >= 'linux'", "sys_platform == 'linux'"),
         ("os.name == 'nt'", "os_name == 'nt'"),
         (
@@ -204,6 +211,7 @@ CAMEL_MARKER = (
             CAMEL_MARKER,
             CAMEL_MARKER,
         ),
+        (LINUX_NOT_ARM_OR_OTHER, LINUX_NOT_ARM_OR_OTHER),
     ],
 )
 def test_printing(text: str, printed: str) -> None:

@@ -42,7 +42,7 @@ Interval = tuple[Cut | None, Cut | None]
 Constraint = object
 Clause = dict[Var, Constraint]
 
-FALSE_TEXT: Final = "python_full_version < '0'"
+FALSE_TEXT: Final = "python_version < '0'"
 
 
 # -- printing terms ---------------------------------------------------------------------------
@@ -488,7 +488,7 @@ def _reduce(f: Node, dont_care: Node, clauses: list[Clause]) -> None:
     cubes = [cube(c) for c in clauses]
     for i, clause in enumerate(clauses):
         for var, c in list(clause.items()):
-            if var.kind != STRING or c[0] != "!=" or len(c[1]) < 2:  # type: ignore[index]
+            if var.kind != STRING or c[0] != "!=":  # type: ignore[index]
                 continue
             others = or_all([dont_care, *(cubes[j] for j in range(len(clauses)) if j != i)])
             uncovered = and_(f, not_(others))

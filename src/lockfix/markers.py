@@ -14,7 +14,7 @@ Semantics follow uv:
   ``platform_version``, are opaque boolean atoms; ``<``/``>`` on other string variables are
   false and ``<=``/``>=`` mean ``==`` (as in current PEP 508 and uv).
 
-``str(Marker.FALSE)`` is ``python_full_version < '0'`` (what uv prints; it parses back to FALSE).
+``str(Marker.FALSE)`` is ``python_version < '0'`` (what uv prints; it parses back to FALSE).
 """
 
 from __future__ import annotations
