@@ -195,6 +195,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
     from lockfix.http import TLSSettingsError
     from lockfix.lockfile import LockError, parse_lock
+    from lockfix.project import ProjectError, load_config
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
     try:
@@ -205,7 +206,8 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     try:
         settings = load_file_settings(lock_dir)
         concurrency = resolve_concurrency(run.concurrency, settings)
-    except SettingsError as error:
+        load_config(lock_dir, lock)  # its errors before any request or second process
+    except (SettingsError, ProjectError) as error:
         raise InputError(str(error)) from None
     if settings.unknown and not run.quiet:
         click.echo(
@@ -235,7 +237,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
     except ResolutionError as error:
         raise InputError(f"{path}: {error}") from None
-    except TLSSettingsError as error:
+    except (TLSSettingsError, ProjectError) as error:
         raise InputError(str(error)) from None
     except IndexClientError as error:
         raise Unverified(f"{path}: {error}") from None

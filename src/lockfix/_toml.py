@@ -1,0 +1,35 @@
+"""Reading TOML: the standard library's ``tomllib`` (Python 3.11+), else ``tomli``, the
+same parser before it joined the standard library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    from tomllib import TOMLDecodeError, load, loads
+else:  # pragma: no cover - exercised by CI on the lowest supported Python
+    from tomli import TOMLDecodeError, load, loads
+
+__all__ = ["TOMLDecodeError", "TOMLFileError", "load", "loads", "read_file"]
+
+
+class TOMLFileError(ValueError):
+    """A TOML file that cannot be read; the message names the file and the problem."""
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The document in ``path``; :class:`TOMLFileError` when it cannot be read or parsed."""
+    try:
+        with path.open("rb") as handle:
+            return load(handle)
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 (byte {error.object[error.start]:#04x} at offset {error.start})"
+    except TOMLDecodeError as error:
+        problem = f"not valid TOML: {error}"
+    except RecursionError:
+        problem = "not valid TOML: arrays or tables nested too deeply"
+    except OSError as error:
+        problem = f"cannot read: {error.strerror or error}"
+    raise TOMLFileError(f"{path}: {problem}")
