@@ -80,6 +80,14 @@ def hook(where: tuple[str, str], fault: Fault | int, times: int | None = None): 
     return lambda index: index.server.add_fault(matching(where, fault, times))
 
 
+HTML = {"Content-Type": "text/html"}
+PEP691 = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+
+
+def json_page(body: bytes) -> Fault:
+    return Fault(status=200, headers=PEP691, body=body)
+
+
 def configure(**options):  # type: ignore[no-untyped-def]
     return lambda index: index.server.configure("cu126", **options)
 
@@ -183,6 +191,19 @@ CASES = [
         hook(CU126_METADATA, Fault(status=200, body=b"Metadata-Version: 2.1\n" * 1_000_000)),
         0,
         "repaired",  # over the metadata size limit: falls back to range reads
+    ),
+    Case(
+        "page is not HTML (garbage)",
+        hook(CU126_PAGE, Fault(status=200, headers=HTML, body=b"\x00\xff<<<>>>&&&\xfe")),
+        3,
+        "unchanged",
+    ),
+    Case("page is JSON, not PEP 691", hook(CU126_PAGE, json_page(b'{"foo": 1}')), 3, "unchanged"),
+    Case(
+        "PEP 691 page nested 100,000 deep",
+        hook(CU126_PAGE, json_page(b'{"files": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}")),
+        3,
+        "unchanged",
     ),
     Case(
         "HTTP 500 on PyPI torch metadata, always",
@@ -297,3 +318,4 @@ def test_transient_fault_is_retried(index: Index, faults: None) -> None:
     for request in asked:
         by_path.setdefault(request.path, []).append(request.status)
     assert by_path and all(statuses == [503, 503, 200] for statuses in by_path.values()), by_path
+
