@@ -249,6 +249,14 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     return analysis
 
 
+def _report_failed(path: Path, analysis: Analysis) -> None:
+    """One line on stderr when packages could not be verified (the report is on stdout)."""
+    if analysis.plan.failed:
+        from lockfix.engine import failed_summary
+
+        click.echo(f"lockfix: could not verify {path}: {failed_summary(analysis.plan)}", err=True)
+
+
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
     if run.no_cache or run.offline or run.verbose:
@@ -347,6 +355,7 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
         else:
             report = human_report(plan, analysis.warnings, artifacts)
         _emit(report, documents, run)
+        _report_failed(path, analysis)
         if plan.findings or artifacts:
             return EXIT_FINDINGS
         if plan.failed:
@@ -449,7 +458,8 @@ def repair(
                 write_atomically(destination, new_text)
                 if text_output:
                     click.echo(f"wrote {destination}", err=True)
-        if plan.failed:  # --keep-going (issue 7): the verified part is written, not the rest
+        if plan.failed:  # --keep-going: the verified part is written, not the rest
+            _report_failed(path, analysis)
             return EXIT_UNVERIFIED
         return EXIT_FINDINGS if changed and exit_non_zero_on_fix else EXIT_CLEAN
 

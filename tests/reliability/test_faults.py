@@ -15,6 +15,7 @@ persistent ones must leave the lock alone and exit 3 (without ``--keep-going``).
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -319,3 +320,30 @@ def test_transient_fault_is_retried(index: Index, faults: None) -> None:
         by_path.setdefault(request.path, []).append(request.status)
     assert by_path and all(statuses == [503, 503, 200] for statuses in by_path.values()), by_path
 
+
+@pytest.mark.parametrize(
+    "args",
+    [("check",), ("check", "-q"), ("check", "--format", "json"), ("repair", "--keep-going")],
+    ids=["check", "check -q", "check json", "repair --keep-going"],
+)
+def test_could_not_verify_is_one_line_on_stderr(
+    secret_index: Index, faults: None, args: tuple[str, ...]
+) -> None:
+    """Exit 3 says why on stderr, in one line, without the index password; the report
+    stays on stdout."""
+    index = secret_index
+    index.server.add_fault(matching(PYPI_TORCH_METADATA, 500))
+    project = index.project()
+    result = index.run(*args, "uv.lock", cwd=project, env=FAST)
+    assert result.returncode == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lockfix: could not verify uv.lock: 1 package(s)"), lines
+    assert "torch 2.7.1" in lines[0] and "HTTP 500" in lines[0], lines
+    assert_no_secret(result.stdout, result.stderr)
+    if "-q" in args:
+        assert result.stdout == ""
+    elif "json" in args:
+        assert json.loads(result.stdout)["unverified"]
+    else:
+        assert "could not be checked" in result.stdout
