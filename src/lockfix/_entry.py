@@ -159,6 +159,9 @@ def _run(cli: Any) -> int:
 
 
 def main() -> None:
+    if os.name != "posix":  # file locks (fcntl), atomic renames and signals as on POSIX
+        print("lockfix: error: lockfix runs on POSIX systems only (Linux, macOS)", file=sys.stderr)
+        sys.exit(2)
     try:
         if reused_verdict(sys.argv[1:]):
             sys.stdout.flush()

@@ -1,18 +1,12 @@
-"""Reading TOML: the standard library's ``tomllib`` (Python 3.11+), else ``tomli``, the
-same parser before it joined the standard library."""
+"""Reading TOML files: one line naming the file and the problem when one cannot be read."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from tomllib import TOMLDecodeError, load, loads
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    from tomllib import TOMLDecodeError, load, loads
-else:  # pragma: no cover - exercised by CI on the lowest supported Python
-    from tomli import TOMLDecodeError, load, loads
-
-__all__ = ["TOMLDecodeError", "TOMLFileError", "load", "loads", "read_file"]
+__all__ = ["TOMLDecodeError", "TOMLFileError", "loads", "read_file"]
 
 
 class TOMLFileError(ValueError):
