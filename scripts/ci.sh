@@ -45,8 +45,10 @@ venv() {
   "$directory/bin/python" --version
 }
 
-venv "$lowest" || exit 1
+venv "$lowest" &
+first_venv=$!
 venv "$newest" || exit 1
+wait "$first_venv" || exit 1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
