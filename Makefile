@@ -1,12 +1,15 @@
 # lockfix developer commands. Everything installs into the repo (.venv, .tools), nothing global.
 PYTHON ?= python3
+# CI (make ci) runs the suite on the lowest Python pyproject.toml allows and on the newest.
+PYTHON_LOWEST ?= 3.11
+PYTHON_NEWEST ?= 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_OLD := 0.10.9
 UV_NEW := 0.13.9
 TOOLS := .tools/uv-$(UV_OLD)/bin/uv .tools/uv-$(UV_NEW)/bin/uv
 
-.PHONY: all venv tools test demo lint bench clean
+.PHONY: all venv tools test ci demo lint bench clean
 
 all: test
 
@@ -29,6 +32,10 @@ tools: $(TOOLS)
 test: venv tools
 	$(PY) -m pytest -q
 
+# Both Pythons at once, each in its own .venv-3.X (see scripts/ci.sh).
+ci: tools
+	bash scripts/ci.sh $(PYTHON_LOWEST) $(PYTHON_NEWEST)
+
 lint: venv
 	$(PY) -m ruff check src tests fixtures
 
@@ -40,4 +47,4 @@ bench: venv tools
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .tools build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .tools build dist .pytest_cache .ruff_cache

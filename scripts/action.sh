@@ -28,7 +28,20 @@ lockfix=lockfix
 if [[ "${LOCKFIX_SKIP_INSTALL:-}" != 1 ]]; then
   # A private venv: the runner's system Python refuses pip installs (PEP 668).
   venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/lockfix-action-venv"
-  python3 -m venv "$venv"
+  # lockfix needs Python 3.11 or newer; a runner's python3 may be older (ubuntu-22.04: 3.10).
+  python=""
+  for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      python="$candidate"
+      break
+    fi
+  done
+  if [[ -z "$python" ]]; then
+    echo "lockfix action: lockfix needs Python 3.11 or newer (actions/setup-python first)" >&2
+    exit 2
+  fi
+  "$python" -m venv "$venv"
   if [[ -n "$version" ]]; then
     spec="lockfix==$version"
   else

@@ -500,14 +500,20 @@ def test_a_json_page_found_corrupt_late_records_nothing() -> None:
     assert audit.findings == [] and audit.warnings == [] and audit.replacements == {}
 
 
+EVIL_SDIST = (
+    'sdist = { url = "https://evil.example/torch-2.7.1+cpu.tar.gz", hash = "sha256:'
+    + "0" * 64
+    + '" }\n'
+)
+
+
 def test_replacing_artifacts_keeps_crlf_and_the_rest_of_the_block() -> None:
     url = f"https://evil.example/{WHEEL}"
     text = LOCK.format(url=url, digest="1" * 64, time="2025-01-01T00:00:00Z")
     text = text.replace(
         'source = { registry = "https://download.pytorch.org/whl/cpu" }\n',
         'source = { registry = "https://download.pytorch.org/whl/cpu" }\n'
-        'dependencies = [\n    { name = "alpha" },\n]\n'
-        'sdist = { url = "https://evil.example/torch-2.7.1+cpu.tar.gz", hash = "sha256:00" }\n',
+        'dependencies = [\n    { name = "alpha" },\n]\n' + EVIL_SDIST,
     )
     text += (
         '\n[package.optional-dependencies]\nx = [\n    { name = "alpha" },\n]\n\n'
@@ -529,8 +535,7 @@ def test_replacing_artifacts_keeps_crlf_and_the_rest_of_the_block() -> None:
     new = replace_lock_artifacts(text, {torch.id: files})
     assert "evil.example" not in new and "\r\n" in new and "\n" not in new.replace("\r\n", "")
     assert new.replace("\r\n", "\n") == text.replace("\r\n", "\n").replace(
-        'sdist = { url = "https://evil.example/torch-2.7.1+cpu.tar.gz", hash = "sha256:00" }\n'
-        f'wheels = [\n    {{ url = "{url}", hash = "sha256:{"1" * 64}", size = 10, '
+        EVIL_SDIST + f'wheels = [\n    {{ url = "{url}", hash = "sha256:{"1" * 64}", size = 10, '
         'upload-time = "2025-01-01T00:00:00Z" },\n]\n',
         f'wheels = [\n    {{ url = "{page.files[0].url}", hash = "sha256:{DIGEST}", size = 10, '
         'upload-time = "2025-06-04T12:00:00.123Z" },\n]\n',

@@ -283,12 +283,22 @@ def test_json_page_corrupt_inside_the_files_list() -> None:
 
 
 def test_json_page_outline_checks() -> None:
-    for body in (b'{"name": "foo"}', b"{}", b' {"meta": {"files": 1}, "files": []} '):
-        page = parse_simple_json(body, PAGE, "foo")
-        assert page.files == () and page.file_named("foo-1.0.tar.gz") is None
+    page = parse_simple_json(b' {"meta": {"files": 1}, "files": []} ', PAGE, "foo")
+    assert page.files == () and page.file_named("foo-1.0.tar.gz") is None
+    # PEP 691 requires "files": a document without it answers nothing about the project
+    for body in (b'{"name": "foo"}', b"{}", b'{"meta": {"files": []}}'):
+        with pytest.raises(IndexRequestError, match=r"invalid PEP 691 JSON \(no files list\)"):
+            parse_simple_json(body, PAGE, "foo")
     for body in (b'{"name": "foo", "files": 1}', b'{"name" "foo"}', b'{"a": 1 "files": []}'):
         with pytest.raises(IndexRequestError, match="invalid PEP 691 JSON"):
             parse_simple_json(body, PAGE, "foo")
+
+
+def test_json_page_nested_too_deeply() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for body in (b'{"x": ' + deep + b', "files": []}', b'{"files": [' + deep + b"]}"):
+        with pytest.raises(IndexRequestError, match="nested too deeply"):
+            list(parse_simple_json(body, PAGE, "foo").files)
 
 
 def test_json_page_a_later_files_key_counts() -> None:
@@ -426,8 +436,20 @@ def test_index_file_is_hashable() -> None:
 
 @given(st.text(max_size=300))
 def test_html_parser_never_crashes(text: str) -> None:
-    parse_simple_html(text, "https://e.org/simple/x/", "x")
-    parse_simple_html(text, "https://e.org/flat.html", "x", flat=True)
+    """A page, or the one error for text without any markup."""
+    for url, flat in (("https://e.org/simple/x/", False), ("https://e.org/flat.html", True)):
+        try:
+            parse_simple_html(text, url, "x", flat=flat)
+        except IndexRequestError as error:
+            assert str(error) == f"not an HTML page: {url}"
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "\x00\xff<<<>>>&&&\xfe", "no files here"])
+def test_text_without_markup_is_not_a_page(text: str) -> None:
+    with pytest.raises(IndexRequestError, match="not an HTML page"):
+        parse_simple_html(text, "https://e.org/simple/x/", "x")
+    page = parse_simple_html("<html><body>no files</body></html>", "https://e.org/simple/x/", "x")
+    assert page.files == ()
 
 
 # --- local indexes -------------------------------------------------------------------

@@ -859,3 +859,43 @@ def test_torch_271_metadata_from_pypi_by_ranges(tmp_path: Path) -> None:
     assert len(nvidia) == 14
     assert all("==" in r and 'platform_system == "Linux"' in r for r in nvidia)
     assert any(r.startswith("triton==3.3.1") for r in md.requires_dist)
+
+
+def test_close_cancels_work_started_while_closing() -> None:
+    """A run that fails closes its client while sibling tasks still run: work they start
+    while the client cancels the rest (here, as a cancelled request cleans up) is cancelled
+    too, and the failure is what propagates."""
+    late: list[asyncio.Future[Any]] = []
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def request() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                release.set()  # cleaning up takes a few turns of the loop
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                raise
+
+        async def sibling(client: IndexClient) -> None:
+            await release.wait()
+            late.append(asyncio.ensure_future(client._once(("late",), asyncio.Event().wait)))
+            await late[0]
+
+        async def failing() -> None:
+            await asyncio.sleep(0)
+            raise RuntimeError("the run failed")
+
+        async with IndexClient() as client:
+            task = asyncio.ensure_future(sibling(client))
+            try:
+                await asyncio.gather(client._once(("first",), request), failing())
+            finally:
+                await asyncio.sleep(0)
+        task.cancel()
+
+    with pytest.raises(RuntimeError, match="the run failed"):
+        asyncio.run(run())
+    assert late and late[0].done()

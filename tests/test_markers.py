@@ -6,11 +6,11 @@ import itertools
 import pickle
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.markers import Marker as PackagingMarker

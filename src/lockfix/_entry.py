@@ -111,11 +111,17 @@ def reused_verdict(argv: list[str]) -> bool:
     return True
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as Python and uv report it (128 + SIGINT)
+
+
 def _exit_now(done: SystemExit) -> None:
     """End the process as ``done`` would, without the interpreter's teardown: after a full
     analysis, freeing its objects one by one took 0.15 s. atexit handlers still run."""
     import atexit
+    import signal
 
+    # The exit code is decided: a Ctrl-C from now on must not replace it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = done.code
     if code is None or isinstance(code, int):
         status = code or 0
@@ -131,15 +137,46 @@ def _exit_now(done: SystemExit) -> None:
     os._exit(status)
 
 
+def _interrupted() -> None:
+    print("Aborted!", file=sys.stderr)
+    _exit_now(SystemExit(EXIT_INTERRUPTED))
+
+
+def _run(cli: Any) -> int:
+    """Run the click command line; what it ends with, as an exit code.
+
+    Not click's standalone mode: that reports Ctrl-C as "Aborted!" with exit 1, the code
+    ``check`` uses for findings."""
+    import click
+
+    try:
+        result = cli.main(prog_name="lockfix", standalone_mode=False)
+    except click.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        print("Aborted!", file=sys.stderr)
+        return 1
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    return result if isinstance(result, int) else 0
+
+
 def main() -> None:
+    if os.name != "posix":  # file locks (fcntl), atomic renames and signals as on POSIX
+        print("lockfix: error: lockfix runs on POSIX systems only (Linux, macOS)", file=sys.stderr)
+        sys.exit(2)
     try:
         if reused_verdict(sys.argv[1:]):
             sys.stdout.flush()
             sys.exit(0)
         from lockfix.cli import main as cli
     except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     try:
-        cli()
+        code = _run(cli)
     except SystemExit as done:
         _exit_now(done)
+    except KeyboardInterrupt:
+        _interrupted()
+    _exit_now(SystemExit(code))

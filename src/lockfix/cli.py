@@ -204,6 +204,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
     from lockfix.http import TLSSettingsError
     from lockfix.lockfile import LockError, parse_lock
+    from lockfix.project import ProjectError, load_config
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
     try:
@@ -214,7 +215,8 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     try:
         settings = load_file_settings(lock_dir)
         concurrency = resolve_concurrency(run.concurrency, settings)
-    except SettingsError as error:
+        load_config(lock_dir, lock)  # its errors before any request or second process
+    except (SettingsError, ProjectError) as error:
         raise InputError(str(error)) from None
     if settings.unknown and not run.quiet:
         click.echo(
@@ -244,7 +246,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
             analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
     except ResolutionError as error:
         raise InputError(f"{path}: {error}") from None
-    except TLSSettingsError as error:
+    except (TLSSettingsError, ProjectError) as error:
         raise InputError(str(error)) from None
     except IndexClientError as error:
         raise Unverified(f"{path}: {error}") from None
@@ -254,6 +256,14 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     if run.verbose:
         _verbose(analysis)
     return analysis
+
+
+def _report_failed(path: Path, analysis: Analysis) -> None:
+    """One line on stderr when packages could not be verified (the report is on stdout)."""
+    if analysis.plan.failed:
+        from lockfix.engine import failed_summary
+
+        click.echo(f"lockfix: could not verify {path}: {failed_summary(analysis.plan)}", err=True)
 
 
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
@@ -354,6 +364,7 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
         else:
             report = human_report(plan, analysis.warnings, artifacts)
         _emit(report, documents, run)
+        _report_failed(path, analysis)
         if plan.findings or artifacts:
             return EXIT_FINDINGS
         if plan.failed:
@@ -460,7 +471,8 @@ def repair(
                 write_atomically(destination, new_text)
                 if text_output:
                     click.echo(f"wrote {destination}", err=True)
-        if plan.failed:  # --keep-going (issue 7): the verified part is written, not the rest
+        if plan.failed:  # --keep-going: the verified part is written, not the rest
+            _report_failed(path, analysis)
             return EXIT_UNVERIFIED
         return EXIT_FINDINGS if changed and exit_non_zero_on_fix else EXIT_CLEAN
 

@@ -409,8 +409,8 @@ def _before_ws(text: str, pos: int) -> int:
 
 
 def _check_outline(text: str, page_url: str) -> int:
-    """Where the "files" list starts (0: no "files" key); raises for a document that is not
-    an object whose "files" is a list.
+    """Where the "files" list starts; raises for a document that is not an object whose
+    "files" is a list (PEP 691 requires the key).
 
     The top-level keys up to "files" are decoded (PyPI puts at most an empty
     "alternate-locations" first); the rest is checked only when the page is decoded in full."""
@@ -420,7 +420,7 @@ def _check_outline(text: str, page_url: str) -> int:
         raise _invalid(page_url, "not an object")
     pos = _after_ws(text, pos + 1)
     if text[pos : pos + 1] == "}":
-        return 0
+        raise _invalid(page_url, "no files list")
     try:
         while True:
             if text[pos : pos + 1] != '"':
@@ -437,12 +437,14 @@ def _check_outline(text: str, page_url: str) -> int:
             _, pos = _DECODER.raw_decode(text, pos)
             pos = _after_ws(text, pos)
             if text[pos : pos + 1] == "}":
-                return 0  # no "files" key (if the document ends here: checked on decoding)
+                raise _invalid(page_url, "no files list")
             if text[pos : pos + 1] != ",":
                 raise ValueError(f"',' or '}}' expected at {pos}")
             pos = _after_ws(text, pos + 1)
     except ValueError as e:  # JSONDecodeError included
         raise _invalid(page_url, str(e)) from None
+    except RecursionError:
+        raise _invalid(page_url, "nested too deeply") from None
 
 
 def _decode_document(text: str, page_url: str) -> dict[str, Any]:
@@ -451,7 +453,9 @@ def _decode_document(text: str, page_url: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError as e:
         raise _invalid(page_url, str(e)) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("files", []), list):
+    except RecursionError:
+        raise _invalid(page_url, "nested too deeply") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise _invalid(page_url, "no files list")
     return doc
 
@@ -545,6 +549,8 @@ class _RawJsonFiles:
                 value, end = _DECODER.raw_decode(text, pos)
             except ValueError:
                 continue  # a "{" inside a string
+            except RecursionError:
+                return None  # left to the full decode, which reports it
             if end <= key_end:
                 continue  # an object before the key (e.g. "hashes")
             # the innermost object holding the key: it must be a list element
@@ -668,8 +674,13 @@ class _AnchorParser(HTMLParser):
         self.base: str | None = None
         self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
         self._text: list[str] | None = None
+        self.markup = False  # a tag or a <!DOCTYPE> was seen: the document is HTML at all
+
+    def handle_decl(self, decl: str) -> None:
+        self.markup = True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.markup = True
         if tag == "base" and self.base is None:
             href = dict(attrs).get("href")
             if href:
@@ -700,6 +711,8 @@ def parse_simple_html(
     parser = _AnchorParser()
     parser.feed(text)
     parser.close()
+    if not parser.markup:  # an empty page or garbage: no answer about the project's files
+        raise IndexRequestError("not an HTML page", page_url)
     base = urljoin(page_url, parser.base) if parser.base else page_url
     files: list[IndexFile] = []
     seen: set[str] = set()

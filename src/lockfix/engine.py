@@ -135,15 +135,19 @@ def _unverified_policy(
         )
     if not writes or keep_going or not plan.failed:
         return
+    raise Unverified(
+        f"{failed_summary(plan)}; nothing written (--keep-going repairs what could be verified)"
+    )
+
+
+def failed_summary(plan: Plan) -> str:
+    """``N package(s) could not be verified (…)``, naming the first three and why."""
     failed = sorted(plan.failed, key=lambda p: p.sort_key())
     shown = "; ".join(
         f"{p.name} {p.version}: {plan.unverified.get(p, 'failed')}" for p in failed[:3]
     )
     more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-    raise Unverified(
-        f"{len(failed)} package(s) could not be verified ({shown}{more}); nothing written "
-        "(--keep-going repairs what could be verified)"
-    )
+    return f"{len(failed)} package(s) could not be verified ({shown}{more})"
 
 
 def _artifact_file(artifact: Artifact) -> IndexFile:

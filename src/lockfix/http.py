@@ -412,10 +412,11 @@ class IndexClient:
         # Work still in flight (a run interrupted by Ctrl-C, or given up after an error)
         # is cancelled and awaited before the client closes: otherwise those tasks fail on
         # the closed client and asyncio prints "Task exception was never retrieved".
-        pending = [f for f in self._memo.values() if not f.done()]
-        for future in pending:
-            future.cancel()
-        if pending:
+        # Tasks outside the memo (siblings of a failed one) may still start new work while
+        # this waits: repeat until nothing is left running.
+        while pending := [f for f in self._memo.values() if not f.done()]:
+            for future in pending:
+                future.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         for future in self._memo.values():
             if not future.cancelled():

@@ -8,14 +8,19 @@ blocks that change.
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import tomllib
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from lockfix._toml import TOMLDecodeError, loads
+from lockfix.markers import InvalidMarker, Marker
 
 SUPPORTED_LOCK_VERSION = 1
 KNOWN_REVISIONS = frozenset({0, 1, 2, 3, 4, 5})
@@ -27,6 +32,108 @@ class LockError(ValueError):
     """The text is not a uv.lock this tool can read."""
 
 
+# -- the shape of values, checked where they are read -------------------------------------------
+
+# uv's hash algorithms and the length of their hex digests
+_DIGEST_LENGTHS = {"md5": 32, "sha256": 64, "sha384": 96, "sha512": 128, "blake2b": 128}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return "a date or time"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _string(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise LockError(f"{what} must be a string, not {_kind(value)}")
+    return value
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise LockError(f"{what} must be an array of strings, not {_kind(value)}")
+    return tuple(_string(item, f"{what} entry") for item in value)
+
+
+def _table(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise LockError(f"{what} must be a table, not {_kind(value)}")
+    return value
+
+
+def _array(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise LockError(f"{what} must be an array, not {_kind(value)}")
+    return value
+
+
+def _marker(value: object, what: str) -> str:
+    text = _string(value, what)
+    try:
+        Marker.parse(text)
+    except InvalidMarker as error:
+        raise LockError(f"{what}: {_clip(str(error), 200)}") from None
+    except RecursionError:
+        raise LockError(f"{what}: the marker is nested too deeply") from None
+    return text
+
+
+def _markers(value: object, what: str) -> tuple[str, ...]:
+    return tuple(_marker(text, f"{what} entry") for text in _strings(value, what))
+
+
+def _version(value: object, what: str) -> str:
+    text = _string(value, what)
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise LockError(f"{what} {_clip(text)!r} is not a version") from None
+    return text
+
+
+def _specifiers(value: object, what: str) -> str:
+    text = _string(value, what)
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        raise LockError(f"{what} {_clip(text)!r} is not a version specifier") from None
+    return text
+
+
+def _hash(value: object, what: str) -> str:
+    text = _string(value, what)
+    algorithm, _, digest = text.partition(":")
+    length = _DIGEST_LENGTHS.get(algorithm.lower())
+    if length is None or len(digest) != length or not _HEX.fullmatch(digest):
+        raise LockError(
+            f"{what} {_clip(text)!r} is not ALGORITHM:HEX-DIGEST ({', '.join(_DIGEST_LENGTHS)})"
+        )
+    return text
+
+
+def _size(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        shown = repr(value) if isinstance(value, int) else _kind(value)
+        raise LockError(f"{what} must be a non-negative integer, not {shown}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     kind: str
@@ -34,11 +141,16 @@ class Source:
     subdirectory: str | None = None
 
     @classmethod
-    def from_toml(cls, table: Mapping[str, Any]) -> Source:
+    def from_toml(cls, table: object, what: str = "`source`") -> Source:
+        table = _table(table, what)
         for kind in SOURCE_KINDS:
             if kind in table:
-                return cls(kind, str(table[kind]), table.get("subdirectory"))
-        raise LockError(f"unknown source {dict(table)!r}")
+                location = _string(table[kind], f"{what} `{kind}`")
+                subdirectory = table.get("subdirectory")
+                if subdirectory is not None:
+                    _string(subdirectory, f"{what} `subdirectory`")
+                return cls(kind, location, subdirectory)
+        raise LockError(f"{what}: unknown source kind ({_clip(', '.join(map(str, table)))})")
 
     @property
     def is_registry(self) -> bool:
@@ -96,14 +208,25 @@ class Artifact:
     upload_time: str | None
 
     @classmethod
-    def from_toml(cls, table: Mapping[str, Any]) -> Artifact:
-        upload_time = table.get("upload-time", table.get("upload_time"))
+    def from_toml(cls, table: object, what: str = "file") -> Artifact:
+        table = _table(table, what)
+
+        def optional(key: str, check: Any) -> Any:
+            value = table.get(key)
+            return None if value is None else check(value, f"{what} `{key}`")
+
+        key = "upload-time" if "upload-time" in table else "upload_time"
+        upload_time = table.get(key)
+        if upload_time is not None and not isinstance(
+            upload_time, str | datetime.datetime | datetime.date
+        ):
+            raise LockError(f"{what} `{key}` must be a date and time, not {_kind(upload_time)}")
         return cls(
-            url=table.get("url"),
-            path=table.get("path"),
-            filename=table.get("filename"),
-            hash=table.get("hash"),
-            size=table.get("size"),
+            url=optional("url", _string),
+            path=optional("path", _string),
+            filename=optional("filename", _string),
+            hash=optional("hash", _hash),
+            size=optional("size", _size),
             upload_time=str(upload_time) if upload_time is not None else None,
         )
 
@@ -265,62 +388,123 @@ def _version_key(version: str | None) -> tuple[int, Any]:
         return (2, version)
 
 
-def _dependency(table: Mapping[str, Any]) -> Dependency:
-    if not isinstance(table, Mapping) or "name" not in table:
-        raise LockError(f"malformed dependency entry {table!r}")
-    source = Source.from_toml(table["source"]) if "source" in table else None
+def _dependency(table: object, where: str) -> Dependency:
+    table = _table(table, f"{where}: a dependency")
+    if "name" not in table:
+        raise LockError(f"{where}: a dependency has no `name`")
+    name = _string(table["name"], f"{where}: a dependency's `name`")
+    what = f"{where}: dependency {_clip(name)}"
+    source = Source.from_toml(table["source"], f"{what}: `source`") if "source" in table else None
+    version = table.get("version")
     return Dependency(
-        name=canonicalize_name(table["name"]),
-        version=table.get("version"),
+        name=canonicalize_name(name),
+        version=None if version is None else _version(version, f"{what}: `version`"),
         source=source,
-        extras=tuple(table.get("extra", ())),
-        marker=table.get("marker", ""),
+        extras=_strings(table.get("extra", []), f"{what}: `extra`"),
+        marker=_marker(table.get("marker", ""), f"{what}: `marker`"),
     )
 
 
-def _dependency_tables(table: Mapping[str, Any] | None) -> dict[str, tuple[Dependency, ...]]:
+def _dependency_tables(table: object, where: str) -> dict[str, tuple[Dependency, ...]]:
     if not table:
         return {}
-    return {name: tuple(_dependency(d) for d in deps) for name, deps in table.items()}
+    table = _table(table, where)
+    return {
+        name: tuple(_dependency(d, where) for d in _array(deps, f"{where}: `{name}`"))
+        for name, deps in table.items()
+    }
 
 
-def _package(table: Mapping[str, Any]) -> Package:
+def _requirements(value: object, what: str) -> None:
+    """``requires-dist``-like arrays of ``{ name, extras?, marker? }`` tables."""
+    for entry in _array(value, what):
+        entry = _table(entry, f"{what} entry")
+        _string(entry.get("name"), f"{what}: `name`")
+        _strings(entry.get("extras", []), f"{what}: `extras`")
+        _marker(entry.get("marker", ""), f"{what}: `marker`")
+
+
+def _package(table: object) -> Package:
+    table = _table(table, "a [[package]] entry")
     if "name" not in table or "source" not in table:
         raise LockError("a [[package]] entry lacks `name` or `source`")
-    source = Source.from_toml(table["source"])
+    raw_name = _string(table["name"], "a [[package]] `name`")
     version = table.get("version")
+    where = f"package {_clip(raw_name)}"
+    if version is not None:
+        version = _version(version, f"{where}: `version`")
+        where += f" {_clip(version)}"
+    source = Source.from_toml(table["source"], f"{where}: `source`")
     if source.is_registry and version is None:
-        raise LockError(f"registry package `{table['name']}` has no version")
-    package_id = PackageId(canonicalize_name(table["name"]), version, source)
+        raise LockError(f"registry package `{raw_name}` has no version")
+    package_id = PackageId(canonicalize_name(raw_name), version, source)
     sdist = table.get("sdist")
+    metadata = _table(table.get("metadata", {}), f"{where}: `metadata`")
+    for key in ("requires-dist", "dev-dependencies"):
+        if key in metadata:
+            _requirements(metadata[key], f"{where}: `metadata.{key}`")
+    for group, requirements in _table(
+        metadata.get("requires-dev", {}), f"{where}: `metadata.requires-dev`"
+    ).items():
+        _requirements(requirements, f"{where}: `metadata.requires-dev.{group}`")
     return Package(
         id=package_id,
-        resolution_markers=tuple(table.get("resolution-markers", ())),
-        dependencies=tuple(_dependency(d) for d in table.get("dependencies", ())),
-        optional_dependencies=_dependency_tables(table.get("optional-dependencies")),
-        dev_dependencies=_dependency_tables(
-            table.get("dev-dependencies", table.get("dependency-groups"))
+        resolution_markers=_markers(
+            table.get("resolution-markers", []), f"{where}: `resolution-markers`"
         ),
-        sdist=Artifact.from_toml(sdist) if sdist else None,
-        wheels=tuple(Artifact.from_toml(w) for w in table.get("wheels", ())),
-        metadata=table.get("metadata", {}),
+        dependencies=tuple(
+            _dependency(d, where)
+            for d in _array(table.get("dependencies", []), f"{where}: `dependencies`")
+        ),
+        optional_dependencies=_dependency_tables(
+            table.get("optional-dependencies"), f"{where}: `optional-dependencies`"
+        ),
+        dev_dependencies=_dependency_tables(
+            table.get("dev-dependencies", table.get("dependency-groups")),
+            f"{where}: `dev-dependencies`",
+        ),
+        sdist=Artifact.from_toml(sdist, f"{where}: sdist") if sdist else None,
+        wheels=tuple(
+            Artifact.from_toml(w, f"{where}: wheel")
+            for w in _array(table.get("wheels", []), f"{where}: `wheels`")
+        ),
+        metadata=metadata,
     )
 
 
 def _conflicts(raw: Any) -> tuple[tuple[ConflictItem, ...], ...]:
     sets = []
-    for conflict_set in raw or ():
+    for conflict_set in _array(raw or [], "`conflicts`"):
         items = []
-        for item in conflict_set:
+        for item in _array(conflict_set, "a `conflicts` entry"):
+            item = _table(item, "a `conflicts` item")
             if "extra" in item:
-                kind, name = "extra", item["extra"]
+                kind, name = "extra", _string(item["extra"], "a `conflicts` item's `extra`")
             elif "group" in item:
-                kind, name = "group", item["group"]
+                kind, name = "group", _string(item["group"], "a `conflicts` item's `group`")
             else:
                 kind, name = "project", None
-            items.append(ConflictItem(canonicalize_name(item["package"]), kind, name))
+            package = _string(item.get("package"), "a `conflicts` item's `package`")
+            items.append(ConflictItem(canonicalize_name(package), kind, name))
         sets.append(tuple(items))
     return tuple(sets)
+
+
+def _manifest(raw: object) -> Mapping[str, Any]:
+    manifest = _table(raw, "`manifest`")
+    for entry in _array(manifest.get("overrides", []), "`manifest.overrides`"):
+        entry = _table(entry, "a `manifest.overrides` entry")
+        _string(entry.get("name"), "a `manifest.overrides` entry's `name`")
+        _marker(entry.get("marker", ""), "a `manifest.overrides` entry's `marker`")
+    for entry in _array(manifest.get("dependency-metadata", []), "`manifest.dependency-metadata`"):
+        entry = _table(entry, "a `manifest.dependency-metadata` entry")
+        what = "a `manifest.dependency-metadata` entry"
+        _string(entry.get("name"), f"{what}'s `name`")
+        _strings(entry.get("requires-dist", []), f"{what}'s `requires-dist`")
+        _strings(entry.get("provides-extras", []), f"{what}'s `provides-extras`")
+    _strings(manifest.get("excludes", []), "`manifest.excludes`")
+    _strings(manifest.get("members", []), "`manifest.members`")
+    return manifest
 
 
 PACKAGE_HEADER = "[[package]]"
@@ -345,13 +529,17 @@ def parse_lock(text: str) -> Lock:
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+        data = loads(text)
+    except TOMLDecodeError as error:
         raise LockError(f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise LockError("not valid TOML: arrays or tables nested too deeply") from None
     try:
         return _read(text, data)
     except LockError:
         raise
+    except RecursionError:
+        raise LockError("malformed lock (nested too deeply)") from None
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
         # A value of the wrong type somewhere (found by fuzzing): still one clear error.
         raise LockError(f"malformed lock ({type(error).__name__}: {error})") from None
@@ -368,6 +556,9 @@ def _read(text: str, data: dict[str, Any]) -> Lock:
     raw_packages = data.get("package", [])
     if not isinstance(raw_packages, list):
         raise LockError("`package` must be an array of tables")
+    requires_python = data.get("requires-python")
+    if requires_python is not None:
+        _specifiers(requires_python, "`requires-python`")
     packages = [_package(p) for p in raw_packages]
 
     blocks = split_blocks(text)
@@ -381,13 +572,13 @@ def _read(text: str, data: dict[str, Any]) -> Lock:
         newline=newline,
         version=data["version"],
         revision=revision,
-        requires_python=data.get("requires-python"),
-        resolution_markers=tuple(data.get("resolution-markers", ())),
-        supported_markers=tuple(data.get("supported-markers", ())),
-        required_markers=tuple(data.get("required-markers", ())),
+        requires_python=requires_python,
+        resolution_markers=_markers(data.get("resolution-markers", []), "`resolution-markers`"),
+        supported_markers=_markers(data.get("supported-markers", []), "`supported-markers`"),
+        required_markers=_markers(data.get("required-markers", []), "`required-markers`"),
         conflicts=_conflicts(data.get("conflicts")),
-        options=data.get("options", {}),
-        manifest=data.get("manifest", {}),
+        options=_table(data.get("options", {}), "`options`"),
+        manifest=_manifest(data.get("manifest", {})),
         packages=packages,
         blocks=blocks,
     )

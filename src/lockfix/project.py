@@ -10,16 +10,21 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from packaging.utils import canonicalize_name
 
+from lockfix._toml import TOMLFileError, read_file
 from lockfix.lockfile import Lock
+from lockfix.markers import InvalidMarker, Marker
 
 PYPI = "https://pypi.org/simple"
+
+
+class ProjectError(ValueError):
+    """``pyproject.toml`` or ``uv.toml`` cannot be read, or holds a value of the wrong type."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +99,104 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return read_file(path)
+    except TOMLFileError as error:
+        raise ProjectError(str(error)) from None
+
+
+def _kind(value: object) -> str:
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float")):
+        if isinstance(value, kind):
+            return name
+    names = {str: "a string", list: "an array", dict: "a table"}
+    return next((n for k, n in names.items() if isinstance(value, k)), "a date or time")
+
+
+class _Checker:
+    """Checks the types of the ``[tool.uv]`` (or ``uv.toml``) values lockfix reads."""
+
+    def __init__(self, path: Path, prefix: str) -> None:
+        self.path = path
+        self.prefix = prefix
+
+    def fail(self, key: str, wanted: str, value: object) -> ProjectError:
+        return ProjectError(f"{self.path}: {self.prefix}{key} must be {wanted}, not {_kind(value)}")
+
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, "a table", value)
+        return value
+
+    def string(self, value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, "a string", value)
+        return value
+
+    def boolean(self, value: object, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false", value)
+        return value
+
+    def marker(self, value: object, key: str) -> str:
+        text = self.string(value, key)
+        try:
+            Marker.parse(text)
+        except (InvalidMarker, RecursionError) as error:
+            detail = str(error) if isinstance(error, InvalidMarker) else "nested too deeply"
+            detail = detail if len(detail) <= 200 else detail[:199] + "…"
+            raise ProjectError(f"{self.path}: {self.prefix}{key}: {detail}") from None
+        return text
+
+    def settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        for i, entry in enumerate(_as_list(settings.get("index"))):
+            entry = self.table(entry, f"index[{i}]")
+            if "url" not in entry:
+                raise ProjectError(f"{self.path}: {self.prefix}index[{i}] has no url")
+            self.string(entry["url"], f"index[{i}].url")
+            for key in ("name", "format"):
+                if key in entry:
+                    self.string(entry[key], f"index[{i}].{key}")
+            for key in ("explicit", "default"):
+                if key in entry:
+                    self.boolean(entry[key], f"index[{i}].{key}")
+        for i, url in enumerate(_as_list(settings.get("extra-index-url"))):
+            self.string(url, f"extra-index-url[{i}]")
+        for key in ("index-url", "index-strategy", "prerelease"):
+            if settings.get(key) is not None:
+                self.string(settings[key], key)
+        exclude_newer = settings.get("exclude-newer")
+        if exclude_newer is not None and isinstance(exclude_newer, list | dict | bool | int):
+            raise self.fail("exclude-newer", "a date or time", exclude_newer)
+        sources = self.table(settings.get("sources") or {}, "sources")
+        for name, pins in sources.items():
+            for i, pin in enumerate(_as_list(pins)):
+                where = f"sources.{name}" + (f"[{i}]" if isinstance(pins, list) else "")
+                pin = self.table(pin, where)
+                for key in ("index", "extra", "group"):
+                    if key in pin:
+                        self.string(pin[key], f"{where}.{key}")
+                if "marker" in pin:
+                    self.marker(pin["marker"], f"{where}.marker")
+        return settings
+
+
 def _read_uv_settings(directory: Path) -> dict[str, Any]:
-    """``[tool.uv]`` of the pyproject, overlaid on ``uv.toml`` (uv.toml wins, as in uv)."""
+    """``[tool.uv]`` of the pyproject, overlaid on ``uv.toml`` (uv.toml wins, as in uv).
+
+    :class:`ProjectError` when either file cannot be read or a value lockfix reads has the
+    wrong type."""
     settings: dict[str, Any] = {}
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
-        with pyproject.open("rb") as handle:
-            settings.update(tomllib.load(handle).get("tool", {}).get("uv", {}))
+        top = _Checker(pyproject, "")
+        tool = top.table(read_toml(pyproject).get("tool", {}), "[tool]")
+        uv = top.table(tool.get("uv", {}), "[tool.uv]")
+        settings.update(_Checker(pyproject, "[tool.uv] ").settings(uv))
     uv_toml = directory / "uv.toml"
     if uv_toml.is_file():
-        with uv_toml.open("rb") as handle:
-            settings.update(tomllib.load(handle))
+        settings.update(_Checker(uv_toml, "").settings(read_toml(uv_toml)))
     return settings
 
 
@@ -178,7 +270,7 @@ def span_cutoff(span: str, now: datetime | None = None) -> str | None:
     if match is None or not any(match.groupdict().values()):
         return None
     parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    moment = (now or datetime.now(timezone.utc)) - timedelta(
+    moment = (now or datetime.now(UTC)) - timedelta(
         weeks=parts["weeks"],
         days=parts["days"],
         hours=parts["hours"],

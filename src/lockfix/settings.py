@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from packaging.utils import canonicalize_name
+
+from lockfix._toml import TOMLFileError, read_file
 
 DEFAULT_CONCURRENCY = 50
 # Freshness of an index page whose response says nothing (no Cache-Control max-age, no
@@ -59,11 +60,13 @@ def load_file_settings(directory: Path) -> FileSettings:
     if not pyproject.is_file():
         return FileSettings()
     try:
-        with pyproject.open("rb") as handle:
-            document = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise SettingsError(f"{pyproject}: cannot read: {error}") from None
-    table = document.get("tool", {}).get("lockfix", {})
+        document = read_file(pyproject)
+    except TOMLFileError as error:
+        raise SettingsError(str(error)) from None
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise SettingsError(f"{pyproject}: [tool] must be a table")
+    table = tool.get("lockfix", {})
     if not isinstance(table, dict):
         raise SettingsError(f"{pyproject}: [tool.lockfix] must be a table")
     settings = FileSettings(

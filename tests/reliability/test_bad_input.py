@@ -39,6 +39,127 @@ DUPLICATE = (
     + 'source = { registry = "https://pypi.org/simple" }\n'
 )
 
+# A root depending on one registry package with one wheel: the base of the wrong-value cases.
+SIX_HASH = "sha256:" + "ab" * 32
+SIX_WHEEL = "https://example.org/six-1.0-py3-none-any.whl"
+WITH_SIX = (
+    MINIMAL
+    + "resolution-markers = [\"sys_platform == 'linux'\"]\n\n"
+    + ROOT
+    + 'dependencies = [\n    { name = "six", marker = "sys_platform == \'linux\'" },\n]\n'
+    + '\n[[package]]\nname = "six"\nversion = "1.0"\n'
+    + 'source = { registry = "https://pypi.org/simple" }\n'
+    + f'wheels = [\n    {{ url = "{SIX_WHEEL}", hash = "{SIX_HASH}", size = 10 }},\n]\n'
+)
+MARKER = "marker = \"sys_platform == 'linux'\""
+HASH = f'hash = "{SIX_HASH}"'
+DEEP_MARKER = "(" * 5000 + "os_name == 'nt'" + ")" * 5000
+
+
+def six(old: str, new: str) -> str:
+    assert old in WITH_SIX, old
+    return WITH_SIX.replace(old, new, 1)
+
+
+# Values of the wrong type or shape: the line names the package (or key) and the problem.
+WRONG_VALUES: list[tuple[str, str | bytes | None, str]] = [
+    (
+        "marker-integer",
+        six(MARKER, "marker = 3"),
+        "package root 0.1.0: dependency six: `marker` must be a string, not an integer",
+    ),
+    (
+        "marker-table",
+        six(MARKER, "marker = { a = 1 }"),
+        "dependency six: `marker` must be a string, not a table",
+    ),
+    (
+        "marker-unparsable",
+        six(MARKER, 'marker = ">>>"'),
+        "package root 0.1.0: dependency six: `marker`: invalid marker '>>>'",
+    ),
+    (
+        "marker-nested",
+        six(MARKER, f'marker = "{DEEP_MARKER}"'),
+        "dependency six: `marker`: the marker is nested too deeply",
+    ),
+    (
+        "resolution-marker-integer",
+        six('resolution-markers = ["', 'resolution-markers = [3, "'),
+        "`resolution-markers` entry must be a string, not an integer",
+    ),
+    (
+        "requires-python-integer",
+        six('requires-python = ">=3.11"', "requires-python = 311"),
+        "`requires-python` must be a string, not an integer",
+    ),
+    (
+        "requires-python-unparsable",
+        six('requires-python = ">=3.11"', 'requires-python = ">>3"'),
+        "`requires-python` '>>3' is not a version specifier",
+    ),
+    (
+        "hash-integer",
+        six(HASH, "hash = 5"),
+        "package six 1.0: wheel `hash` must be a string, not an integer",
+    ),
+    (
+        "hash-no-algorithm",
+        six(HASH, 'hash = "abab"'),
+        "package six 1.0: wheel `hash` 'abab' is not ALGORITHM:HEX-DIGEST",
+    ),
+    (
+        "hash-not-hex",
+        six(HASH, 'hash = "sha256:' + "zz" * 32 + '"'),
+        "package six 1.0: wheel `hash` 'sha256:zzzz",
+    ),
+    (
+        "hash-short",
+        six(HASH, 'hash = "sha256:abab"'),
+        "package six 1.0: wheel `hash` 'sha256:abab' is not ALGORITHM:HEX-DIGEST",
+    ),
+    (
+        "size-string",
+        six("size = 10", 'size = "10"'),
+        "package six 1.0: wheel `size` must be a non-negative integer, not a string",
+    ),
+    (
+        "size-negative",
+        six("size = 10", "size = -10"),
+        "package six 1.0: wheel `size` must be a non-negative integer, not -10",
+    ),
+    (
+        "extra-string",
+        six('{ name = "six", ', '{ name = "six", extra = "x", '),
+        "dependency six: `extra` must be an array of strings, not a string",
+    ),
+    (
+        "extra-integers",
+        six('{ name = "six", ', '{ name = "six", extra = [1], '),
+        "package root 0.1.0: dependency six: `extra` entry must be a string, not an integer",
+    ),
+    (
+        "version-integer",
+        six('version = "1.0"', "version = 1"),
+        "package six: `version` must be a string, not an integer",
+    ),
+    (
+        "version-unparsable",
+        six('version = "1.0"', 'version = "one"'),
+        "package six: `version` 'one' is not a version",
+    ),
+    (
+        "nested-arrays",
+        "x = " + "[" * 100_000 + "]" * 100_000 + "\n" + WITH_SIX,
+        "not valid TOML: arrays or tables nested too deeply",
+    ),
+    (
+        "nested-tables",
+        "x = " + "{a=" * 5_000 + "1" + "}" * 5_000 + "\n" + WITH_SIX,
+        "not valid TOML: arrays or tables nested too deeply",
+    ),
+]
+
 # (id, content, expected message); content None = no file, "directory" = a folder
 CASES: list[tuple[str, str | bytes | None, str]] = [
     ("missing", None, "no such file"),
@@ -56,6 +177,7 @@ CASES: list[tuple[str, str | bytes | None, str]] = [
     ("dangling-dependency", DANGLING, "has no locked package"),
     ("duplicate-package", DUPLICATE, "appears twice"),
     ("package-not-array", MINIMAL + "package = 3\n", "`package` must be an array"),
+    *WRONG_VALUES,
 ]
 
 
@@ -100,20 +222,25 @@ def test_dangling_symlink(tmp_path: Path) -> None:
     record("input: dangling symlink", result, "unchanged")
 
 
+def _as_a_user() -> list[str]:
+    """A command prefix under which chmod 000 stops reads: as root, the command runs without
+    the CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH capabilities (``setpriv``), as a user would."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, where chmod 000 does not stop reads, without setpriv")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
 @pytest.mark.parametrize("command", ["check", "repair"])
 def test_unreadable(tmp_path: Path, command: str) -> None:
-    """chmod 000. Root reads anything, so as root the command runs without the
-    CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH capabilities (``setpriv``), as a user would."""
+    """chmod 000 (see :func:`_as_a_user`)."""
     path = tmp_path / "uv.lock"
     path.write_text(MINIMAL)
     path.chmod(0)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root, where chmod 000 does not stop reads, without setpriv")
-        drop = "-dac_override,-dac_read_search"
-        prefix = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
+    prefix = _as_a_user()
     try:
         result = subprocess.run(
             [*prefix, sys.executable, "-m", "lockfix", command, "uv.lock", "--no-cache"],
@@ -129,6 +256,121 @@ def test_unreadable(tmp_path: Path, command: str) -> None:
     assert len(lines) == 1 and "cannot read" in lines[0] and "uv.lock" in lines[0], lines
     assert path.read_text() == MINIMAL
     record(f"input: unreadable (chmod 000), {command}", _as_run(result), "unchanged")
+
+
+PYPROJECT = '[project]\nname = "root"\nversion = "0.1.0"\n'
+INDEX = '[[tool.uv.index]]\nname = "pypi"\nurl = "https://pypi.org/simple"\n'
+
+# (id, pyproject.toml, uv.toml, expected message naming the file)
+PROJECT_CASES: list[tuple[str, str | bytes, str | bytes | None, str]] = [
+    (
+        "pyproject-latin-1",
+        (PYPROJECT + "# caf\xe9\n").encode("latin-1"),
+        None,
+        "pyproject.toml: not UTF-8 (byte 0xe9 at offset",
+    ),
+    ("pyproject-tool-integer", "tool = 3\n", None, "pyproject.toml: [tool] must be a table"),
+    (
+        "tool-uv-string",
+        PYPROJECT + '[tool]\nuv = "x"\n',
+        None,
+        "pyproject.toml: [tool.uv] must be a table, not a string",
+    ),
+    (
+        "index-name-integer",
+        PYPROJECT + INDEX.replace('name = "pypi"', "name = 3"),
+        None,
+        "pyproject.toml: [tool.uv] index[0].name must be a string, not an integer",
+    ),
+    (
+        "index-url-integer",
+        PYPROJECT + INDEX.replace('url = "https://pypi.org/simple"', "url = 3"),
+        None,
+        "pyproject.toml: [tool.uv] index[0].url must be a string, not an integer",
+    ),
+    (
+        "index-explicit-string",
+        PYPROJECT + INDEX + 'explicit = "yes"\n',
+        None,
+        "pyproject.toml: [tool.uv] index[0].explicit must be true or false, not a string",
+    ),
+    (
+        "sources-string",
+        PYPROJECT + '[tool.uv]\nsources = "x"\n',
+        None,
+        "pyproject.toml: [tool.uv] sources must be a table, not a string",
+    ),
+    (
+        "source-index-integer",
+        PYPROJECT + "[tool.uv.sources]\ntorch = { index = 3 }\n",
+        None,
+        "pyproject.toml: [tool.uv] sources.torch.index must be a string, not an integer",
+    ),
+    (
+        "source-marker-unparsable",
+        PYPROJECT + '[tool.uv.sources]\ntorch = [{ index = "pypi", marker = ">>>" }]\n',
+        None,
+        "pyproject.toml: [tool.uv] sources.torch[0].marker: invalid marker '>>>'",
+    ),
+    (
+        "uv-toml-latin-1",
+        PYPROJECT,
+        "# caf\xe9\n".encode("latin-1"),
+        "uv.toml: not UTF-8 (byte 0xe9 at offset 5)",
+    ),
+    ("uv-toml-index-integer", PYPROJECT, "index = 3\n", "uv.toml: index[0] must be a table"),
+    (
+        "uv-toml-nested",
+        PYPROJECT,
+        "x = " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "uv.toml: not valid TOML: arrays or tables nested too deeply",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", ["check", "repair"])
+@pytest.mark.parametrize(
+    ("pyproject", "uv_toml", "message"),
+    [c[1:] for c in PROJECT_CASES],
+    ids=[c[0] for c in PROJECT_CASES],
+)
+def test_bad_project_files(
+    tmp_path: Path,
+    command: str,
+    pyproject: str | bytes,
+    uv_toml: str | bytes | None,
+    message: str,
+) -> None:
+    (tmp_path / "uv.lock").write_text(WITH_SIX)
+    for name, content in (("pyproject.toml", pyproject), ("uv.toml", uv_toml)):
+        if content is not None:
+            path = tmp_path / name
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = lockfix(command, "uv.lock", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert_one_line_exit_2(result, message, name=str(tmp_path))
+    assert (tmp_path / "uv.lock").read_text() == WITH_SIX
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "uv.toml"])
+def test_unreadable_project_file(tmp_path: Path, name: str) -> None:
+    (tmp_path / "uv.lock").write_text(WITH_SIX)
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    path = tmp_path / name
+    path.write_text(INDEX.replace("[[tool.uv.index]]", "[[index]]"))
+    path.chmod(0)
+    try:
+        result = subprocess.run(
+            [*_as_a_user(), sys.executable, "-m", "lockfix", "check", "uv.lock", "--no-cache"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        path.chmod(0o644)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"lockfix: error: {path}: cannot read: Permission denied"], lines
 
 
 def _as_run(result: subprocess.CompletedProcess[str]):  # type: ignore[no-untyped-def]

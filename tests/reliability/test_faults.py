@@ -85,6 +85,14 @@ def hook(where: tuple[str, str], fault: Fault | int, times: int | None = None): 
     return lambda index: index.server.add_fault(matching(where, fault, times))
 
 
+HTML = {"Content-Type": "text/html"}
+PEP691 = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+
+
+def json_page(body: bytes) -> Fault:
+    return Fault(status=200, headers=PEP691, body=body)
+
+
 def configure(**options):  # type: ignore[no-untyped-def]
     return lambda index: index.server.configure("cu126", **options)
 
@@ -188,6 +196,19 @@ CASES = [
         hook(CU126_METADATA, Fault(status=200, body=b"Metadata-Version: 2.1\n" * 1_000_000)),
         0,
         "repaired",  # over the metadata size limit: falls back to range reads
+    ),
+    Case(
+        "page is not HTML (garbage)",
+        hook(CU126_PAGE, Fault(status=200, headers=HTML, body=b"\x00\xff<<<>>>&&&\xfe")),
+        3,
+        "unchanged",
+    ),
+    Case("page is JSON, not PEP 691", hook(CU126_PAGE, json_page(b'{"foo": 1}')), 3, "unchanged"),
+    Case(
+        "PEP 691 page nested 100,000 deep",
+        hook(CU126_PAGE, json_page(b'{"files": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}")),
+        3,
+        "unchanged",
     ),
     Case(
         "HTTP 500 on PyPI torch metadata, always",
@@ -382,3 +403,31 @@ def test_a_password_in_urls_lockfix_reads_is_never_printed(
         assert result.returncode == 3, result.output
         assert f"http://{page}" in result.output, result.output  # the URL, redacted
     assert (project / "uv.lock").read_text() == text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("check",), ("check", "-q"), ("check", "--format", "json"), ("repair", "--keep-going")],
+    ids=["check", "check -q", "check json", "repair --keep-going"],
+)
+def test_could_not_verify_is_one_line_on_stderr(
+    secret_index: Index, faults: None, args: tuple[str, ...]
+) -> None:
+    """Exit 3 says why on stderr, in one line, without the index password; the report
+    stays on stdout."""
+    index = secret_index
+    index.server.add_fault(matching(PYPI_TORCH_METADATA, 500))
+    project = index.project()
+    result = index.run(*args, "uv.lock", cwd=project, env=FAST)
+    assert result.returncode == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lockfix: could not verify uv.lock: 1 package(s)"), lines
+    assert "torch 2.7.1" in lines[0] and "HTTP 500" in lines[0], lines
+    assert_no_secret(result.stdout, result.stderr)
+    if "-q" in args:
+        assert result.stdout == ""
+    elif "json" in args:
+        assert json.loads(result.stdout)["unverified"]
+    else:
+        assert "could not be checked" in result.stdout
