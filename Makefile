@@ -1,6 +1,6 @@
 # lockfix developer commands. Everything installs into the repo (.venv, .tools), nothing global.
 PYTHON ?= python3
-# CI (make ci) runs the suite on the lowest Python pyproject.toml allows and on the newest.
+# make test (and so CI) runs the suite on the lowest Python pyproject.toml allows and on the newest.
 PYTHON_LOWEST ?= 3.11
 PYTHON_NEWEST ?= 3.13
 VENV := .venv
@@ -9,7 +9,7 @@ UV_OLD := 0.10.9
 UV_NEW := 0.13.9
 TOOLS := .tools/uv-$(UV_OLD)/bin/uv .tools/uv-$(UV_NEW)/bin/uv
 
-.PHONY: all venv tools test ci demo lint bench clean
+.PHONY: all venv tools test test-one demo lint bench clean
 
 all: test
 
@@ -29,12 +29,14 @@ venv: $(PY)
 
 tools: $(TOOLS)
 
-test: venv tools
-	$(PY) -m pytest -q
-
-# Both Pythons at once, each in its own .venv-3.X (see scripts/ci.sh).
-ci: tools
+# The suite on the lowest Python pyproject.toml allows and on the newest, at once, each in
+# its own .venv-3.X (see scripts/ci.sh). CI runs this.
+test: tools
 	bash scripts/ci.sh $(PYTHON_LOWEST) $(PYTHON_NEWEST)
+
+# The suite once, in .venv (quicker while developing).
+test-one: venv tools
+	$(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check src tests fixtures

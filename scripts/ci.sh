@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite on the lowest Python pyproject.toml allows and on the newest, at once.
 #
-#   scripts/ci.sh LOWEST NEWEST        e.g. scripts/ci.sh 3.11 3.13   (make ci)
+#   scripts/ci.sh LOWEST NEWEST        e.g. scripts/ci.sh 3.11 3.13   (make test)
 #
 # LOWEST runs the whole suite. NEWEST runs it at the same time (niced, so that the whole
 # suite keeps the cores it needs), without the three files whose time goes into uv
