@@ -30,6 +30,12 @@ _ECCODES = (
     "wheels of eccodes 2.47.0 disagree: the py3-none-any wheel (Linux, macOS) declares "
     "eccodeslib; uv locked a Windows wheel's metadata, which lacks it"
 )
+_CUDA_PYTHON = (
+    "cuda-python 13.0.3 is installed with the trtllm extra on every platform, and its only "
+    "wheel declares cuda-bindings and cuda-pathfinder unconditionally; the uv that wrote "
+    "this revision-2 lock left those edges at sys_platform == 'darwin' (the fork of the "
+    "vllm extra), so Linux gets cuda-python without them"
+)
 # (lock folder, package, version, finding kind) → why the finding is true
 TRUE_FINDINGS: dict[tuple[str, str, str, str], str] = {
     ("Kiln-AI__Kiln__libs-core", "ruff", "0.9.0", "artifact-name-mismatch"): (
@@ -48,6 +54,7 @@ TRUE_FINDINGS: dict[tuple[str, str, str, str], str] = {
         "PyPI now gives 2026-02-15 as the upload time of the very files (same sha256) the "
         "lock recorded at 2026-01-28"
     ),
+    ("NVIDIA-NeMo__Export-Deploy", "cuda-python", "13.0.3", "wrong-marker"): _CUDA_PYTHON,
     ("NVIDIA__NeMo-Agent-Toolkit", "usearch", "2.21.0", "wrong-marker"): _USEARCH,
     ("NVIDIA__NeMo-Agent-Toolkit", "usearch", "2.21.0", "wheels-disagree"): _USEARCH,
     ("NVIDIA__earth2studio", "eccodes", "2.47.0", "missing-dependency"): _ECCODES,
