@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from lockfix import __version__
-from lockfix.safeio import InputError, read_lock_text, write_atomically
+from lockfix.safeio import InputError, check_output, read_lock_text, write_atomically
 
 if TYPE_CHECKING:
     from lockfix.engine import Analysis
@@ -394,6 +394,8 @@ def repair(
     run = RunOptions(**raw)
     if output is not None and len(paths) > 1:
         raise click.UsageError("-o/--output takes a single lock")
+    if output is not None and not dry_run:
+        check_output(output)  # before any work: a FIFO or a device is never written
     _warn_old_uv(run)
     text_output = run.output_format == "text" and not run.quiet
 

@@ -1,0 +1,125 @@
+"""Hostile paths, hostile indexes, hostile input: no damage, no hang, no unbounded work.
+
+Everything runs the real command line (or the real index client) against real loopback
+servers. A FIFO or a device node stands where a file is expected; they are made in the
+test's own folder (``mknod`` needs root: those cases are skipped otherwise), never the
+system's ``/dev`` entries. A test that would hang without its fix is bounded by the
+subprocess timeout, which only turns a hang into a failure: no assert is on time.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Index, Run
+
+HANG = 60  # seconds: only reached when something blocks (a FIFO) or never ends (a device)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _device(major: int, minor: int) -> Callable[[Path], Path]:
+    def make(path: Path) -> Path:
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        except PermissionError:
+            pytest.skip("mknod needs root")
+        return path
+
+    return make
+
+
+NODES = {
+    "fifo": _fifo,
+    "null-like device": _device(1, 3),  # /dev/null's numbers, made here
+    "zero-like device": _device(1, 5),  # /dev/zero's numbers: reads never end
+}
+
+
+def _bounded() -> None:
+    """A child that reads a zero-like device without end fails at 2 GiB, not the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def _lockfix(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """``python -m lockfix ARGS --cache-dir cwd/cache``, memory-bounded, killed after HANG."""
+    argv = [sys.executable, "-m", "lockfix", *args, "--cache-dir", str(cwd / "cache")]
+    result = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        env={**os.environ, **(env or {})},
+        preexec_fn=_bounded,
+    )
+    return Run(tuple(args), result.returncode, result.stdout, result.stderr, 0.0)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    info = path.lstat()
+    return stat.S_IFMT(info.st_mode), info.st_rdev, info.st_ino
+
+
+@pytest.mark.parametrize("node", list(NODES))
+@pytest.mark.parametrize("link", [False, True], ids=["direct", "symlink"])
+def test_repair_output_onto_a_special_file_is_refused(
+    index: Index, node: str, link: bool, tmp_path: Path
+) -> None:
+    """``repair -o NODE`` (or a symlink to one): exit 2, one line, the node and the lock
+    untouched, no temp file left."""
+    project = index.project()
+    special = NODES[node](tmp_path / "special")
+    before = _identity(special)
+    output = special
+    if link:
+        output = tmp_path / "link"
+        output.symlink_to(special)
+    result = _lockfix("repair", "uv.lock", "-o", str(output), cwd=project)
+    assert result.returncode == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a regular file" in lines[0], result.stderr
+    assert str(output) in lines[0]
+    assert _identity(special) == before
+    assert (project / "uv.lock").read_text() == index.broken
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"special", output.name})
+
+
+@pytest.mark.parametrize("node", list(NODES))
+def test_atomic_write_refuses_a_special_file(node: str, tmp_path: Path) -> None:
+    """The writer itself refuses, whoever calls it: nothing is read from the node (a FIFO
+    would block, a zero-like device never end) and nothing replaces it."""
+    special = NODES[node](tmp_path / "special")
+    before = _identity(special)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from lockfix.safeio import InputError, write_atomically\n"
+        "try:\n"
+        "    write_atomically(Path(sys.argv[1]), 'version = 1\\n')\n"
+        "except InputError as error:\n"
+        "    print(error.format_message())\n"
+        "    sys.exit(2)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(special)],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        preexec_fn=_bounded,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not a regular file" in result.stdout
+    assert _identity(special) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["special"]
