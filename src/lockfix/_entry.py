@@ -69,9 +69,11 @@ def reused_verdict(argv: list[str]) -> bool:
     parsed = _plain_check(argv)
     if parsed is None:
         return False
+    from lockfix._files import read_regular
+
     try:
-        with open(parsed["path"], encoding="utf-8") as stream:
-            text = stream.read()
+        # never open() a FIFO (it blocks) or read a device (it may never end)
+        text = read_regular(parsed["path"]).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return False  # the CLI reports it
     root = parsed["cache_dir"]

@@ -190,6 +190,22 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
             spawned.close()
 
 
+def _check_project_files(lock_dir: Path) -> None:
+    """A ``pyproject.toml`` or ``uv.toml`` beside the lock must be a regular file (or
+    absent): a FIFO would block the read, a device might never end it."""
+    import stat
+
+    from lockfix._files import kind
+
+    for name in ("pyproject.toml", "uv.toml"):
+        try:
+            mode = (lock_dir / name).stat().st_mode
+        except OSError:
+            continue  # absent (or unreadable: reported where it is read)
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{lock_dir / name}: {kind(mode)}, not a regular file")
+
+
 def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
@@ -202,6 +218,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
     lock_dir = path.resolve().parent
+    _check_project_files(lock_dir)
     try:
         settings = load_file_settings(lock_dir)
         concurrency = resolve_concurrency(run.concurrency, settings)
@@ -253,10 +270,12 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
         return None, None
     from lockfix.verdicts import VerdictCache, verdict_key
 
+    from lockfix._files import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
-        return None, None
+        return None, None  # reported by read_lock_text
     options = {
         "format": run.output_format,
         "single_wheel": run.single_wheel,

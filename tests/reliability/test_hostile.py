@@ -123,3 +123,25 @@ def test_atomic_write_refuses_a_special_file(node: str, tmp_path: Path) -> None:
     assert "not a regular file" in result.stdout
     assert _identity(special) == before
     assert [p.name for p in tmp_path.iterdir()] == ["special"]
+
+
+@pytest.mark.parametrize("command", ["check", "repair"])
+@pytest.mark.parametrize("node", list(NODES))
+@pytest.mark.parametrize("name", ["uv.lock", "pyproject.toml", "uv.toml"])
+def test_special_file_as_input_is_refused(
+    index: Index, command: str, node: str, name: str, tmp_path: Path
+) -> None:
+    """A FIFO or a device as the lock or a project file beside it: exit 2 with one line
+    naming it, never a blocked open or an endless read. ``check`` first goes through the
+    verdict fast path (lockfix._entry), which reads all three."""
+    project = index.project(index.reference)
+    (project / name).unlink(missing_ok=True)
+    NODES[node](project / name)
+    before = {p.name: _identity(p) for p in project.iterdir()}
+    result = _lockfix(command, "uv.lock", cwd=project)
+    assert result.returncode == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0] and "not a regular file" in lines[0], result.stderr
+    after = {p.name: _identity(p) for p in project.iterdir() if p.name != "cache"}
+    assert after == before
