@@ -268,9 +268,8 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
     if run.no_cache or run.offline or run.verbose:
         return None, None
-    from lockfix.verdicts import VerdictCache, verdict_key
-
     from lockfix._files import read_regular
+    from lockfix.verdicts import VerdictCache, verdict_key
 
     try:
         text = read_regular(path).decode("utf-8")
