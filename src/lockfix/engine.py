@@ -202,12 +202,19 @@ async def _locked_metadata(
         *(one(f, a) for f, a in zip(files, artifacts, strict=True)), return_exceptions=True
     )
     good = [r for r in results if isinstance(r, CoreMetadata)]
-    if not good:
-        error = next(r for r in results if isinstance(r, BaseException))
-        if not isinstance(error, (IndexClientError, MetadataError, OSError)):
-            raise error
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        # One unread file is enough to leave the package unverified: the edges only that
+        # file declares would look wrong, and what they reach would look like orphans.
+        for error in errors:
+            if not isinstance(error, (IndexClientError, MetadataError, OSError)):
+                raise error
+        error = errors[0]
+        reason = str(error)
+        if good:
+            reason = f"{len(errors)} of {len(results)} locked files unread: {reason}"
         planner.mark_unverified(
-            package.id, str(error), failed=not isinstance(error, MetadataUnavailable)
+            package.id, reason, failed=not isinstance(error, MetadataUnavailable)
         )
         return
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}

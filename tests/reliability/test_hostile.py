@@ -19,6 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.builder import build_scenario
+from fixtures.scenarios import get_wheel_scenario, make_wheels_project
+from fixtures.server import IndexServer
+from fixtures.uvrun import run_uv, uv_bin
+from lockfix.lockfile import parse_lock
+
 from .conftest import Index, Run
 
 HANG = 60  # seconds: only reached when something blocks (a FIFO) or never ends (a device)
@@ -145,3 +151,67 @@ def test_special_file_as_input_is_refused(
     assert name in lines[0] and "not a regular file" in lines[0], result.stderr
     after = {p.name: _identity(p) for p in project.iterdir() if p.name != "cache"}
     assert after == before
+
+
+# -- an index outage under --keep-going ---------------------------------------------------
+
+NIGHTLY = "wheels_torch_nightly"  # torch's Linux x86_64 wheels alone declare the nvidia pins
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The torch nightly index on loopback and its right lock: what current uv writes
+    (one wheel's metadata, no nvidia-*), repaired by a fault-free run."""
+    if not uv_bin("0.13.9").exists():
+        pytest.skip("real uv binaries missing: run `make tools`")
+    root = tmp_path_factory.mktemp("nightly")
+    built = build_scenario(get_wheel_scenario(NIGHTLY), root / "build")
+    server = IndexServer(built).start()
+    project = make_wheels_project(NIGHTLY, server, root / "uv")
+    run_uv("0.13.9", ["lock"], project, root / "uv-tmp")
+    repaired = _lockfix("repair", "uv.lock", cwd=project)
+    assert repaired.returncode == 0, repaired.output
+    good = (project / "uv.lock").read_text()
+    assert 'name = "nvidia-cudnn-cu12"' in good and 'name = "triton"' in good
+    yield server, good, root
+    server.stop()
+
+
+def _blocks(text: str) -> dict[str, str]:
+    lock = parse_lock(text)
+    return {f"{p.name} {p.version}": lock.blocks[p.block] for p in lock.packages}
+
+
+@pytest.mark.parametrize("keep_going", [False, True], ids=["stop", "keep-going"])
+def test_outage_on_some_wheels_removes_nothing_they_reach(nightly, keep_going: bool) -> None:  # type: ignore[no-untyped-def]
+    """torch's Linux x86_64 wheels (the only ones declaring nvidia-* and triton) cannot be
+    read; its other wheels can. torch is then not verified: the edges and packages only
+    those wheels declare are kept, and only the verified part (jinja2's dropped edge) is
+    repaired, with --keep-going; without it, nothing is written. Exit 3 either way."""
+    server, good, root = nightly
+    broken = good.replace('dependencies = [\n    { name = "markupsafe" },\n]\n', "", 1)
+    assert broken != good
+    project = make_wheels_project(NIGHTLY, server, root / f"outage-{keep_going}")
+    (project / "uv.lock").write_text(broken)
+
+    def outage(method: str, path: str) -> int | None:
+        torch_linux = path.startswith("/nightly/files/torch-") and "x86_64" in path
+        return 503 if torch_linux else None
+
+    server.add_fault(outage)
+    try:
+        args = ("--keep-going",) if keep_going else ()
+        result = _lockfix("repair", "uv.lock", *args, cwd=project, env={"UV_HTTP_RETRIES": "0"})
+    finally:
+        server.clear_faults()
+    assert result.returncode == 3, result.output
+    assert "Traceback" not in result.output
+    written = (project / "uv.lock").read_text()
+    if not keep_going:
+        assert written == broken
+        return
+    assert "wrote uv.lock" in result.stderr
+    assert _blocks(written).keys() == _blocks(good).keys()  # nothing removed
+    torch = next(k for k in _blocks(good) if k.startswith("torch "))
+    assert _blocks(written)[torch] == _blocks(broken)[torch]  # the unverified one is kept
+    assert written == good  # the verified part is repaired
