@@ -30,7 +30,9 @@ class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: could not verify {self.format_message()}", err=True)
+        from lockfix.auth import redact_text
+
+        click.echo(f"lockfix: could not verify {redact_text(self.format_message())}", err=True)
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from lockfix.auth import redact_text
 from lockfix.lockfile import Lock, PackageId
 from lockfix.planner import Finding, Plan
 
@@ -61,7 +62,7 @@ def human_report(
     if plan.failed:
         summary += f", {len(plan.failed)} could not be checked (index or network failure)"
     lines.append(summary)
-    return "\n".join(lines) + "\n"
+    return redact_text("\n".join(lines) + "\n")
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -75,6 +76,18 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "requirement": finding.requirement,
         "fix": finding.fix,
     }
+
+
+def redact_document(value: Any) -> Any:
+    """``value`` (JSON data) with the credentials of every URL in its strings masked: a
+    lock may name its index as ``https://user:password@host/simple``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact_document(item) for item in value]
+    if isinstance(value, dict):
+        return {key: redact_document(item) for key, item in value.items()}
+    return value
 
 
 def json_document(
@@ -107,7 +120,7 @@ def json_document(
             "changed": changed,
         }
     )
-    return document
+    return redact_document(document)
 
 
 def json_report(
@@ -145,7 +158,7 @@ def _escape_property(text: str) -> str:
 def github_error(path: str, message: str) -> str:
     """One ``::error`` annotation for a lock that could not be checked at all."""
     properties = f"file={_escape_property(path)},title=lockfix"
-    return f"::error {properties}::{_escape_data(message)}"
+    return f"::error {properties}::{_escape_data(redact_text(message))}"
 
 
 def github_report(
@@ -170,7 +183,7 @@ def github_report(
                 f"title={_escape_property(title)}",
             )
         )
-        out.append(f"::{level} {properties}::{_escape_data(message)}")
+        out.append(f"::{level} {properties}::{_escape_data(redact_text(message))}")
 
     for finding in [*plan.findings, *artifact_findings]:
         annotate("error", finding.package, f"lockfix {finding.kind}", finding.message)
@@ -189,12 +202,15 @@ def github_report(
 
 
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:
+    """The change as a unified diff, credentials in URLs masked (it is printed, maybe to a
+    CI log; the lock itself is written as it is)."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
         fromfile=f"a/{path}",
         tofile=f"b/{path}",
     )
+    lines = [redact_text(line) for line in lines]
     if not color:
         return "".join(lines)
     out = []

@@ -42,6 +42,7 @@ from typing import Any
 import click
 
 from lockfix._files import NotRegularFile, kind, read_regular
+from lockfix.auth import redact_text
 
 EXIT_INPUT = 2
 TEMP_MARK = ".lockfix-"
@@ -55,7 +56,8 @@ class InputError(click.ClickException):
     exit_code = EXIT_INPUT
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: error: {self.format_message()}", err=True)
+        # the message may quote a URL of the lock, credentials and all
+        click.echo(f"lockfix: error: {redact_text(self.format_message())}", err=True)
 
 
 def _reason(error: OSError) -> str:

@@ -9,6 +9,7 @@ subprocess timeout, which only turns a hang into a failure: no assert is on time
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import stat
@@ -23,9 +24,10 @@ from fixtures.builder import build_scenario
 from fixtures.scenarios import get_wheel_scenario, make_wheels_project
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from lockfix.auth import redact_text
 from lockfix.lockfile import parse_lock
 
-from .conftest import Index, Run
+from .conftest import SECRET, USER, Index, Run
 
 HANG = 60  # seconds: only reached when something blocks (a FIFO) or never ends (a device)
 
@@ -215,3 +217,86 @@ def test_outage_on_some_wheels_removes_nothing_they_reach(nightly, keep_going: b
     torch = next(k for k in _blocks(good) if k.startswith("torch "))
     assert _blocks(written)[torch] == _blocks(broken)[torch]  # the unverified one is kept
     assert written == good  # the verified part is repaired
+
+
+# -- credentials in the lock's own URLs ------------------------------------------------------
+
+
+def _with_userinfo(index: Index, text: str) -> str:
+    port = index.server.port
+    return text.replace(f"http://127.0.0.1:{port}", f"http://{USER}:{SECRET}@127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "--format", "text"),
+        ("check", "--format", "json"),
+        ("check", "--format", "github"),
+        ("check", "--format", "json", "-v"),
+        ("repair", "--diff", "--keep-going"),
+        ("repair", "--diff", "--keep-going", "--format", "json"),
+        ("explain", "torch", "--format", "json"),
+        ("explain", "torch"),
+    ],
+    ids=" ".join,
+)
+def test_password_in_a_lock_url_is_never_printed(
+    secret_index: Index, faults: None, args: tuple[str, ...]
+) -> None:
+    """A lock that names its indexes (and files) as ``http://user:password@host/...``:
+    reports, findings, JSON ``source`` fields, annotations, diffs and could-not-verify
+    reasons show ``user:****@``, as uv displays such a URL; the password never."""
+    index = secret_index
+    project = index.project(_with_userinfo(index, index.broken))
+    # one package left unverified: its reason quotes its URL
+    index.server.add_fault(lambda method, path: 503 if "/simple/filelock/" in path else None)
+    result = _lockfix(*args, "uv.lock", cwd=project, env={"UV_HTTP_RETRIES": "0"})
+    assert result.returncode in (1, 3), result.output
+    assert "Traceback" not in result.output
+    assert SECRET not in result.output
+    if "json" in args or "--diff" in args:  # they show the lock's URLs in full: masked
+        assert f"{USER}:****@127.0.0.1" in result.output
+    if "json" in args and "--diff" not in args:
+        sources = _values(json.loads(result.stdout), "source")
+        assert sources and all("****@" in s for s in sources if s)
+
+
+def _values(document: object, key: str) -> list[str]:
+    """Every value of ``key`` anywhere in a JSON document."""
+    if isinstance(document, list):
+        return [v for item in document for v in _values(item, key)]
+    if isinstance(document, dict):
+        found = [document[key]] if key in document else []
+        return found + [v for item in document.values() for v in _values(item, key)]
+    return []
+
+
+@pytest.mark.parametrize("output_format", ["text", "github"])
+def test_password_in_a_lock_url_is_not_in_input_errors(
+    secret_index: Index, output_format: str
+) -> None:
+    """A lock error that names a package's source (a dependency with no locked package)."""
+    index = secret_index
+    lock = _with_userinfo(index, index.broken).replace('name = "filelock"', 'name = "gone"', 1)
+    project = index.project(lock)
+    result = _lockfix("check", "--format", output_format, "uv.lock", cwd=project)
+    assert result.returncode == 2, result.output
+    assert "has no locked package" in result.output and "registry+http://" in result.output
+    assert SECRET not in result.output
+    assert f"{USER}:****@" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://user:secret@host/simple", "https://user:****@host/simple"),
+        ("at http://token@h:8080/a, then", "at http://****@h:8080/a, then"),
+        ("registry+https://u:p@ss@host/x has", "registry+https://u:****@host/x has"),
+        ("git+ssh://git@github.com/o/r.git", "git+ssh://git@github.com/o/r.git"),
+        ("https://github.com/o/r.git@v1.0", "https://github.com/o/r.git@v1.0"),
+        ("mail root@localhost", "mail root@localhost"),
+    ],
+)
+def test_redact_text_masks_what_uv_masks(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
