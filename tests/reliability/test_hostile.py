@@ -24,6 +24,8 @@ from fixtures.builder import build_scenario
 from fixtures.scenarios import get_wheel_scenario, make_wheels_project
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from lockfix import _markers_bdd as bdd
+from lockfix._markers_parse import parse_marker
 from lockfix.auth import redact_text
 from lockfix.lockfile import parse_lock
 
@@ -300,3 +302,76 @@ def test_password_in_a_lock_url_is_not_in_input_errors(
 )
 def test_redact_text_masks_what_uv_masks(text: str, shown: str) -> None:
     assert redact_text(text) == shown
+
+
+# -- markers built to cost: near-linear, or refused ------------------------------------------
+
+CLAUSES = {
+    "or of platforms": lambda n, t: " or ".join(f"sys_platform == '{t}{i}'" for i in range(n)),
+    "or of versions": lambda n, t: " or ".join(
+        f"python_full_version == '{t}.{i}.1'" for i in range(n)
+    ),
+    "and of versions": lambda n, t: " and ".join(
+        f"python_full_version != '{t}.{i}.1'" for i in range(n)
+    ),
+    "or of extras": lambda n, t: " or ".join(f"extra == 'e{t}{i}'" for i in range(n)),
+    "or of pairs": lambda n, t: " or ".join(
+        f"(sys_platform == '{t}{i}' and extra == 'e{t}{i}')" for i in range(n)
+    ),
+}
+
+
+def _cells_built(text: str) -> int:
+    """Decision-diagram cells (children of new nodes) that parsing ``text`` creates: the
+    work of building it, counted rather than timed."""
+    first = next(bdd._uids)
+    parse_marker(text)
+    return sum(len(node.kids) for node in list(bdd._unique.values()) if node.uid > first)
+
+
+@pytest.mark.parametrize("shape", list(CLAUSES))
+def test_marker_parsing_grows_near_linearly(shape: str) -> None:
+    """Twice the clauses cost at most ~2.2 times the work (n log n), not 4 times (n²).
+    Each size gets values of its own, so nothing built for one is reused by the other."""
+    make = CLAUSES[shape]
+    small, large = _cells_built(make(60, 1)), _cells_built(make(120, 2))
+    assert large / small < 2.6, (small, large)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("os_name == 'posix' or " * 50_000 + "os_name == 'nt'", "characters, more than"),
+        ("(" * 100 + "os_name == 'nt'" + ")" * 100, "levels of parentheses"),
+        (" or ".join(f"extra == 'e{i}'" for i in range(200)), "distinct extras and atoms"),
+        # a diagram exponential in its variables: 2**40 nodes if it were built
+        (
+            " or ".join(f"(extra == 'a{i:02d}' and extra == 'z{i:02d}')" for i in range(40)),
+            "too complex",
+        ),
+    ],
+    ids=["1 MB", "deep", "many extras", "exponential"],
+)
+def test_marker_beyond_the_bounds_is_refused(text: str, message: str) -> None:
+    """A clear InvalidMarker (an input error), in a child process bounded in memory so
+    that an unbounded parse fails the test rather than the machine."""
+    code = (
+        "import sys\n"
+        "from lockfix.markers import InvalidMarker, Marker\n"
+        "try:\n"
+        "    Marker.parse(sys.stdin.read())\n"
+        "except InvalidMarker as error:\n"
+        "    print(error)\n"
+        "    sys.exit(2)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        preexec_fn=_bounded,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stdout
+    assert len(result.stdout) < 500  # the marker is quoted, not copied whole
