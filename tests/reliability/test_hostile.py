@@ -9,9 +9,11 @@ subprocess timeout, which only turns a hang into a failure: no assert is on time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
+import socket
 import stat
 import subprocess
 import sys
@@ -22,11 +24,13 @@ import pytest
 
 from fixtures.builder import build_scenario
 from fixtures.scenarios import get_wheel_scenario, make_wheels_project
-from fixtures.server import IndexServer
+from fixtures.server import Fault, IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix import _markers_bdd as bdd
 from lockfix._markers_parse import parse_marker
-from lockfix.auth import redact_text
+from lockfix.auth import CredentialProvider, redact_text
+from lockfix.collector import IndexRequestError, ProjectPage
+from lockfix.http import IndexClient
 from lockfix.lockfile import parse_lock
 
 from .conftest import SECRET, USER, Index, Run
@@ -375,3 +379,70 @@ def test_marker_beyond_the_bounds_is_refused(text: str, message: str) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stdout
     assert len(result.stdout) < 500  # the marker is quoted, not copied whole
+
+
+# -- indexes that never finish, hosts that never answer ---------------------------------------
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_slow_loris_index_hits_the_request_deadline(
+    index: Index, faults: None, headers: bool
+) -> None:
+    """A page that trickles out a byte every 0.2 s: no read ever waits UV_HTTP_TIMEOUT
+    (1 s), so only the deadline of the whole request ends it. Without one, the page (a few
+    kB) would take many minutes and the run would be killed at HANG."""
+    index.server.add_fault(
+        lambda method, path: (
+            Fault(drip=0.2, drip_headers=headers) if path == "/cu126/simple/torch/" else None
+        )
+    )
+    project = index.project()
+    env = {"UV_HTTP_TIMEOUT": "1", "UV_HTTP_RETRIES": "1"}
+    result = _lockfix("check", "--format", "json", "uv.lock", cwd=project, env=env)
+    assert result.returncode in (1, 3), result.output  # 1: the other packages' findings
+    unverified = json.loads(result.stdout)["unverified"]
+    assert [u["package"] for u in unverified] == ["torch"], unverified
+    assert "timed out (DeadlineExceeded)" in unverified[0]["reason"]
+
+
+def _refused_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but not listening: every connection to it is refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_unreachable_host_costs_one_retry_budget(index: Index, concurrency: int) -> None:
+    """200 pages on a host that refuses every connection: one request spends its retries
+    (2), the others wait for its outcome and then fail without a request, instead of
+    200 × 3 attempts. A host that answers is not affected."""
+    sock, port = _refused_port()
+    good = index.server.index_url("pypi")
+
+    async def run() -> tuple[IndexClient, list[object], list[object]]:
+        client = IndexClient(
+            retries=2,
+            retry_wait=0.01,
+            concurrency=concurrency,
+            credentials=CredentialProvider(env={}, netrc_path=False),
+        )
+        async with client:
+            dead = client.project_page(f"http://127.0.0.1:{port}/simple", "p")
+            pages = [
+                client.project_page(f"http://127.0.0.1:{port}/simple", f"p{i}") for i in range(200)
+            ]
+            alive = [client.project_page(good, name) for name in ("filelock", "sympy")]
+            first = await asyncio.gather(dead, *pages, return_exceptions=True)
+            second = await asyncio.gather(*alive, return_exceptions=True)
+        return client, first, second
+
+    with sock:
+        client, failed, answered = asyncio.run(run())
+    assert all(isinstance(r, IndexRequestError) for r in failed), failed[:3]
+    # one retry budget (2), not one per request; requests already failing when the probe
+    # began count their first retry before they wait
+    assert client.stats.retries <= 2 + concurrency - 1
+    assert client.stats.host_down >= 201 - concurrency
+    assert "did not answer" in str(failed[-1])
+    assert all(isinstance(r, ProjectPage) for r in answered), answered
