@@ -15,8 +15,8 @@ from pathlib import Path
 from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
-from lockfix.auth import CredentialProvider
-from lockfix.cache import MetadataCache
+from lockfix.auth import CredentialProvider, split_credentials
+from lockfix.cache import MetadataCache, origin_key
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
 from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
@@ -290,9 +290,19 @@ async def verify_packages(
 
 
 def _to_fetch(package: Package) -> list[str]:
-    """sha256 digests of the locked files whose metadata a check of ``package`` reads."""
+    """The metadata cache keys of the locked files a check of ``package`` reads (as
+    :meth:`IndexClient.file_metadata` keeps what their index served); "" when unknown."""
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
-    return [a.hashes.get("sha256", "").lower() for a in artifacts]
+    try:
+        index_url = split_credentials(package.source.location)[0]
+    except ValueError:  # not a URL: reported where it is fetched
+        return ["" for _ in artifacts]
+    return [
+        origin_key(index_url, a.url or a.path or "", a.hashes["sha256"])
+        if a.hashes.get("sha256")
+        else ""
+        for a in artifacts
+    ]
 
 
 def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[Package]:

@@ -29,7 +29,7 @@ import stamina
 
 from lockfix import __version__, _zip
 from lockfix.auth import CredentialProvider, origin, redact, split_credentials
-from lockfix.cache import CachedPage, MetadataCache
+from lockfix.cache import CachedPage, MetadataCache, origin_key, pep658_key
 from lockfix.collector import (
     SIMPLE_ACCEPT,
     FileUnavailable,
@@ -917,37 +917,60 @@ class IndexClient:
         if is_remote(index_url):
             # The page may never have been fetched (file known only from the lock).
             index_url = self.credentials.register_index(index_url)
-        if self.cache is not None and sha256:
-            cached = self.cache.get(sha256)
-            if cached is not None:
+        # What this index served for this file, then what the page's PEP 658 hash proves
+        # (see lockfix.cache): never what another index served under the same file hash.
+        served = origin_key(index_url, file.url, sha256) if sha256 else None
+        digest = _listed_sha256(file)
+        proved = pep658_key(digest, file.is_wheel) if digest else None
+        if self.cache is not None:
+            for key in (served, proved):
+                cached = self.cache.get(key) if key is not None else None
+                if cached is None:
+                    continue
                 self.stats.metadata_cache_hits += 1
                 if isinstance(cached, MetadataUnavailable):
                     raise cached
+                pv = file.project_version
+                self._check(cached, file, *(pv if pv is not None else (None, None)))
+                if key is proved and served is not None:
+                    self.cache.put(served, cached)
                 return cached
-        key = ("metadata", sha256 or file.url)
-        return await self._once(key, lambda: self._metadata_and_store(index_url, file, hashes))
+        memo = ("metadata", index_url, served or file.url)
+        return await self._once(
+            memo, lambda: self._metadata_and_store(index_url, file, hashes, served, proved)
+        )
 
     async def _metadata_and_store(
-        self, index_url: str, file: IndexFile, hashes: dict[str, str]
+        self,
+        index_url: str,
+        file: IndexFile,
+        hashes: dict[str, str],
+        served: str | None,
+        proved: str | None,
     ) -> CoreMetadata:
-        sha256 = hashes.get("sha256")
         try:
-            md = await self._fetch_metadata(index_url, file, hashes)
+            md, by_hash = await self._fetch_metadata(index_url, file, hashes)
         except MetadataUnavailable as e:
-            if self.cache is not None and sha256:
-                self.cache.put_unavailable(sha256, str(e))
+            if self.cache is not None and served is not None:
+                self.cache.put_unavailable(served, str(e))
             raise
-        if self.cache is not None and sha256:
-            self.cache.put(sha256, md)
+        if self.cache is not None:
+            if served is not None:
+                self.cache.put(served, md)
+            if by_hash and proved is not None:
+                self.cache.put(proved, md)
         return md
 
     async def _fetch_metadata(
         self, index_url: str, file: IndexFile, hashes: dict[str, str]
-    ) -> CoreMetadata:
+    ) -> tuple[CoreMetadata, bool]:
+        """The metadata, and whether it is PEP 658 metadata checked against the sha256 the
+        page listed for it."""
         pv = file.project_version
         project, version = pv if pv is not None else (None, None)
         if not is_remote(file.url):
-            return await asyncio.to_thread(self._local_metadata, file, hashes, project)
+            md = await asyncio.to_thread(self._local_metadata, file, hashes, project)
+            return md, False
         if self.offline:
             raise OfflineCacheMiss(
                 f"offline: metadata of {file.filename} is not in the cache", file.url
@@ -960,9 +983,9 @@ class IndexClient:
             )
             if md is not None:
                 self._check(md, file, project, version)
-                return md
+                return md, _listed_sha256(file) is not None
         async with self._files:
-            return await self._fetch_remote_metadata(file, hashes, project, version)
+            return await self._fetch_remote_metadata(file, hashes, project, version), False
 
     async def _fetch_remote_metadata(
         self,
@@ -1237,6 +1260,19 @@ class IndexClient:
                 _verify(file.url, hashes, hashers)
                 f.seek(0)
             return _parse_archive(f, file.filename, project, file.url)
+
+
+def _listed_sha256(file: IndexFile) -> str | None:
+    """The sha256 the index page lists for the file's PEP 658 metadata, if any."""
+    listed = file.core_metadata
+    if isinstance(listed, Mapping):
+        digest = {str(k).lower(): v for k, v in listed.items()}.get("sha256")
+        if isinstance(digest, str) and _SHA256_HEX.match(digest):
+            return digest.lower()
+    return None
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _pep658_key(index_key: str, file: IndexFile) -> tuple[Any, ...]:

@@ -10,6 +10,8 @@ subprocess timeout, which only turns a hang into a failure: no assert is on time
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import json
 import os
 import resource
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.builder import build_scenario
+from fixtures.builder import BuiltScenario, build_scenario
 from fixtures.scenarios import get_wheel_scenario, make_wheels_project
 from fixtures.server import Fault, IndexServer
 from fixtures.uvrun import run_uv, uv_bin
@@ -446,3 +448,118 @@ def test_unreachable_host_costs_one_retry_budget(index: Index, concurrency: int)
     assert client.stats.host_down >= 201 - concurrency
     assert "did not answer" in str(failed[-1])
     assert all(isinstance(r, ProjectPage) for r in answered), answered
+
+
+# -- one metadata cache, two indexes: what one serves must not decide for the other --------
+
+SHARED = {"name": "demo", "version": "1.0", "tags": ["py3-none-any"]}
+HONEST = {
+    "indexes": [
+        {
+            "name": "idx",
+            "packages": [
+                {**SHARED, "requires-dist": ["dep"]},
+                {"name": "dep", "version": "1.0", "tags": ["py3-none-any"]},
+            ],
+        }
+    ]
+}
+# the same file name; its metadata declares no dependency at all
+LIAR = {"indexes": [{"name": "idx", "packages": [{**SHARED, "requires-dist": []}]}]}
+
+
+def _hostile(honest: BuiltScenario, liar: BuiltScenario, how: str) -> BuiltScenario:
+    """``honest`` where demo's wheel keeps its listed sha256 and size, but its metadata
+    is the liar's: served as PEP 658 with the hash of what is served (``pep658``), or as
+    the bytes of the wheel range reads see (``ranges``), which no hash can check."""
+    hostile = copy.deepcopy(honest)
+    (fake,) = liar.indexes["idx"].projects["demo"].files
+    project = hostile.indexes["idx"].projects["demo"]
+    lied = {"metadata": fake.metadata, "metadata_sha256": fake.metadata_sha256}
+    if how == "ranges":
+        lied["path"] = fake.path
+    project.files = [dataclasses.replace(f, **lied) for f in project.files]
+    return hostile
+
+
+@pytest.fixture(scope="module")
+def two_indexes(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    if not uv_bin("0.13.9").exists():
+        pytest.skip("real uv binaries missing: run `make tools`")
+    root = tmp_path_factory.mktemp("poison")
+    honest = build_scenario(HONEST, root / "build-honest")
+    liar = build_scenario(LIAR, root / "build-liar")
+    servers = {
+        "honest": IndexServer(honest).start(),
+        "mirror": IndexServer(honest).start(),
+        "pep658": IndexServer(_hostile(honest, liar, "pep658")).start(),
+        "ranges": IndexServer(_hostile(honest, liar, "ranges"), pep658=False).start(),
+    }
+    projects = {}
+    for name, server in servers.items():
+        project = root / name
+        project.mkdir()
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+            'dependencies = ["demo"]\n\n[tool.uv]\npackage = false\n\n'
+            f'[[tool.uv.index]]\nname = "idx"\nurl = "{server.index_url("idx")}"\n'
+            "default = true\n"
+        )
+        projects[name] = project
+    run_uv("0.13.9", ["lock"], projects["honest"], root / "uv-tmp")
+    lock = (projects["honest"] / "uv.lock").read_text()
+    assert 'name = "dep"' in lock
+    for name, server in servers.items():
+        port = servers["honest"].port
+        text = lock.replace(f"127.0.0.1:{port}", f"127.0.0.1:{server.port}")
+        (projects[name] / "uv.lock").write_text(text)
+    yield projects, servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.mark.parametrize("how", ["pep658", "ranges"])
+def test_an_index_cannot_poison_the_metadata_cache_of_another(
+    two_indexes, how: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A lying index serves demo's wheel (same sha256) with metadata that drops ``dep``.
+    A project on it sees that, but a project on the honest index, sharing the cache, must
+    still find its lock right and keep ``dep`` on repair."""
+    projects, _ = two_indexes
+    cache = tmp_path / "shared-cache"
+    lied = _lockfix_shared("check", cwd=projects[how], cache=cache)
+    assert lied.returncode == 1 and "extra-dependency" in lied.stdout, lied.output
+    honest = projects["honest"]
+    before = (honest / "uv.lock").read_text()
+    checked = _lockfix_shared("check", cwd=honest, cache=cache)
+    assert checked.returncode == 0, checked.output
+    repaired = _lockfix_shared("repair", cwd=honest, cache=cache)
+    assert repaired.returncode == 0, repaired.output
+    assert (honest / "uv.lock").read_text() == before
+
+
+def test_metadata_proved_by_its_pep658_hash_is_shared_across_indexes(
+    two_indexes, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A mirror listing the same PEP 658 hashes is answered from what the first index
+    served: the hash proves the bytes, whoever served them."""
+    projects, servers = two_indexes
+    cache = tmp_path / "shared-cache"
+    assert _lockfix_shared("check", cwd=projects["honest"], cache=cache).returncode == 0
+    servers["mirror"].reset_log()
+    mirrored = _lockfix_shared("check", cwd=projects["mirror"], cache=cache)
+    assert mirrored.returncode == 0, mirrored.output
+    assert servers["mirror"].page_requests("idx")  # it was asked for its pages
+    assert servers["mirror"].metadata_requests("idx") == []
+    assert servers["mirror"].file_requests("idx") == []
+
+
+def _lockfix_shared(command: str, *, cwd: Path, cache: Path) -> Run:
+    result = subprocess.run(
+        [sys.executable, "-m", "lockfix", command, "uv.lock", "--cache-dir", str(cache)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    return Run((command,), result.returncode, result.stdout, result.stderr, 0.0)
