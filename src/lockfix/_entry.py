@@ -69,13 +69,14 @@ def reused_verdict(argv: list[str]) -> bool:
     parsed = _plain_check(argv)
     if parsed is None:
         return False
+    from lockfix._files import read_regular
     from lockfix.verdicts import VerdictCache, reusable, verdict_key
 
     if not reusable():
         return False
     try:
-        with open(parsed["path"], "rb") as stream:
-            data = stream.read()
+        # never open() a FIFO (it blocks) or read a device (it may never end)
+        data = read_regular(parsed["path"])
     except OSError:
         return False  # the CLI reports it
     root = parsed["cache_dir"]

@@ -18,9 +18,11 @@ object, and the memoised apply operations stay polynomial.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from packaging.version import InvalidVersion, Version
@@ -178,7 +180,34 @@ def mk(var: Var, labels: tuple[object, ...], kids: tuple[Node, ...]) -> Node:
     return node
 
 
+class TooComplex(Exception):
+    """More apply steps than :func:`limit_steps` allows (a marker built to blow up)."""
+
+
+# Apply steps left before TooComplex; infinite unless limit_steps is in effect.
+_steps_left: float = math.inf
+
+
+@contextlib.contextmanager
+def limit_steps(steps: int) -> Iterator[None]:
+    """Raise :class:`TooComplex` from the operations of this block once they have taken
+    more than ``steps`` apply steps (each one cache miss of an AND or OR). The size of a
+    decision diagram can grow exponentially in its boolean variables; this bounds the
+    work spent on one hostile input, whatever its shape."""
+    global _steps_left
+    outer = _steps_left
+    _steps_left = min(outer, steps)
+    try:
+        yield
+    finally:
+        _steps_left = outer
+
+
 def _apply(op: Callable[[Node, Node], Node], x: Node, y: Node) -> Node:
+    global _steps_left
+    _steps_left -= 1
+    if _steps_left < 0:
+        raise TooComplex
     vx = x.var
     vy = y.var
     assert vx is not None and vy is not None

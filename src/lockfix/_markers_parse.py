@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Final
 
 from packaging.version import InvalidVersion, Version
@@ -13,15 +14,18 @@ from lockfix._markers_bdd import (
     ATOM_GE,
     ATOM_IN,
     ATOM_LE,
+    BOOL,
     FALSE,
     STRING_VARS,
     TRUE,
     VERSION_VARS,
     Node,
     Release,
+    TooComplex,
     and_,
     atom_var,
     extra_var,
+    limit_steps,
     literal,
     not_,
     or_,
@@ -40,6 +44,17 @@ class InvalidMarker(ValueError):
 
 
 _EXTRA_SEP_RE: Final = re.compile(r"[-_.]+")
+
+# Bounds on one marker, far above what real locks and indexes hold (the longest marker in
+# 31 real locks: 8.6 kB, 944 tokens, 10 extras and atoms, 3 levels of parentheses). They
+# keep the work of a hostile marker bounded: parsing is O(n log n) in the number of
+# clauses, but each extra or atom adds a level to the decision diagram, and operations on
+# it recurse that deep.
+MAX_MARKER_LENGTH: Final = 65536  # characters
+MAX_BOOLEAN_VARIABLES: Final = 128  # distinct extras and opaque atoms in one marker
+MAX_NESTING: Final = 64  # levels of parentheses
+STEPS_BASE: Final = 1000  # decision-diagram apply steps, plus STEPS_PER_TOKEN per token
+STEPS_PER_TOKEN: Final = 8
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,12 +99,27 @@ _VERSIONISH_STRINGS: Final = ("platform_release", "platform_version")
 _LIST_VARS: Final = ("extras", "dependency_groups")
 
 
+def _balanced(op: Callable[[Node, Node], Node], nodes: list[Node]) -> Node:
+    """``op`` over ``nodes`` as a balanced tree: operands of similar size meet, so a chain
+    of n clauses costs O(n log n) label merges rather than the O(n²) of a left fold."""
+    while len(nodes) > 1:
+        paired = [op(nodes[i], nodes[i + 1]) for i in range(0, len(nodes) - 1, 2)]
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes = paired
+    return nodes[0]
+
+
 class _Parser:
-    __slots__ = ("lenient", "pos", "text", "tokens")
+    __slots__ = ("booleans", "depth", "lenient", "pos", "text", "tokens")
 
     def __init__(self, text: str, lenient: bool = False) -> None:
         self.text = text
         self.lenient = lenient
+        if len(text) > MAX_MARKER_LENGTH:
+            raise self.error(f"{len(text)} characters, more than {MAX_MARKER_LENGTH}", None)
+        self.depth = 0
+        self.booleans: set[object] = set()
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -104,8 +134,10 @@ class _Parser:
         self.tokens.append(("end", "", len(text)))
         self.pos = 0
 
-    def error(self, message: str, pos: int) -> InvalidMarker:
-        return InvalidMarker(f"invalid marker {self.text!r}: {message} at position {pos}")
+    def error(self, message: str, pos: int | None) -> InvalidMarker:
+        text = self.text if len(self.text) <= 200 else f"{self.text[:200]}..."
+        where = "" if pos is None else f" at position {pos}"
+        return InvalidMarker(f"invalid marker {text!r}: {message}{where}")
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.pos]
@@ -126,26 +158,30 @@ class _Parser:
     # 'and' or 'or' leaves it out, as uv does; a marker of nothing else is TRUE.
 
     def parse_or(self) -> Node | None:
-        node = self.parse_and()
+        nodes = [self.parse_and()]
         while self.peek()[:2] == ("bool", "or"):
             self.take()
-            right = self.parse_and()
-            node = right if node is None else node if right is None else or_(node, right)
-        return node
+            nodes.append(self.parse_and())
+        kept = [node for node in nodes if node is not None]
+        return _balanced(or_, kept) if kept else None
 
     def parse_and(self) -> Node | None:
-        node = self.parse_atom()
+        nodes = [self.parse_atom()]
         while self.peek()[:2] == ("bool", "and"):
             self.take()
-            right = self.parse_atom()
-            node = right if node is None else node if right is None else and_(node, right)
-        return node
+            nodes.append(self.parse_atom())
+        kept = [node for node in nodes if node is not None]
+        return _balanced(and_, kept) if kept else None
 
     def parse_atom(self) -> Node | None:
         kind, value, pos = self.peek()
         if kind == "lp":
+            if self.depth == MAX_NESTING:
+                raise self.error(f"more than {MAX_NESTING} levels of parentheses", pos)
             self.take()
+            self.depth += 1
             node = self.parse_or()
+            self.depth -= 1
             kind, value, pos = self.take()
             if kind != "rp":
                 raise self.error(f"expected ')', found {value or 'end of marker'!r}", pos)
@@ -157,15 +193,22 @@ class _Parser:
                 f"expected a comparison operator, found {op or 'end of marker'!r}", op_pos
             )
         rhs = self.take_value()
-        if not self.lenient:
-            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
         try:
-            return self.comparison(lhs, " ".join(op.split()), rhs, pos)
+            node = self.comparison(lhs, " ".join(op.split()), rhs, pos)
         except InvalidMarker:
+            if not self.lenient:
+                raise
             # uv warns and ignores a comparison it cannot evaluate: a value that is not a
             # version (torch nightlies: python_version != "3.13t"), two literals or two
             # variables, '~=' on a string, an operator 'extra' does not take
             return None
+        if node.var is not None and node.var.kind == BOOL:
+            self.booleans.add(node.var)
+            if len(self.booleans) > MAX_BOOLEAN_VARIABLES:
+                raise self.error(
+                    f"more than {MAX_BOOLEAN_VARIABLES} distinct extras and atoms", pos
+                )
+        return node
 
     def take_value(self) -> tuple[str, str]:
         kind, value, pos = self.take()
@@ -372,4 +415,11 @@ def parse_marker(text: str, lenient: bool = False) -> Node:
     comparisons uv ignores (it warns) instead of raising; syntax errors still raise."""
     if not text.strip():
         return TRUE
-    return _Parser(text, lenient).parse()
+    parser = _Parser(text, lenient)
+    # apply steps: real markers take under one per token, a hostile one exponentially many
+    steps = STEPS_BASE + STEPS_PER_TOKEN * len(parser.tokens)
+    try:
+        with limit_steps(steps):
+            return parser.parse()
+    except TooComplex:
+        raise parser.error(f"too complex (more than {steps} steps to evaluate)", None) from None

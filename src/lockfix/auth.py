@@ -34,6 +34,30 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+# scheme://userinfo@ anywhere in a text; userinfo runs to the last "@" before the host
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
+_GIT_USER_SCHEMES = frozenset({"ssh://", "git+ssh://", "git+https://"})
+
+
+def _mask(match: re.Match[str]) -> str:
+    scheme, userinfo = match["scheme"], match["userinfo"]
+    user, colon, _password = userinfo.partition(":")
+    if colon:
+        return f"{scheme}{user}:****@"
+    if user == "git" and scheme.lower() in _GIT_USER_SCHEMES:
+        return match[0]  # the generic git user is not a secret
+    return f"{scheme}****@"  # a lone user name may be a token
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked, as uv displays URLs:
+    ``https://user:pw@host`` → ``https://user:****@host``, ``https://token@host`` →
+    ``https://****@host``. For anything printed that may quote a URL from the lock."""
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(_mask, text)
+
+
 Origin = tuple[str, str, int | None]
 
 

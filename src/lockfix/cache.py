@@ -1,13 +1,16 @@
-"""On-disk cache: parsed core metadata keyed by file sha256, and HTTP-cached index pages.
+"""On-disk cache: parsed core metadata keyed by what proves it, and HTTP-cached index pages.
 
 Layout under the cache root::
 
-    metadata-v2.sqlite               parsed CoreMetadata (or an "unavailable" verdict) by sha256
+    metadata-v2.sqlite               parsed CoreMetadata (or an "unavailable" verdict) by key
     pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
     verdicts-v1/<aa>/<key>.json      clean `check` reports, while their pages stay fresh
     uv-version-v1.json               `uv --version` of each uv binary seen (path, size, mtime)
 
-A file's sha256 identifies its content, so a metadata entry never needs revalidation. A page
+Metadata is kept under what proves it (:func:`pep658_key`, :func:`origin_key`), never under
+the file's sha256 alone: an index can serve any metadata for a real file, and what one index
+served must not answer for another. Either key names immutable content, so a metadata entry
+never needs revalidation. A page
 entry keeps the validators (ETag, Last-Modified), when it was fetched and for how long it is
 fresh; it is replaced, never appended to, on every refetch or revalidation.
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 import platformdirs
 
+from lockfix.auth import origin
 from lockfix.metadata import CoreMetadata, MetadataUnavailable
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -52,8 +56,25 @@ def default_cache_dir() -> Path:
     return platformdirs.user_cache_path("lockfix")
 
 
+def pep658_key(metadata_sha256: str, wheel: bool) -> str:
+    """The key of PEP 658 metadata whose bytes had the sha256 its index page gave: that hash
+    proves them, whichever index served them."""
+    kind = "wheel" if wheel else "sdist"
+    return hashlib.sha256(f"pep658\0{kind}\0{metadata_sha256.lower()}".encode()).hexdigest()
+
+
+def origin_key(index_url: str, file_url: str, sha256: str) -> str:
+    """The key of metadata read any other way (range reads, a download, PEP 658 without a
+    hash): only who served it vouches for it, so the index (its URL without credentials),
+    the origin the file came from and the file's sha256."""
+    scheme, host, port = origin(file_url)
+    text = f"origin\0{index_url.rstrip('/')}\0{scheme}://{host}:{port}\0{sha256.lower()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class MetadataCache:
-    """Parsed core metadata by file sha256, in one SQLite file, plus the page cache.
+    """Parsed core metadata by key (a sha256 hex digest), in one SQLite file, plus the page
+    cache.
 
     A cold run stores thousands of small entries: as one file each, creating the files
     cost more than half a second here (ext4 inode allocation), and reading them back a

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from lockfix import __version__
-from lockfix.safeio import InputError, read_lock_text, write_atomically
+from lockfix.safeio import InputError, check_output, read_lock_text, write_atomically
 
 if TYPE_CHECKING:
     from lockfix.engine import Analysis
@@ -31,9 +31,11 @@ class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        from lockfix.auth import redact_text
         from lockfix.report import printable  # the message may quote what an index sent
 
-        click.echo(printable(f"lockfix: could not verify {self.format_message()}"), err=True)
+        message = redact_text(self.format_message())
+        click.echo(printable(f"lockfix: could not verify {message}"), err=True)
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -199,6 +201,22 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
             spawned.close()
 
 
+def _check_project_files(lock_dir: Path) -> None:
+    """A ``pyproject.toml`` or ``uv.toml`` beside the lock must be a regular file (or
+    absent): a FIFO would block the read, a device might never end it."""
+    import stat
+
+    from lockfix._files import kind
+
+    for name in ("pyproject.toml", "uv.toml"):
+        try:
+            mode = (lock_dir / name).stat().st_mode
+        except OSError:
+            continue  # absent (or unreadable: reported where it is read)
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{lock_dir / name}: {kind(mode)}, not a regular file")
+
+
 def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
@@ -212,6 +230,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
     lock_dir = path.resolve().parent
+    _check_project_files(lock_dir)
     try:
         settings = load_file_settings(lock_dir)
         concurrency = resolve_concurrency(run.concurrency, settings)
@@ -261,21 +280,25 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
 def _report_failed(path: Path, analysis: Analysis) -> None:
     """One line on stderr when packages could not be verified (the report is on stdout)."""
     if analysis.plan.failed:
+        from lockfix.auth import redact_text
         from lockfix.engine import failed_summary
+        from lockfix.report import printable
 
-        click.echo(f"lockfix: could not verify {path}: {failed_summary(analysis.plan)}", err=True)
+        line = f"lockfix: could not verify {path}: {failed_summary(analysis.plan)}"
+        click.echo(printable(redact_text(line)), err=True)
 
 
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
+    from lockfix._files import read_regular
     from lockfix.verdicts import VerdictCache, reusable, verdict_key
 
     if run.no_cache or run.offline or run.verbose or not reusable():
         return None, None
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError:
-        return None, None
+        return None, None  # reported by read_lock_text
     options = {
         "format": run.output_format,
         "single_wheel": run.single_wheel,
@@ -414,6 +437,8 @@ def repair(
     run = RunOptions(**raw)
     if output is not None and len(paths) > 1:
         raise click.UsageError("-o/--output takes a single lock")
+    if output is not None and not dry_run:
+        check_output(output)  # before any work: a FIFO or a device is never written
     _warn_old_uv(run)
     text_output = run.output_format == "text" and not run.quiet
 

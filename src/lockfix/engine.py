@@ -15,8 +15,8 @@ from pathlib import Path
 from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
-from lockfix.auth import CredentialProvider
-from lockfix.cache import MetadataCache
+from lockfix.auth import CredentialProvider, split_credentials
+from lockfix.cache import MetadataCache, origin_key
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
 from lockfix.http import IndexClient
 from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
@@ -214,12 +214,19 @@ async def _locked_metadata(
         *(one(f, a) for f, a in zip(files, artifacts, strict=True)), return_exceptions=True
     )
     good = [r for r in results if isinstance(r, CoreMetadata)]
-    if not good:
-        error = next(r for r in results if isinstance(r, BaseException))
-        if not isinstance(error, (IndexClientError, MetadataError, OSError)):
-            raise error
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        # One unread file is enough to leave the package unverified: the edges only that
+        # file declares would look wrong, and what they reach would look like orphans.
+        for error in errors:
+            if not isinstance(error, (IndexClientError, MetadataError, OSError)):
+                raise error
+        error = errors[0]
+        reason = str(error)
+        if good:
+            reason = f"{len(errors)} of {len(results)} locked files unread: {reason}"
         planner.mark_unverified(
-            package.id, str(error), failed=not isinstance(error, MetadataUnavailable)
+            package.id, reason, failed=not isinstance(error, MetadataUnavailable)
         )
         return
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
@@ -295,9 +302,19 @@ async def verify_packages(
 
 
 def _to_fetch(package: Package) -> list[str]:
-    """sha256 digests of the locked files whose metadata a check of ``package`` reads."""
+    """The metadata cache keys of the locked files a check of ``package`` reads (as
+    :meth:`IndexClient.file_metadata` keeps what their index served); "" when unknown."""
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
-    return [a.hashes.get("sha256", "").lower() for a in artifacts]
+    try:
+        index_url = split_credentials(package.source.location)[0]
+    except ValueError:  # not a URL: reported where it is fetched
+        return ["" for _ in artifacts]
+    return [
+        origin_key(index_url, a.url or a.path or "", a.hashes["sha256"])
+        if a.hashes.get("sha256")
+        else ""
+        for a in artifacts
+    ]
 
 
 def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[Package]:

@@ -7,11 +7,12 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from lockfix.auth import redact_text
 from lockfix.engine import Analysis
 from lockfix.lockfile import Dependency, Package, PackageId
 from lockfix.metadata import CoreMetadata
 from lockfix.planner import Finding
-from lockfix.report import finding_json, index_label, printable
+from lockfix.report import finding_json, index_label, printable, redact_document
 
 SHOWN_FILES = 3
 
@@ -137,10 +138,14 @@ def explain_text(explanations: list[Explanation]) -> str:
             lines.extend(f"    {f.kind}: {f.message}" for f in [*item.findings, *item.warnings])
         else:
             lines.append("  findings: none")
-    return "".join(f"{printable(line)}\n" for line in lines)
+    return "".join(f"{printable(redact_text(line))}\n" for line in lines)
 
 
 def explain_json(explanations: list[Explanation]) -> list[dict[str, Any]]:
+    return redact_document(_explain_json(explanations))  # type: ignore[no-any-return]
+
+
+def _explain_json(explanations: list[Explanation]) -> list[dict[str, Any]]:
     return [
         {
             "package": item.package.name,

@@ -18,6 +18,7 @@ import ssl
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,7 @@ import stamina
 
 from lockfix import __version__, _zip
 from lockfix.auth import CredentialProvider, origin, redact, split_credentials
-from lockfix.cache import CachedPage, MetadataCache
+from lockfix.cache import CachedPage, MetadataCache, origin_key, pep658_key
 from lockfix.collector import (
     SIMPLE_ACCEPT,
     FileUnavailable,
@@ -98,6 +99,90 @@ _PLAIN_URL = re.compile(
     r"https?://[A-Za-z0-9\-._~:\[\]]+(?:[/?][A-Za-z0-9\-._~:/?#\[\]!$&'()*+,;=%]*)?\Z"
 )
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+# UV_HTTP_TIMEOUT bounds the wait for each read, as in uv. Each attempt also has a deadline,
+# so that a server trickling a byte at a time cannot hold a request for ever: the response
+# must begin within UV_HTTP_TIMEOUT, and its body then extends that by a second for every
+# MIN_BODY_RATE bytes received. A steady download at that rate or faster never hits it.
+MIN_BODY_RATE = 8 * 1024  # bytes per second
+
+
+class DeadlineExceeded(httpx.ReadTimeout):
+    """An attempt ran past its deadline (see MIN_BODY_RATE) while its reads kept coming."""
+
+
+class _Deadline:
+    """The deadline of one attempt: armed when its first request is sent (not while it
+    waits for a connection slot), pushed back as body bytes arrive; when it passes, the
+    attempt's task is cancelled and :meth:`IndexClient._attempt` raises DeadlineExceeded."""
+
+    __slots__ = (
+        "armed",
+        "fired",
+        "handle",
+        "host",
+        "loop",
+        "me",
+        "received",
+        "start",
+        "task",
+        "timeout",
+    )
+
+    def __init__(self, timeout: float, host: _Host, me: object) -> None:
+        self.timeout = timeout
+        self.host, self.me = host, me  # whose attempt this is
+        self.received = 0
+        self.armed = self.fired = False
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.start = 0.0
+
+    def arm(self) -> None:
+        self.armed = True
+        if not math.isfinite(self.timeout):
+            return
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.start = self.loop.time()
+        self.handle = self.loop.call_at(self.start + self.timeout, self._check)
+
+    def _check(self) -> None:
+        when = self.start + self.timeout + self.received / MIN_BODY_RATE
+        if self.loop.time() < when:
+            self.handle = self.loop.call_at(when, self._check)
+            return
+        self.fired = True
+        assert self.task is not None
+        self.task.cancel()
+
+    def disarm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+_DEADLINE: ContextVar[_Deadline | None] = ContextVar("lockfix_deadline", default=None)
+
+
+def _received(size: int) -> None:
+    deadline = _DEADLINE.get()
+    if deadline is not None:
+        deadline.received += size
+
+
+# Failures that say nothing answered at that host: one request's retry budget decides for
+# all of its requests (see IndexClient._with_retries).
+_HOST_FAILURES = (httpx.ConnectError, httpx.TimeoutException)
+
+
+@dataclass(slots=True)
+class _Host:
+    """What this run knows about one origin's health."""
+
+    down: str | None = None  # why it was given up on: its requests then fail at once
+    prober: object | None = None  # the request retrying it after a failure; others wait
+    probed: asyncio.Event | None = None  # set when that request's retries end
+    answers: int = 0  # attempts the host answered (any status)
+    answers_then: int = 0  # ``answers`` when the probe began
 
 
 @dataclass
@@ -114,6 +199,7 @@ class RequestStats:
     metadata_cache_hits: int = 0
     ranges_ignored: int = 0  # range requests answered with the whole file (200)
     local: int = 0  # file:// / directory reads, no network
+    host_down: int = 0  # requests not sent: their host had failed a whole retry budget
 
     @property
     def requests(self) -> int:
@@ -145,6 +231,20 @@ class _RetryableStatus(Exception):
 
 class _TooLarge(Exception):
     pass
+
+
+class _HostDown(Exception):
+    """The request's host already failed a whole retry budget in this run."""
+
+
+class _Probing(Exception):
+    """Another request is finding out whether the request's host answers at all."""
+
+
+def _uncancel(task: asyncio.Task[Any] | None) -> bool:
+    """Take back a cancel this module requested; False if another one is pending too."""
+    uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+    return uncancel is None or uncancel() == 0
 
 
 class _Offline(Exception):
@@ -371,6 +471,7 @@ class IndexClient:
         # can be reused until then); 0 = something was not cacheable
         self.fresh_until = math.inf
         self._caps: dict[str, _IndexCaps] = {}
+        self._hosts: dict[tuple[str, str, int | None], _Host] = {}
         self._no_ranges: set[tuple[str, str, int | None]] = set()
         self._memo: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._sem = asyncio.Semaphore(self.concurrency)
@@ -445,13 +546,87 @@ class IndexClient:
             exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
         )
 
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], host: _Host, me: object) -> T:
+        """One attempt of a request, under its deadline (armed by :meth:`_open`)."""
+        deadline = _Deadline(self.timeout, host, me)
+        token = _DEADLINE.set(deadline)
+        try:
+            return await fn()
+        except asyncio.CancelledError:
+            if not deadline.fired or not _uncancel(deadline.task):
+                raise  # cancelled from outside (Ctrl-C, a failed run): not ours to keep
+            raise DeadlineExceeded(
+                f"no complete answer within {self.timeout:g} s plus a second per "
+                f"{MIN_BODY_RATE // 1024} KiB received"
+            ) from None
+        finally:
+            deadline.disarm()
+            _DEADLINE.reset(token)
+
+    async def _host_attempt(self, host: _Host, me: object, fn: Callable[[], Awaitable[T]]) -> T:
+        """An attempt, if the host may still be asked.
+
+        One request's retry budget decides for all the requests to a host: when an
+        attempt finds nothing answering (refused, unreachable, timed out), that request
+        retries on its own while the others wait for its outcome (:meth:`_open` sends
+        them back here); once it has used its budget without the host answering anyone,
+        the host is down for this run and every request to it fails at once."""
+        while True:
+            while host.prober is not None and host.prober is not me and host.down is None:
+                assert host.probed is not None
+                await host.probed.wait()
+            if host.down is not None:
+                self.stats.host_down += 1
+                raise _HostDown(host.down)
+            try:
+                result = await self._attempt(fn, host, me)
+                break
+            except _Probing:
+                continue  # another request is probing the host: wait for its outcome
+            except _HOST_FAILURES:
+                if host.prober is None:
+                    host.prober, host.probed = me, asyncio.Event()
+                    host.answers_then = host.answers
+                raise
+            except (_HostDown, _Offline):
+                raise
+            except Exception:
+                self._answered(host)
+                raise
+        self._answered(host)
+        return result
+
+    @staticmethod
+    def _answered(host: _Host) -> None:
+        host.answers += 1
+        if host.probed is not None:  # it answers again: the requests waiting go on
+            host.probed.set()
+            host.prober = host.probed = None
+
+    def _end_probe(self, host: _Host, me: object, error: BaseException | None) -> None:
+        """``me``'s retries are over: if it was the one probing a failing host that has
+        answered nobody since, the host is down."""
+        if host.prober is not me:
+            return
+        if isinstance(error, _HOST_FAILURES) and host.answers == host.answers_then:
+            host.down = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        assert host.probed is not None
+        host.probed.set()
+        host.prober = host.probed = None
+
     async def _with_retries(self, url: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        host = self._hosts.get(origin(url))
+        if host is None:
+            host = self._hosts[origin(url)] = _Host()
+        me = object()
+        failure: BaseException | None = None
         try:
             # The first attempt runs bare: a retry context costs ~50 µs to set up, and
             # thousands of range reads almost never fail.
             try:
-                return await fn()
+                return await self._host_attempt(host, me, fn)
             except Exception as e:
+                failure = e
                 wait = self._retry_hook(e) if self.retries > 0 else False
                 if wait is False:
                     raise
@@ -470,7 +645,19 @@ class IndexClient:
             ):
                 with attempt:
                     self.stats.retries += 1
-                    return await fn()
+                    try:
+                        return await self._host_attempt(host, me, fn)
+                    except Exception as e:
+                        failure = e
+                        raise
+        except asyncio.CancelledError:
+            failure = None  # not a verdict on the host
+            raise
+        except _HostDown as e:
+            origin_text = "{}://{}:{}".format(*origin(url))
+            raise IndexRequestError(
+                f"{what} not attempted: {origin_text} did not answer ({e})", url
+            ) from None
         except _RetryableStatus as e:
             raise IndexRequestError(f"{what} failed", url, e.status) from None
         except _Offline:
@@ -481,6 +668,8 @@ class IndexClient:
             raise IndexRequestError(f"{what} failed ({type(e).__name__})", url) from None
         except httpx.InvalidURL as e:  # a link an index page gives, not a network error
             raise IndexRequestError(f"{what}: invalid URL ({e})", url) from None
+        finally:
+            self._end_probe(host, me, failure)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _lean_wire(self, url: str) -> AiohttpTransport | None:
@@ -514,6 +703,15 @@ class IndexClient:
         ask for ``identity``); a range read then costs less than half the CPU. The caller
         must close the response."""
         http = self._open_client()
+        deadline = _DEADLINE.get()
+        if deadline is not None and not deadline.armed:  # the attempt's first request
+            host = deadline.host
+            if host.down is not None:
+                self.stats.host_down += 1
+                raise _HostDown(host.down)
+            if host.prober is not None and host.prober is not deadline.me:
+                raise _Probing  # gives back the connection slot it waited for
+            deadline.arm()
         current, given = split_credentials(url)
         for _ in range(MAX_REDIRECTS + 1):
             request_headers = dict(headers)
@@ -548,6 +746,7 @@ class IndexClient:
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
+            _received(len(chunk))
             if size > limit:
                 raise _TooLarge(f"more than {limit} bytes")
             chunks.append(chunk)
@@ -720,37 +919,60 @@ class IndexClient:
         if is_remote(index_url):
             # The page may never have been fetched (file known only from the lock).
             index_url = self.credentials.register_index(index_url)
-        if self.cache is not None and sha256:
-            cached = self.cache.get(sha256)
-            if cached is not None:
+        # What this index served for this file, then what the page's PEP 658 hash proves
+        # (see lockfix.cache): never what another index served under the same file hash.
+        served = origin_key(index_url, file.url, sha256) if sha256 else None
+        digest = _listed_sha256(file)
+        proved = pep658_key(digest, file.is_wheel) if digest else None
+        if self.cache is not None:
+            for key in (served, proved):
+                cached = self.cache.get(key) if key is not None else None
+                if cached is None:
+                    continue
                 self.stats.metadata_cache_hits += 1
                 if isinstance(cached, MetadataUnavailable):
                     raise cached
+                pv = file.project_version
+                self._check(cached, file, *(pv if pv is not None else (None, None)))
+                if key is proved and served is not None:
+                    self.cache.put(served, cached)
                 return cached
-        key = ("metadata", sha256 or file.url)
-        return await self._once(key, lambda: self._metadata_and_store(index_url, file, hashes))
+        memo = ("metadata", index_url, served or file.url)
+        return await self._once(
+            memo, lambda: self._metadata_and_store(index_url, file, hashes, served, proved)
+        )
 
     async def _metadata_and_store(
-        self, index_url: str, file: IndexFile, hashes: dict[str, str]
+        self,
+        index_url: str,
+        file: IndexFile,
+        hashes: dict[str, str],
+        served: str | None,
+        proved: str | None,
     ) -> CoreMetadata:
-        sha256 = hashes.get("sha256")
         try:
-            md = await self._fetch_metadata(index_url, file, hashes)
+            md, by_hash = await self._fetch_metadata(index_url, file, hashes)
         except MetadataUnavailable as e:
-            if self.cache is not None and sha256:
-                self.cache.put_unavailable(sha256, str(e))
+            if self.cache is not None and served is not None:
+                self.cache.put_unavailable(served, str(e))
             raise
-        if self.cache is not None and sha256:
-            self.cache.put(sha256, md)
+        if self.cache is not None:
+            if served is not None:
+                self.cache.put(served, md)
+            if by_hash and proved is not None:
+                self.cache.put(proved, md)
         return md
 
     async def _fetch_metadata(
         self, index_url: str, file: IndexFile, hashes: dict[str, str]
-    ) -> CoreMetadata:
+    ) -> tuple[CoreMetadata, bool]:
+        """The metadata, and whether it is PEP 658 metadata checked against the sha256 the
+        page listed for it."""
         pv = file.project_version
         project, version = pv if pv is not None else (None, None)
         if not is_remote(file.url):
-            return await asyncio.to_thread(self._local_metadata, file, hashes, project)
+            md = await asyncio.to_thread(self._local_metadata, file, hashes, project)
+            return md, False
         if self.offline:
             raise OfflineCacheMiss(
                 f"offline: metadata of {file.filename} is not in the cache", file.url
@@ -763,9 +985,9 @@ class IndexClient:
             )
             if md is not None:
                 self._check(md, file, project, version)
-                return md
+                return md, _listed_sha256(file) is not None
         async with self._files:
-            return await self._fetch_remote_metadata(file, hashes, project, version)
+            return await self._fetch_remote_metadata(file, hashes, project, version), False
 
     async def _fetch_remote_metadata(
         self,
@@ -1012,6 +1234,7 @@ class IndexClient:
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
+                _received(len(chunk))
                 if size > limit:
                     raise IndexRequestError(
                         f"{file.filename} exceeds the download limit of {limit} bytes", file.url
@@ -1039,6 +1262,19 @@ class IndexClient:
                 _verify(file.url, hashes, hashers)
                 f.seek(0)
             return _parse_archive(f, file.filename, project, file.url)
+
+
+def _listed_sha256(file: IndexFile) -> str | None:
+    """The sha256 the index page lists for the file's PEP 658 metadata, if any."""
+    listed = file.core_metadata
+    if isinstance(listed, Mapping):
+        digest = {str(k).lower(): v for k, v in listed.items()}.get("sha256")
+        if isinstance(digest, str) and _SHA256_HEX.match(digest):
+            return digest.lower()
+    return None
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _pep658_key(index_key: str, file: IndexFile) -> tuple[Any, ...]:

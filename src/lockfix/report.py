@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from lockfix.auth import redact_text
 from lockfix.lockfile import Lock, PackageId
 from lockfix.planner import UNREADABLE, Finding, Plan
 
@@ -88,7 +89,7 @@ def human_report(
     if plan.failed:
         summary += f", {len(plan.failed)} could not be checked (index or network failure)"
     lines.append(summary)
-    return "".join(f"{printable(line)}\n" for line in lines)
+    return "".join(f"{printable(redact_text(line))}\n" for line in lines)
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -103,6 +104,18 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "fix": finding.fix,
         "harm": finding.harm,
     }
+
+
+def redact_document(value: Any) -> Any:
+    """``value`` (JSON data) with the credentials of every URL in its strings masked: a
+    lock may name its index as ``https://user:password@host/simple``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact_document(item) for item in value]
+    if isinstance(value, dict):
+        return {key: redact_document(item) for key, item in value.items()}
+    return value
 
 
 def json_document(
@@ -135,7 +148,7 @@ def json_document(
             "changed": changed,
         }
     )
-    return document
+    return redact_document(document)
 
 
 def json_report(
@@ -173,7 +186,7 @@ def _escape_property(text: str) -> str:
 def github_error(path: str, message: str) -> str:
     """One ``::error`` annotation for a lock that could not be checked at all."""
     properties = f"file={_escape_property(path)},title=lockfix"
-    return printable(f"::error {properties}::{_escape_data(message)}")
+    return printable(f"::error {properties}::{_escape_data(redact_text(message))}")
 
 
 def github_report(
@@ -198,7 +211,7 @@ def github_report(
                 f"title={_escape_property(title)}",
             )
         )
-        out.append(f"::{level} {properties}::{_escape_data(message)}")
+        out.append(f"::{level} {properties}::{_escape_data(redact_text(message))}")
 
     for finding in [*plan.findings, *artifact_findings]:
         annotate("error", finding.package, f"lockfix {finding.kind}", finding.message)
@@ -217,12 +230,15 @@ def github_report(
 
 
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:
+    """The change as a unified diff, credentials in URLs masked (it is printed, maybe to a
+    CI log; the lock itself is written as it is)."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
         fromfile=f"a/{path}",
         tofile=f"b/{path}",
     )
+    lines = [redact_text(line) for line in lines]
     if not color:
         return "".join(lines)
     out = []

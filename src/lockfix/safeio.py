@@ -41,6 +41,9 @@ from typing import Any
 
 import click
 
+from lockfix._files import NotRegularFile, kind, read_regular
+from lockfix.auth import redact_text
+
 EXIT_INPUT = 2
 TEMP_MARK = ".lockfix-"
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -53,7 +56,8 @@ class InputError(click.ClickException):
     exit_code = EXIT_INPUT
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"lockfix: error: {self.format_message()}", err=True)
+        # the message may quote a URL of the lock, credentials and all
+        click.echo(f"lockfix: error: {redact_text(self.format_message())}", err=True)
 
 
 def _reason(error: OSError) -> str:
@@ -67,10 +71,10 @@ def read_lock_text(path: Path) -> str:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a lock file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file")
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
+    except NotRegularFile as error:
+        raise InputError(f"{path}: {error.strerror}") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read: {_reason(error)}") from None
     if not data.strip():
@@ -156,12 +160,30 @@ def _read_only(target: Path) -> bool:
     )
 
 
+def check_output(path: Path) -> None:
+    """Refuse an output path that names anything but a regular file or nothing yet: the
+    rename would replace a device (``/dev/null``) by a file, and reading a FIFO or a device
+    for compare-and-swap would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise InputError(f"{path}: cannot write: {_reason(error)}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: cannot write: is a directory")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: refusing to write: {kind(mode)}, not a regular file")
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename, keeping the file's mode and the symlink.
 
-    Raises :class:`InputError` (exit 2, file untouched) when the target is read-only, the
-    folder cannot be written, or another run changed the file since this one read it."""
+    Raises :class:`InputError` (exit 2, file untouched) when the target is not a regular
+    file, is read-only, the folder cannot be written, or another run changed the file
+    since this one read it."""
     data = text.encode("utf-8")
+    check_output(path)
     target = path.resolve()
     folder = target.parent
     if not folder.is_dir():
@@ -171,9 +193,10 @@ def write_atomically(path: Path, text: str) -> None:
             exists = target.exists()
             if exists and target.is_dir():
                 raise InputError(f"{path}: cannot write: is a directory")
+            check_output(target)  # again, under the folder lock
             if exists and _read_only(target):
                 raise InputError(f"{path}: refusing to write: the file is read-only")
-            current = target.read_bytes() if exists else None
+            current = read_regular(target) if exists else None
             expected = _read_bytes.get(target)
             if current == data:
                 _read_bytes[target] = data

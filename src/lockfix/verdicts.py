@@ -16,6 +16,7 @@ import os
 import time
 
 from lockfix import __version__
+from lockfix._files import NotRegularFile, read_regular
 
 TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
 if TYPE_CHECKING:
@@ -53,10 +54,11 @@ def verdict_key(
     for name in PROJECT_FILES:
         digest.update(name.encode() + b"\0")
         try:
-            with open(os.path.join(lock_dir, name), "rb") as stream:
-                digest.update(stream.read())
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            digest.update(read_regular(os.path.join(lock_dir, name)))
+        except (FileNotFoundError, NotADirectoryError):
             digest.update(b"-")
+        except NotRegularFile:  # a FIFO or a device: never opened; the check refuses it
+            digest.update(b"!")
         digest.update(b"\0")
     for key in sorted(os.environ):
         if key.startswith(_ENV_PREFIXES):

@@ -1,0 +1,80 @@
+"""Reading input files that may be anything a path can name.
+
+A FIFO named ``uv.lock`` blocks ``open()`` until some writer appears, and a character
+device such as ``/dev/zero`` never reaches end of file. Input files are therefore looked
+at before they are opened, opened without blocking, and checked again on the open
+descriptor (the path may have been swapped in between): only a regular file is read.
+
+Only ``os``, ``stat`` and ``errno`` here: :mod:`lockfix._entry` reads the lock with this
+before anything else of lockfix is loaded.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+    | getattr(os, "O_NOCTTY", 0)  # a terminal device never becomes our controlling tty
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a folder, not a regular file."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        super().__init__(errno.EINVAL, f"{kind(mode)}, not a regular file", os.fspath(path))
+        self.mode = mode
+
+
+def kind(mode: int) -> str:
+    """What a ``st_mode`` that is no regular file names: ``a FIFO``, ``a character device``..."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def is_regular_or_absent(path: str | os.PathLike[str]) -> bool:
+    """True for a regular file (symlinks followed) or a path that names nothing."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # unreadable, a loop, ...: whoever opens it reports that
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file ``path``; :class:`NotRegularFile` for anything else.
+
+    Raises :class:`OSError` as ``open()`` would (missing, unreadable, ...)."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+    fd = os.open(path, _FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path, info.st_mode)
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(info.st_size + 1, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
