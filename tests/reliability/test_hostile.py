@@ -182,7 +182,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     repaired = _lockfix("repair", "uv.lock", cwd=project)
     assert repaired.returncode == 0, repaired.output
     good = (project / "uv.lock").read_text()
-    assert 'name = "nvidia-cudnn-cu12"' in good and 'name = "triton"' in good
+    assert 'name = "nvidia-cudnn-cu12"' in good and 'name = "pytorch-triton"' in good
     yield server, good, root
     server.stop()
 
@@ -194,7 +194,7 @@ def _blocks(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("keep_going", [False, True], ids=["stop", "keep-going"])
 def test_outage_on_some_wheels_removes_nothing_they_reach(nightly, keep_going: bool) -> None:  # type: ignore[no-untyped-def]
-    """torch's Linux x86_64 wheels (the only ones declaring nvidia-* and triton) cannot be
+    """torch's Linux x86_64 wheels (the only ones declaring nvidia-* and pytorch-triton) cannot be
     read; its other wheels can. torch is then not verified: the edges and packages only
     those wheels declare are kept, and only the verified part (jinja2's dropped edge) is
     repaired, with --keep-going; without it, nothing is written. Exit 3 either way."""
