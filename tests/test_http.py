@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -133,7 +134,7 @@ def test_pep658_one_request_per_distinct_metadata_then_warm_cache_none(
     distinct = {f.metadata_sha256 for f in wheels}
     assert len(distinct) < len(wheels)  # torch 2.7.1's two wheels share their METADATA
     assert server.count(kind="metadata") == len(distinct) == c.stats.metadata_pep658
-    assert {r.path.rsplit("/", 1)[1] for r in server.metadata_requests()} <= {
+    assert {unquote(r.path.rsplit("/", 1)[1]) for r in server.metadata_requests()} <= {
         f.filename + ".metadata" for f in wheels
     }
     # The fixture index serves no PEP 658 for sdists: those are downloaded once.
