@@ -279,6 +279,29 @@ class PageCache:
             return None  # corrupt or from another version: a miss; it'll be rewritten
         return page if page.url == url else None
 
+    def stamp(self, url: str) -> tuple[str, float, float] | None:
+        """(stamp, fetched_at, max_age) of the stored page, from its header alone. The stamp
+        names this copy of the page: every write (a fetch or a revalidation) changes it."""
+        try:
+            with self._path(url).open("rb") as f:
+                data = f.read(len(_PAGE_MAGIC) + 8192)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        end = data.find(b"\n", len(_PAGE_MAGIC))
+        if not data.startswith(_PAGE_MAGIC) or end < 0:
+            return None
+        header = data[len(_PAGE_MAGIC) : end]
+        try:
+            head = json.loads(header)
+            if head["url"] != url:
+                return None
+            fetched_at, max_age = float(head["fetched_at"]), float(head["max_age"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        digest = hashlib.sha256(header + b"\n" + str(size).encode()).hexdigest()
+        return digest, fetched_at, max_age
+
     def put(self, page: CachedPage) -> None:
         head = {
             "url": page.url,

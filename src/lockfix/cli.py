@@ -178,7 +178,7 @@ def _verbose(analysis: Analysis) -> None:
     click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
 
-def _analyze(path: Path, run: RunOptions) -> Analysis:
+def _analyze(path: Path, run: RunOptions, *, package_facts: bool = True) -> Analysis:
     from lockfix import _shard
     from lockfix.settings import SettingsError, check_environment
 
@@ -193,13 +193,15 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
     if not _shard.forks() and _shard.wanted(len(text), run.offline):
         spawned = _shard.Worker.spawn()
     try:
-        return _analyze_text(path, text, run, spawned)
+        return _analyze_text(path, text, run, spawned, package_facts)
     finally:
         if spawned is not None:
             spawned.close()
 
 
-def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
+def _analyze_text(
+    path: Path, text: str, run: RunOptions, spawned: Any, package_facts: bool = True
+) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
     from lockfix.http import TLSSettingsError
@@ -231,6 +233,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
         concurrency=concurrency,
         skip_packages=settings.skip_packages,
         skip_indexes=settings.skip_indexes,
+        package_facts=package_facts,
     )
     if settings.per_wheel is not None:
         options.per_wheel = settings.per_wheel
@@ -496,7 +499,7 @@ def explain(package: str, path: Path, **raw: Any) -> None:
 
     run = RunOptions(**raw)
     name, version = parse_spec(package)
-    analysis = _analyze(path, run)
+    analysis = _analyze(path, run, package_facts=False)  # it shows every file's metadata
     try:
         explanations = explain_package(analysis, name, version)
     except NotInLock as error:

@@ -589,6 +589,31 @@ class IndexClient:
             return page
         return await self._once(("page", clean, name), lambda: self._fetch_page(clean, name))
 
+    def page_stamp(
+        self, index_url: str, name: str, *, flat: bool = False
+    ) -> tuple[str, float] | None:
+        """(stamp, fresh until) of the cached project page that :meth:`project_page` would
+        answer from without a request (:meth:`lockfix.cache.PageCache.stamp`), or None: no
+        such entry, a flat or local index, or no cache. Whoever relies on the page without
+        reading it calls :meth:`reuse_page`."""
+        if self.cache is None or not is_remote(index_url):
+            return None
+        clean = self.credentials.register_index(index_url)
+        if flat or looks_flat(clean):
+            return None
+        found = self.cache.pages.stamp(project_page_url(clean, name))
+        if found is None:
+            return None
+        stamp, fetched_at, max_age = found
+        if not (self.offline or (self.page_ttl > 0 and 0 <= time.time() - fetched_at < max_age)):
+            return None
+        return stamp, 0 if self.offline else fetched_at + max_age
+
+    def reuse_page(self, fresh_until: float) -> None:
+        """Count a cached page used by its :meth:`page_stamp` as :meth:`project_page` would."""
+        self.stats.page_cache_hits += 1
+        self._fresh_until(fresh_until)
+
     async def _fetch_page(self, index_url: str, name: str) -> ProjectPage:
         url = project_page_url(index_url, name)
         data, ctype, final_url = await self._page_bytes(
