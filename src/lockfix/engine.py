@@ -262,14 +262,25 @@ def _facts_store(options: Options) -> FactsStore | None:
 
 
 def _facts_key(
-    client: IndexClient, planner: Planner, lock: Lock, package: Package, options: Options
+    client: IndexClient,
+    planner: Planner,
+    lock: Lock,
+    package: Package,
+    options: Options,
+    *,
+    served: bool = False,
 ) -> tuple[str, float] | None:
-    """(key, page fresh until) of the package's stored facts; None when it has none."""
+    """(key, page fresh until) of the package's facts: with the cached page a check would
+    read, or (``served``) the copy this run's check did read. None: the page has no copy."""
     if not 0 < package.block < len(lock.blocks):
         return None
     index_url = package.source.location
     flat = planner.config.is_flat(index_url)
-    found = client.page_stamp(index_url, package.name, flat=flat)
+    if served:
+        stamp = None if flat else client.served_stamp(index_url, package.name)
+        found = None if stamp is None else (stamp, 0.0)
+    else:
+        found = client.page_stamp(index_url, package.name, flat=flat)
     if found is None:
         return None
     block = lock.blocks[package.block]
@@ -497,7 +508,6 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         done = 0
         total = len(registry)
         store = _facts_store(options)
-        keys: dict[PackageId, str] = {}
         if store is not None:
             theirs = set(options.worker.packages) if options.worker is not None else set()
             stamps = {}
@@ -513,8 +523,6 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 if doc is not None and _recall(doc, package, planner, warnings, audit):
                     client.reuse_page(fresh_until)
                     recalled.append(package)
-                elif key:
-                    keys[package.id] = key
             if recalled:
                 known = {p.id for p in recalled}
                 registry = [p for p in registry if p.id not in known]
@@ -526,9 +534,10 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             found: list[Finding] = []
             complete = await _locked_metadata(client, planner, package, found, audit, per_file)
             warnings.extend(found)
-            key = keys.get(package.id)
-            if store is not None and key is not None and complete:
-                _remember(store, key, package, planner, found, audit, per_file, options)
+            if store is not None and complete:
+                served = _facts_key(client, planner, lock, package, options, served=True)
+                if served is not None:
+                    _remember(store, served[0], package, planner, found, audit, per_file, options)
             done += 1
             if options.progress:
                 options.progress(done, total)
