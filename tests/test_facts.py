@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ import pytest
 from fixtures.lock_scenarios import SHAPES, build_registry, drop_edge
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.facts import DISABLE_VARIABLE, FACTS_DATABASE
+from lockfix.facts import DISABLE_VARIABLE, FACTS_DATABASE, FactsStore
+from lockfix.lockfile import Lock, LockError, parse_lock
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 
@@ -167,3 +169,65 @@ def test_corrupt_stored_facts_are_a_miss(project, tmp_path: Path) -> None:
     forget_verdicts(cache)
     third = check(directory, cache, "--format", "json")
     assert third.returncode == 0 and third.stdout == first.stdout
+
+
+REPO = Path(__file__).resolve().parent.parent
+# the real locks next to the project, as test_real_locks reads them, and the benchmark's
+REAL_LOCKS = [
+    *sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock")),
+    REPO / "fixtures" / "bench" / "real" / "uv.lock",
+]
+
+
+def _same_lock(a: Lock, b: Lock) -> bool:
+    return a.packages == b.packages and a.blocks == b.blocks and a.manifest == b.manifest
+
+
+@pytest.mark.parametrize("path", [p for p in REAL_LOCKS if p.exists()], ids=str)
+def test_stored_block_documents_read_as_the_whole_text_does(path: Path, tmp_path: Path) -> None:
+    text = path.read_text()
+    plain = parse_lock(text)
+    store = FactsStore(tmp_path)
+    assert _same_lock(parse_lock(text, store), plain)
+    store.close()
+    again = FactsStore(tmp_path)
+    assert len(again.documents([sha256(b.encode()).hexdigest() for b in plain.blocks[1:]])) > 0
+    assert _same_lock(parse_lock(text, again), plain)
+
+
+def test_a_changed_block_is_decoded_afresh_and_corrupt_documents_are_ignored(
+    project, tmp_path: Path
+) -> None:
+    directory, _, _ = project
+    text = (directory / "uv.lock").read_text()
+    store = FactsStore(tmp_path)
+    parse_lock(text, store)
+    store.close()
+    with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
+        keys = [row[0] for row in db.execute("SELECT key FROM blocks")]
+        assert keys
+        # a document that decodes but is not one package table, and one that does not decode
+        db.execute("UPDATE blocks SET doc = ? WHERE key = ?", ('{"package": []}', keys[0]))
+        db.execute("UPDATE blocks SET doc = ? WHERE key != ?", ("{", keys[0]))
+    assert _same_lock(parse_lock(text, FactsStore(tmp_path)), parse_lock(text))
+    changed = re.sub(r'(name = "delta"\nversion = ")([^"]+)"', r'\g<1>9.9.9"', text, count=1)
+    assert changed != text
+    lock = parse_lock(changed, FactsStore(tmp_path))
+    assert _same_lock(lock, parse_lock(changed))
+    assert any(p.name == "delta" and p.version == "9.9.9" for p in lock.packages)
+
+
+def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path: Path) -> None:
+    text = (REPO / "fixtures" / "bench" / "real" / "uv.lock").read_text()
+    # a top-level table after the packages: only the whole text says where it belongs
+    odd = text + '\n[options]\nexclude-newer = "2024-01-01T00:00:00Z"\n'
+    lock = parse_lock(odd, FactsStore(tmp_path))
+    assert lock.options == parse_lock(odd).options != {}
+    assert _same_lock(lock, parse_lock(odd))
+    # a TOML error inside one block: the same message as for the whole text
+    broken = text.replace("source = {", "source = {{", 3)
+    with pytest.raises(LockError) as whole:
+        parse_lock(broken)
+    with pytest.raises(LockError) as pieces:
+        parse_lock(broken, FactsStore(tmp_path))
+    assert str(pieces.value) == str(whole.value)

@@ -199,6 +199,16 @@ def _analyze(path: Path, run: RunOptions, *, package_facts: bool = True) -> Anal
             spawned.close()
 
 
+def _block_store(run: RunOptions) -> Any:
+    """Where the documents of lock blocks seen before are kept; None without a cache."""
+    from lockfix.cache import default_cache_dir
+    from lockfix.facts import FactsStore, enabled
+
+    if run.no_cache or not enabled():
+        return None
+    return FactsStore(run.cache_dir if run.cache_dir is not None else default_cache_dir())
+
+
 def _analyze_text(
     path: Path, text: str, run: RunOptions, spawned: Any, package_facts: bool = True
 ) -> Analysis:
@@ -209,10 +219,14 @@ def _analyze_text(
     from lockfix.project import ProjectError, load_config
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
+    blocks = _block_store(run) if package_facts else None
     try:
-        lock = parse_lock(text)
+        lock = parse_lock(text, blocks)
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
+    finally:
+        if blocks is not None:
+            blocks.close()  # before any fork: no SQLite connection may cross one
     lock_dir = path.resolve().parent
     try:
         settings = load_file_settings(lock_dir)

@@ -10,7 +10,10 @@ options. :func:`facts_key` hashes exactly those; the page enters by its cache st
 revalidated. Only a complete outcome is stored: every file's metadata read, no finding
 against the locked files, nothing unverified. Everything else is checked afresh each time.
 
-The entries are rows of one SQLite table in ``facts-v1.sqlite`` under the cache root, all
+The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
+its text (:func:`lockfix.lockfile.parse_lock`), so that only changed blocks are decoded.
+
+The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
 written in one transaction when the run ends. An entry that does not decode is a miss; a
 damaged database file is set aside and started afresh; a database another process keeps
 locked is left alone for the run.
@@ -55,6 +58,7 @@ class FactsStore:
         self.database = Path(root) / FACTS_DATABASE
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
+        self._pending_blocks: dict[str, str] = {}
         self._unusable = False
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
@@ -67,10 +71,11 @@ class FactsStore:
             try:
                 self.database.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT)
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS facts "
-                    "(key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
-                )
+                for table in ("facts", "blocks"):
+                    db.execute(
+                        f"CREATE TABLE IF NOT EXISTS {table} "
+                        "(key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
+                    )
             except sqlite3.DatabaseError as error:
                 if db is not None:
                     db.close()
@@ -94,7 +99,7 @@ class FactsStore:
                 self._db.close()
             self._db = None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def get_many(self, keys: Iterable[str], table: str = "facts") -> dict[str, dict[str, Any]]:
         """The decodable entries among ``keys``."""
         wanted = list(dict.fromkeys(keys))
         db = self._connect(create=False)
@@ -105,7 +110,7 @@ class FactsStore:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                query = f"SELECT key, doc FROM facts WHERE key IN ({marks})"
+                query = f"SELECT key, doc FROM {table} WHERE key IN ({marks})"
                 rows.extend(db.execute(query, chunk))
         except sqlite3.Error:
             self._failed()
@@ -123,16 +128,27 @@ class FactsStore:
     def put(self, key: str, doc: dict[str, Any]) -> None:
         self._pending[key] = json.dumps(doc, separators=(",", ":"))
 
+    # lockfile.BlockDocuments: the TOML documents of lock blocks, by the sha256 of their text
+    def documents(self, keys: list[str]) -> dict[str, Any]:
+        return self.get_many(keys, "blocks")
+
+    def put_document(self, key: str, text: str) -> None:
+        self._pending_blocks[key] = text
+
     def close(self) -> None:
         """Write the entries stored in this run (one transaction) and close the database."""
         pending, self._pending = self._pending, {}
-        if pending:
+        blocks, self._pending_blocks = self._pending_blocks, {}
+        if pending or blocks:
             db = self._connect(create=True)
             if db is not None:
                 try:
                     with db:
                         db.executemany(
                             "INSERT OR REPLACE INTO facts VALUES (?, ?)", pending.items()
+                        )
+                        db.executemany(
+                            "INSERT OR REPLACE INTO blocks VALUES (?, ?)", blocks.items()
                         )
                 except sqlite3.Error:
                     self._failed()
