@@ -264,7 +264,6 @@ def _facts_store(options: Options) -> FactsStore | None:
 def _facts_key(
     client: IndexClient,
     planner: Planner,
-    lock: Lock,
     package: Package,
     options: Options,
     *,
@@ -272,8 +271,6 @@ def _facts_key(
 ) -> tuple[str, float] | None:
     """(key, page fresh until) of the package's facts: with the cached page a check would
     read, or (``served``) the copy this run's check did read. None: the page has no copy."""
-    if not 0 < package.block < len(lock.blocks):
-        return None
     index_url = package.source.location
     flat = planner.config.is_flat(index_url)
     if served:
@@ -283,8 +280,10 @@ def _facts_key(
         found = client.page_stamp(index_url, package.name, flat=flat)
     if found is None:
         return None
-    block = lock.blocks[package.block]
-    return facts_key(block, found[0], per_wheel=options.per_wheel, flat=flat), found[1]
+    # what the check of a package reads from the lock: its id and its files (not its edges
+    # or resolution-markers, which only the planner reads)
+    locked = repr((package.id, package.sdist, package.wheels))
+    return facts_key(locked, found[0], per_wheel=options.per_wheel, flat=flat), found[1]
 
 
 def _finding_doc(finding: Finding) -> dict[str, str | None]:
@@ -512,7 +511,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             theirs = set(options.worker.packages) if options.worker is not None else set()
             stamps = {}
             for package in (p for p in registry if p.id not in theirs):
-                found = _facts_key(client, planner, lock, package, options)
+                found = _facts_key(client, planner, package, options)
                 if found is not None:
                     stamps[package.id] = found
             stored = store.get_many(key for key, _ in stamps.values())
@@ -535,7 +534,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             complete = await _locked_metadata(client, planner, package, found, audit, per_file)
             warnings.extend(found)
             if store is not None and complete:
-                served = _facts_key(client, planner, lock, package, options, served=True)
+                served = _facts_key(client, planner, package, options, served=True)
                 if served is not None:
                     _remember(store, served[0], package, planner, found, audit, per_file, options)
             done += 1

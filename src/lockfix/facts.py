@@ -1,14 +1,16 @@
 """What a check learned about one locked package, stored so that an unchanged package costs
 a lookup the next time.
 
-A check of a registry package reads its index page, the core metadata of each locked file,
-merges it (:func:`lockfix.wheels.merge_wheel_metadata`) and audits the locked files against
-the page. The outcome depends only on the package's ``[[package]]`` block (its name,
-version, source, files and their hashes), the page as the index served it, and a few
-options. :func:`facts_key` hashes exactly those; the page enters by its cache stamp
+A check of a registry package reads its index page, the core metadata of each locked
+file, merges it (:func:`lockfix.wheels.merge_wheel_metadata`) and audits the locked files
+against the page. The outcome depends only on what the lock says of the package's
+identity and files (name, version, source, each file's URL, hash, size and upload time),
+the page as the index served it, and a few options; not on its edges or resolution
+markers. :func:`facts_key` hashes exactly those; the page enters by its cache stamp
 (:meth:`lockfix.cache.PageCache.stamp`), which changes whenever the page is fetched or
 revalidated. Only a complete outcome is stored: every file's metadata read, no finding
-against the locked files, nothing unverified. Everything else is checked afresh each time.
+against the locked files, nothing unverified. Everything else is checked afresh each
+time.
 
 The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
 its text (:func:`lockfix.lockfile.parse_lock`), so that only changed blocks are decoded.
@@ -45,9 +47,10 @@ def enabled() -> bool:
     return os.environ.get(DISABLE_VARIABLE, "").strip() != "0"
 
 
-def facts_key(block: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
-    """The key of a package's facts: its lock block, its page's stamp, the options."""
-    doc = [FORMAT, __version__, per_wheel, flat, page_stamp, block]
+def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
+    """The key of a package's facts: what the lock says of it (``locked``: its id and
+    files), its page's stamp, the options."""
+    doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
 
