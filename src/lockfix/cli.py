@@ -559,7 +559,7 @@ def _human_size(size: int) -> str:
 # the uv version memo and its temporary file.
 _CACHE_ENTRY = re.compile(
     r"(?:metadata|pages|verdicts)-v\d+"
-    r"|(?:metadata|pages)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
+    r"|(?:metadata|pages|facts)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
     r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
 )
 
