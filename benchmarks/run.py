@@ -483,7 +483,7 @@ def _fmt_req(d: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = (
-        f"{'lock':<16} {'pkgs':>5} {'mode':<5} {'lockfix s':>9} {'uv s':>7} {'ratio':>6} "
+        f"{'lock':<16} {'pkgs':>5} {'mode':<7} {'lockfix s':>9} {'uv s':>7} {'ratio':>6} "
         f"{'lockfix MB':>10} {'uv MB':>6} {'lockfix req/meta':>16} {'uv req/meta':>12}"
     )
     lines = [head, "-" * len(head)]
@@ -494,7 +494,7 @@ def table(results: list[dict[str, Any]]) -> str:
             s = res["summary"][mode]
             lf, uv = s["lockfix"], s["uv"]
             lines.append(
-                f"{res['target']:<16} {res['packages']:>5} {mode:<5} "
+                f"{res['target']:<16} {res['packages']:>5} {mode:<7} "
                 f"{lf['wall_median']:>9.3f} {uv['wall_median']:>7.3f} {s['ratio']:>5.2f}x "
                 f"{lf['rss_max_mb']:>10.0f} {uv['rss_max_mb']:>6.0f} "
                 f"{_fmt_req(lf):>16} {_fmt_req(uv):>12}"
