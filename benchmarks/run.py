@@ -45,7 +45,10 @@ DEFAULT_SIZES = (500, 2000, 5000)
 CHILD_TIMEOUT = 1800.0
 _SCRIPT = REPO / ".venv" / "bin" / "lockfix"
 LOCKFIX_COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [str(PY), "-m", "lockfix"]
-MODES = ("hook", "warm", "cold")
+MODES = ("hook", "warm", "changed", "full", "cold")
+# changed: at most this long, and at most this many times `uv lock --check`
+CHANGED_TARGET_S = 0.5
+CHANGED_TARGET_RATIO = 10.0
 
 GROWTH_TARGET = 10.0
 MEMORY_TARGET_MB = 300.0
@@ -129,13 +132,22 @@ class Target:
         return classify([r.path for r in self.server.requests])
 
     # --- the four measured commands
-    def lockfix(self, mode: str, cache: Path) -> Run:
-        """cold/warm: the CLI through ``_lockfix_child`` (client counters), with no stored
-        verdict; hook: the installed ``lockfix`` command as a pre-commit hook runs it, on a
-        lock it has found clean before (the verdict is reused)."""
+    # (name, version) that the "changed" mode pins with `uv lock --upgrade-package`
+    changed_pin: tuple[str, str] | None = None
+
+    def lockfix(
+        self,
+        mode: str,
+        cache: Path,
+        project: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Run:
+        """cold/warm/changed/full: the CLI through ``_lockfix_child`` (client counters), with
+        no stored verdict; hook: the installed ``lockfix`` command as a pre-commit hook runs
+        it, on a lock it has found clean before (the verdict is reused)."""
         stats = self.work / "lockfix-stats.json"
         stats.unlink(missing_ok=True)
-        env = dict(self.lockfix_env(), LOCKFIX_BENCH_STATS=str(stats))
+        env = dict(self.lockfix_env(), LOCKFIX_BENCH_STATS=str(stats), **(extra_env or {}))
         if mode == "hook":
             cmd = [*LOCKFIX_COMMAND, "check", "uv.lock", "--cache-dir", str(cache)]
         else:
@@ -143,7 +155,7 @@ class Target:
             cmd = [str(PY), "-m", "benchmarks._lockfix_child", "check", "uv.lock"]
             cmd += ["--cache-dir", str(cache), "--format", "json"]
         self.reset_log()
-        wall, rss, rc, tail, cpu = run_child(cmd, self.project, env)
+        wall, rss, rc, tail, cpu = run_child(cmd, project or self.project, env)
         run = Run("lockfix", mode, wall, rss, rc, cpu, self.requests(), stderr_tail=tail)
         if stats.exists():
             run.client_stats = json.loads(stats.read_text())
@@ -151,10 +163,10 @@ class Target:
             log(f"    lockfix exited {rc}: {tail.strip()[-500:]}")
         return run
 
-    def uv_check(self, cache: Path, mode: str = "warm") -> Run:
+    def uv_check(self, cache: Path, mode: str = "warm", project: Path | None = None) -> Run:
         cmd = [str(uv_bin()), "lock", "--check"]
         self.reset_log()
-        wall, rss, rc, tail, cpu = run_child(cmd, self.project, self.uv_env(cache))
+        wall, rss, rc, tail, cpu = run_child(cmd, project or self.project, self.uv_env(cache))
         if rc != 0:
             log(f"    uv lock --check exited {rc}: {tail.strip()[-500:]}")
         return Run("uv", mode, wall, rss, rc, cpu, self.requests(), stderr_tail=tail)
@@ -180,6 +192,28 @@ class Target:
         shutil.rmtree(cache, ignore_errors=True)
         return run
 
+    def changed_project(self) -> Path | None:
+        """A copy of the project whose lock `uv lock --upgrade-package <name>==<version>` has
+        changed (with uv's warm cache): the lock a commit right after `uv lock` checks."""
+        if self.changed_pin is None:
+            return None
+        name, version = self.changed_pin
+        proj = self.work / "changed"
+        shutil.rmtree(proj, ignore_errors=True)
+        proj.mkdir(parents=True)
+        for f in ("pyproject.toml", "uv.lock"):
+            shutil.copy2(self.project / f, proj / f)
+        cmd = [str(uv_bin()), "lock", "--upgrade-package", f"{name}=={version}"]
+        _, _, rc, tail, _ = run_child(cmd, proj, self.uv_env(self.uv_warm_cache))
+        before = split_blocks((self.project / "uv.lock").read_text())
+        after = split_blocks((proj / "uv.lock").read_text())
+        if rc != 0 or before == after:
+            log(f"  changed mode skipped: uv lock --upgrade-package {name}=={version}: {tail}")
+            return None
+        differ = sum(1 for b in after if b not in set(before))
+        log(f"  changed lock: {name} pinned to {version}; {differ} of {len(after)} blocks differ")
+        return proj
+
     def cleanup(self) -> None:
         if self.server is not None:
             self.server.stop()
@@ -190,6 +224,12 @@ def uv_bin() -> Path:
     from fixtures.uvrun import uv_bin as _uv_bin
 
     return _uv_bin(UV_VERSION)
+
+
+def split_blocks(text: str) -> list[str]:
+    from lockfix.lockfile import split_blocks as split
+
+    return split(text)
 
 
 def count_packages(lock: Path) -> int:
@@ -259,6 +299,9 @@ class SyntheticTarget(Target):
 
 class RealTarget(Target):
     """fixtures/bench/real against https://pypi.org (copied to a temp dir; nothing written back)."""
+
+    # an older release than the lock's: a leaf that uv re-pins without touching the rest
+    changed_pin = ("certifi", "2025.8.3")
 
     def __init__(self) -> None:
         self.name = "real PyPI"
@@ -340,12 +383,50 @@ def measure(target: Target, reps: int, cold_reps: int) -> dict[str, Any]:
                 f"  {mode} {i + 1}/{reps}: lockfix {pair['lockfix'].wall:.3f}s "
                 f"(cpu {pair['lockfix'].cpu:.2f}s) uv {pair['uv'].wall:.3f}s"
             )
+    runs += measure_changed(target, lf_warm_cache, reps)
     return {
         "target": target.name,
         "packages": target.packages,
         "runs": [asdict(r) for r in runs],
         "summary": summarize(runs),
     }
+
+
+def measure_changed(target: Target, lf_warm_cache: Path, reps: int) -> list[Run]:
+    """The check right after `uv lock` changed the lock: every page and file's metadata
+    cached, the stored facts of the old lock's packages, no verdict. "changed" is lockfix
+    as shipped; "full" the same with LOCKFIX_PACKAGE_FACTS=0 (every package analysed).
+    Each run starts from the same copy of the cache, so none sees the facts of another."""
+    changed = target.changed_project()
+    if changed is None:
+        return []
+    # the new files' metadata and pages, without facts of the changed blocks
+    fill = target.lockfix("fill", lf_warm_cache, changed, {"LOCKFIX_PACKAGE_FACTS": "0"})
+    log(f"  changed-lock fill {fill.wall:.2f}s rc={fill.rc}")
+    snapshot = target.work / "lockfix-changed-cache"
+    shutil.rmtree(snapshot, ignore_errors=True)
+    shutil.copytree(lf_warm_cache, snapshot)
+    scratch = target.work / "lockfix-changed-run"
+    runs: list[Run] = []
+    for i in range(reps):
+        for mode in ("changed", "full") if i % 2 == 0 else ("full", "changed"):
+            extra = {"LOCKFIX_PACKAGE_FACTS": "0"} if mode == "full" else {}
+            pair = {}
+            for tool in ("lockfix", "uv") if i % 2 == 0 else ("uv", "lockfix"):
+                if tool == "lockfix":
+                    shutil.rmtree(scratch, ignore_errors=True)
+                    shutil.copytree(snapshot, scratch)
+                    pair[tool] = target.lockfix(mode, scratch, changed, extra)
+                else:
+                    pair[tool] = target.uv_check(target.uv_warm_cache, mode, changed)
+            runs += [pair["lockfix"], pair["uv"]]
+            log(
+                f"  {mode} {i + 1}/{reps}: lockfix {pair['lockfix'].wall:.3f}s "
+                f"(cpu {pair['lockfix'].cpu:.2f}s, {pair['lockfix'].rss_mb:.0f} MB) "
+                f"uv {pair['uv'].wall:.3f}s"
+            )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return runs
 
 
 def _median(xs: list[float]) -> float:
@@ -402,16 +483,18 @@ def _fmt_req(d: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = (
-        f"{'lock':<16} {'pkgs':>5} {'mode':<5} {'lockfix s':>9} {'uv s':>7} {'ratio':>6} "
+        f"{'lock':<16} {'pkgs':>5} {'mode':<7} {'lockfix s':>9} {'uv s':>7} {'ratio':>6} "
         f"{'lockfix MB':>10} {'uv MB':>6} {'lockfix req/meta':>16} {'uv req/meta':>12}"
     )
     lines = [head, "-" * len(head)]
     for res in results:
         for mode in MODES:
+            if not any(r["mode"] == mode for r in res["runs"]):
+                continue
             s = res["summary"][mode]
             lf, uv = s["lockfix"], s["uv"]
             lines.append(
-                f"{res['target']:<16} {res['packages']:>5} {mode:<5} "
+                f"{res['target']:<16} {res['packages']:>5} {mode:<7} "
                 f"{lf['wall_median']:>9.3f} {uv['wall_median']:>7.3f} {s['ratio']:>5.2f}x "
                 f"{lf['rss_max_mb']:>10.0f} {uv['rss_max_mb']:>6.0f} "
                 f"{_fmt_req(lf):>16} {_fmt_req(uv):>12}"
@@ -452,24 +535,37 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         if meta is not None:
             ok = "OK" if meta == 0 else "MISSED"
             out.append(f"warm metadata requests lockfix, {r['target']}: {meta} (target 0) {ok}")
-        h, w, c = (r["summary"][m]["ratio"] for m in MODES)
+        h, w, c = (r["summary"][m]["ratio"] for m in ("hook", "warm", "cold"))
         out.append(
             f"ratio lockfix/uv, {r['target']}: hook {h:.2f}x (target <= 2x) "
             f"{'OK' if h <= 2 else 'MISSED'}, warm {w:.2f}x, cold {c:.2f}x (target <= 1x) "
             f"{'OK' if c <= 1 else 'MISSED'}"
         )
+        if any(run["mode"] == "changed" for run in r["runs"]):
+            ch, full = r["summary"]["changed"], r["summary"]["full"]
+            wall, ratio = ch["lockfix"]["wall_median"], ch["ratio"]
+            ok = wall <= CHANGED_TARGET_S and ratio <= CHANGED_TARGET_RATIO
+            out.append(
+                f"changed lock, {r['target']}: lockfix {wall:.3f}s (target <= "
+                f"{CHANGED_TARGET_S}s), {ratio:.2f}x uv lock --check (target <= "
+                f"{CHANGED_TARGET_RATIO:.0f}x) {'OK' if ok else 'MISSED'}; without stored "
+                f"facts {full['lockfix']['wall_median']:.3f}s, {full['ratio']:.2f}x"
+            )
     return out
 
 
 LEGEND = """\
 hook: the installed `lockfix check uv.lock` on a lock it found clean before (its stored
 verdict is reused: what a pre-commit hook pays on most commits) vs uv lock --check (warm uv
-cache). warm: lockfix check with every page and metadata cached but no stored verdict (a
-changed lock) vs uv lock --check. cold: lockfix check (empty --cache-dir) vs uv lock (empty
-UV_CACHE_DIR, no uv.lock). Times: medians of wall seconds; ratio: median over back-to-back
-pairs of lockfix/uv; MB: peak RSS (max over runs, os.wait4 of each child); req/meta: median
-total HTTP requests / max requests for core metadata (PEP 658 .metadata + wheel reads) from
-the loopback server log (* = lockfix's own client counters, real PyPI)."""
+cache). warm: lockfix check with every page, metadata and package fact cached but no stored
+verdict vs uv lock --check. changed: the lock after `uv lock --upgrade-package` re-pinned
+one package, every page and metadata cached, the old lock's package facts stored, no
+verdict, vs uv lock --check of that lock; full: the same with LOCKFIX_PACKAGE_FACTS=0 (every
+package analysed, as before package facts). cold: lockfix check (empty --cache-dir) vs uv
+lock (empty UV_CACHE_DIR, no uv.lock). Times: medians of wall seconds; ratio: median over
+back-to-back pairs of lockfix/uv; MB: peak RSS (max over runs, os.wait4 of each child);
+req/meta: median total HTTP requests / max requests for core metadata (PEP 658 .metadata +
+wheel reads) from the loopback server log (* = lockfix's own client counters, real PyPI)."""
 
 
 # --------------------------------------------------------------------------- profile

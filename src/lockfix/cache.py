@@ -253,12 +253,17 @@ class CachedPage:
     max_age: float  # seconds it stays fresh after fetched_at
     etag: str | None = None
     last_modified: str | None = None
+    stamp: str | None = None  # of the stored copy read (PageCache.stamp), set by get
 
     def fresh(self, now: float) -> bool:
         return 0 <= now - self.fetched_at < self.max_age
 
 
 _PAGE_MAGIC = b"lockfix-page-1\n"
+
+
+def _page_stamp(header: bytes, size: int) -> str:
+    return hashlib.sha256(header + b"\n" + str(size).encode()).hexdigest()
 
 
 class PageCache:
@@ -295,12 +300,36 @@ class PageCache:
                 max_age=float(head["max_age"]),
                 etag=head.get("etag"),
                 last_modified=head.get("last_modified"),
+                stamp=_page_stamp(data[len(_PAGE_MAGIC) : end], len(data)),
             )
         except (ValueError, KeyError, TypeError):
             return None  # corrupt or from another version: a miss; it'll be rewritten
         return page if page.url == url else None
 
-    def put(self, page: CachedPage) -> None:
+    def stamp(self, url: str) -> tuple[str, float, float] | None:
+        """(stamp, fetched_at, max_age) of the stored page, from its header alone. The stamp
+        names this copy of the page: every write (a fetch or a revalidation) changes it."""
+        try:
+            with self._path(url).open("rb") as f:
+                data = f.read(len(_PAGE_MAGIC) + 8192)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        end = data.find(b"\n", len(_PAGE_MAGIC))
+        if not data.startswith(_PAGE_MAGIC) or end < 0:
+            return None
+        header = data[len(_PAGE_MAGIC) : end]
+        try:
+            head = json.loads(header)
+            if head["url"] != url:
+                return None
+            fetched_at, max_age = float(head["fetched_at"]), float(head["max_age"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return _page_stamp(header, size), fetched_at, max_age
+
+    def put(self, page: CachedPage) -> str | None:
+        """Store ``page``; the stamp of the stored copy, None if it could not be written."""
         head = {
             "url": page.url,
             "final_url": page.final_url,
@@ -312,5 +341,8 @@ class PageCache:
         }
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
-        with contextlib.suppress(OSError):  # a cache that cannot be written is a slower run
+        try:
             _write_atomically(self._path(page.url), data)
+        except OSError:
+            return None  # a cache that cannot be written is a slower run
+        return _page_stamp(header, len(data))

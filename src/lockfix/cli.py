@@ -180,7 +180,7 @@ def _verbose(analysis: Analysis) -> None:
     click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
 
-def _analyze(path: Path, run: RunOptions) -> Analysis:
+def _analyze(path: Path, run: RunOptions, *, package_facts: bool = True) -> Analysis:
     from lockfix import _shard
     from lockfix.settings import SettingsError, check_environment
 
@@ -195,7 +195,7 @@ def _analyze(path: Path, run: RunOptions) -> Analysis:
     if not _shard.forks() and _shard.wanted(len(text), run.offline):
         spawned = _shard.Worker.spawn()
     try:
-        return _analyze_text(path, text, run, spawned)
+        return _analyze_text(path, text, run, spawned, package_facts)
     finally:
         if spawned is not None:
             spawned.close()
@@ -217,7 +217,19 @@ def _check_project_files(lock_dir: Path) -> None:
             raise InputError(f"{lock_dir / name}: {kind(mode)}, not a regular file")
 
 
-def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analysis:
+def _block_store(run: RunOptions) -> Any:
+    """Where the documents of lock blocks seen before are kept; None without a cache."""
+    from lockfix.cache import default_cache_dir
+    from lockfix.facts import FactsStore, enabled
+
+    if run.no_cache or not enabled():
+        return None
+    return FactsStore(run.cache_dir if run.cache_dir is not None else default_cache_dir())
+
+
+def _analyze_text(
+    path: Path, text: str, run: RunOptions, spawned: Any, package_facts: bool = True
+) -> Analysis:
     from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
     from lockfix.http import TLSSettingsError
@@ -225,10 +237,14 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
     from lockfix.project import ProjectError, load_config
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
+    blocks = _block_store(run) if package_facts else None
     try:
-        lock = parse_lock(text)
+        lock = parse_lock(text, blocks)
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
+    finally:
+        if blocks is not None:
+            blocks.close()  # before any fork: no SQLite connection may cross one
     lock_dir = path.resolve().parent
     _check_project_files(lock_dir)
     try:
@@ -250,6 +266,7 @@ def _analyze_text(path: Path, text: str, run: RunOptions, spawned: Any) -> Analy
         concurrency=concurrency,
         skip_packages=settings.skip_packages,
         skip_indexes=settings.skip_indexes,
+        package_facts=package_facts,
     )
     if settings.per_wheel is not None:
         options.per_wheel = settings.per_wheel
@@ -521,7 +538,7 @@ def explain(package: str, path: Path, **raw: Any) -> None:
 
     run = RunOptions(**raw)
     name, version = parse_spec(package)
-    analysis = _analyze(path, run)
+    analysis = _analyze(path, run, package_facts=False)  # it shows every file's metadata
     try:
         explanations = explain_package(analysis, name, version)
     except NotInLock as error:
@@ -567,7 +584,7 @@ def _human_size(size: int) -> str:
 # the uv version memo and its temporary file.
 _CACHE_ENTRY = re.compile(
     r"(?:metadata|pages|verdicts)-v\d+"
-    r"|(?:metadata|pages)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
+    r"|(?:metadata|pages|facts)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
     r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
 )
 

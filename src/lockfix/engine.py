@@ -16,8 +16,10 @@ from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, 
 from lockfix._shard import setting as processes_setting
 from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.auth import CredentialProvider, split_credentials
-from lockfix.cache import MetadataCache, origin_key
+from lockfix.cache import MetadataCache, default_cache_dir, origin_key
 from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
+from lockfix.facts import FactsStore, decode_metadata, encode_metadata, facts_key
+from lockfix.facts import enabled as facts_enabled
 from lockfix.http import IndexClient
 from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
 from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
@@ -57,6 +59,9 @@ class Options:
     skip_indexes: frozenset[str] = frozenset()
     # a second process at work on part of the lock (see start_shard); analyze_lock closes it
     worker: Shard | None = None
+    # reuse what earlier runs learned about unchanged packages (lockfix.facts); such a
+    # package has no per-file metadata in Analysis.wheel_metadata
+    package_facts: bool = True
 
 
 # repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
@@ -175,7 +180,8 @@ async def _locked_metadata(
     warnings: list[Finding],
     audit: ArtifactAudit | None = None,
     per_file: dict[str, CoreMetadata] | None = None,
-) -> None:
+) -> bool:
+    """Verify one registry package; True when every locked file's metadata was read."""
     index_url = package.source.location
     try:
         page = await client.project_page(
@@ -185,7 +191,7 @@ async def _locked_metadata(
         page = None
     except IndexClientError as error:
         planner.mark_unverified(package.id, f"index page unavailable: {error}")
-        return
+        return False
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
     try:
         if audit is not None:
@@ -194,18 +200,18 @@ async def _locked_metadata(
             # uv writes no file where no environment installs one (a package overridden to
             # `sys_platform == 'never'` with only platform wheels): nothing failed.
             planner.mark_unverified(package.id, "the lock records no artifact for it", failed=False)
-            return
+            return False
         artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
         if not artifacts:
             planner.mark_unverified(package.id, "no locked artifact is served by its index")
-            return
+            return False
         files = []
         for artifact in artifacts:
             listed = page.file_named(artifact.name) if page is not None else None
             files.append(listed or _artifact_file(artifact))
     except IndexClientError as error:  # a PEP 691 page found corrupt when decoded in full
         planner.mark_unverified(package.id, f"index page unavailable: {error}")
-        return
+        return False
 
     async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
         return await client.file_metadata(index_url, file, artifact.hashes or None)
@@ -228,7 +234,7 @@ async def _locked_metadata(
         planner.mark_unverified(
             package.id, reason, failed=not isinstance(error, MetadataUnavailable)
         )
-        return
+        return False
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for file, result in zip(files, results, strict=True):
         if isinstance(result, CoreMetadata):
@@ -241,7 +247,7 @@ async def _locked_metadata(
         if merged.disagree:
             warnings.append(disagreement(package.id, merged))
         planner.add_metadata(package.id, merged.metadata)
-        return
+        return len(good) == len(results)
     if len(groups) > 1:
         detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
         warnings.append(
@@ -253,6 +259,136 @@ async def _locked_metadata(
             )
         )
     planner.add_metadata(package.id, good[0])
+    return len(good) == len(results)
+
+
+def _facts_store(options: Options) -> FactsStore | None:
+    if options.no_cache or not options.package_facts or not facts_enabled():
+        return None
+    return FactsStore(options.cache_dir if options.cache_dir is not None else default_cache_dir())
+
+
+def _facts_key(
+    client: IndexClient,
+    planner: Planner,
+    package: Package,
+    options: Options,
+    *,
+    served: bool = False,
+) -> tuple[str, float] | None:
+    """(key, page fresh until) of the package's facts: with the cached page a check would
+    read, or (``served``) the copy this run's check did read. None: the page has no copy."""
+    index_url = package.source.location
+    flat = planner.config.is_flat(index_url)
+    if served:
+        stamp = None if flat else client.served_stamp(index_url, package.name)
+        found = None if stamp is None else (stamp, 0.0)
+    else:
+        found = client.page_stamp(index_url, package.name, flat=flat)
+    if found is None:
+        return None
+    # what the check of a package reads from the lock: its id and its files (not its edges
+    # or resolution-markers, which only the planner reads)
+    locked = repr((package.id, package.sdist, package.wheels))
+    return facts_key(locked, found[0], per_wheel=options.per_wheel, flat=flat), found[1]
+
+
+def _finding_doc(finding: Finding) -> dict[str, str | None]:
+    return {
+        "kind": finding.kind,
+        "message": finding.message,
+        "target": finding.target,
+        "requirement": finding.requirement,
+        "fix": finding.fix,
+        "harm": finding.harm,
+    }
+
+
+def _finding(package_id: PackageId, doc: dict[str, str | None]) -> Finding:
+    return Finding(
+        package_id,
+        str(doc["kind"]),
+        str(doc["message"]),
+        target=doc.get("target"),
+        requirement=doc.get("requirement"),
+        fix=doc.get("fix"),
+        harm=doc.get("harm"),
+    )
+
+
+def _remember(
+    store: FactsStore,
+    key: str,
+    package: Package,
+    planner: Planner,
+    found: list[Finding],
+    audit: ArtifactAudit,
+    per_file: dict[str, CoreMetadata],
+    options: Options,
+) -> None:
+    """Store what the check of ``package`` learned, when it is complete and clean: its
+    metadata was read from every locked file (each pinned by its sha256), nothing was
+    left unverified, and no locked file disagrees with the index."""
+    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    pid = package.id
+    if (
+        not artifacts
+        or not all(a.hashes.get("sha256") for a in artifacts)
+        or pid not in planner.metadata
+        or pid in planner.unverified
+        or pid in audit.replacements
+        or any(f.package == pid for f in audit.findings)
+    ):
+        return
+    loose = None
+    if options.per_wheel and len(per_file) > 1:
+        loose = loose_metadata(list(per_file.values()))
+    store.put(
+        key,
+        {
+            "metadata": encode_metadata(planner.metadata[pid]),
+            "loose": encode_metadata(loose),
+            "warnings": [_finding_doc(f) for f in found],
+            "audit_warnings": [_finding_doc(f) for f in audit.warnings if f.package == pid],
+        },
+    )
+
+
+def _recall(
+    doc: dict[str, object],
+    package: Package,
+    planner: Planner,
+    warnings: list[Finding],
+    audit: ArtifactAudit,
+) -> bool:
+    """Apply stored facts as :func:`_locked_metadata` would; False if they do not decode."""
+    try:
+        metadata = decode_metadata(doc["metadata"])
+        loose = decode_metadata(doc.get("loose"))
+        found = [_finding(package.id, f) for f in doc["warnings"]]  # type: ignore[attr-defined]
+        kept = [_finding(package.id, f) for f in doc["audit_warnings"]]  # type: ignore[attr-defined]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    if metadata is None:
+        return False
+    planner.add_metadata(package.id, metadata)
+    if loose is not None:
+        planner.add_loose(package.id, loose)
+    warnings.extend(found)
+    audit.warnings.extend(kept)
+    return True
+
+
+def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:
+    """Put what the concurrent checks collected in lock order, so that the result does not
+    depend on which packages were answered from stored facts or finished first."""
+    order = {p.id: i for i, p in enumerate(lock.packages)}
+    for findings in lists:
+        findings.sort(key=lambda f: order.get(f.package, len(order)))
+    for table in (planner.metadata, planner.loose):
+        items = sorted(table.items(), key=lambda kv: order.get(kv[0], len(order)))
+        table.clear()
+        table.update(items)
 
 
 def _client(options: Options, config: ProjectConfig, lock_dir: Path) -> IndexClient:
@@ -386,14 +522,41 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 registry.append(package)
         wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = {}
         done = 0
+        total = len(registry)
+        store = _facts_store(options)
+        if store is not None:
+            theirs = set(options.worker.packages) if options.worker is not None else set()
+            stamps = {}
+            for package in (p for p in registry if p.id not in theirs):
+                found = _facts_key(client, planner, package, options)
+                if found is not None:
+                    stamps[package.id] = found
+            stored = store.get_many(key for key, _ in stamps.values())
+            recalled = []
+            for package in registry:
+                key, fresh_until = stamps.get(package.id, ("", 0.0))
+                doc = stored.get(key)
+                if doc is not None and _recall(doc, package, planner, warnings, audit):
+                    client.reuse_page(fresh_until)
+                    recalled.append(package)
+            if recalled:
+                known = {p.id for p in recalled}
+                registry = [p for p in registry if p.id not in known]
+                done = len(recalled)
 
         async def tracked(package: Package) -> None:
             nonlocal done
             per_file = wheel_metadata.setdefault(package.id, {})
-            await _locked_metadata(client, planner, package, warnings, audit, per_file)
+            found: list[Finding] = []
+            complete = await _locked_metadata(client, planner, package, found, audit, per_file)
+            warnings.extend(found)
+            if store is not None and complete:
+                served = _facts_key(client, planner, package, options, served=True)
+                if served is not None:
+                    _remember(store, served[0], package, planner, found, audit, per_file, options)
             done += 1
             if options.progress:
-                options.progress(done, len(registry))
+                options.progress(done, total)
 
         worker = options.worker
         shard_ids = set(worker.packages) if worker is not None else set()
@@ -420,7 +583,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             client.fresh_until = min(client.fresh_until, result.fresh_until)
             done += len(shard_ids)
             if options.progress:
-                options.progress(done, len(registry))
+                options.progress(done, total)
         elif shard_ids:
             log.info("lockfix: the second process failed; verifying its packages here")
             await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
@@ -429,6 +592,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 loose = loose_metadata(list(per_file.values())) if len(per_file) > 1 else None
                 if loose is not None and package_id in planner.metadata:
                     planner.add_loose(package_id, loose)
+        _in_lock_order(lock, planner, warnings, audit.warnings, audit.findings)
         while True:
             plan = planner.plan()
             if not plan.pending:
@@ -437,6 +601,8 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         requests = client.stats.requests
         fresh_until = client.fresh_until
         processes = 2 if result is not None else 1
+    if store is not None:
+        store.close()
     promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
     return Analysis(

@@ -466,6 +466,8 @@ class IndexClient:
         self.retry_wait = retry_wait
         # for pages whose response says nothing about freshness; 0: revalidate every page
         self.page_ttl = page_ttl()
+        # URL → stamp of the cached copy each page was answered from (PageCache.stamp)
+        self.served_stamps: dict[str, str] = {}
         self.stats = RequestStats()
         # until when every index page this run relied on stays fresh (a verdict on the lock
         # can be reused until then); 0 = something was not cacheable
@@ -788,6 +790,45 @@ class IndexClient:
             return page
         return await self._once(("page", clean, name), lambda: self._fetch_page(clean, name))
 
+    def page_stamp(
+        self, index_url: str, name: str, *, flat: bool = False
+    ) -> tuple[str, float] | None:
+        """(stamp, fresh until) of the cached project page that :meth:`project_page` would
+        answer from without a request (:meth:`lockfix.cache.PageCache.stamp`), or None: no
+        such entry, a flat or local index, or no cache. Whoever relies on the page without
+        reading it calls :meth:`reuse_page`."""
+        if self.cache is None or not is_remote(index_url):
+            return None
+        clean = self.credentials.register_index(index_url)
+        if flat or looks_flat(clean):
+            return None
+        found = self.cache.pages.stamp(project_page_url(clean, name))
+        if found is None:
+            return None
+        stamp, fetched_at, max_age = found
+        if not (self.offline or (self.page_ttl > 0 and 0 <= time.time() - fetched_at < max_age)):
+            return None
+        return stamp, 0 if self.offline else fetched_at + max_age
+
+    def _served(self, url: str, stamp: str | None) -> None:
+        if stamp is None:
+            self.served_stamps.pop(url, None)
+        else:
+            self.served_stamps[url] = stamp
+
+    def served_stamp(self, index_url: str, name: str) -> str | None:
+        """The stamp of the stored copy of the project page :meth:`project_page` answered
+        from in this run, None if it was not stored (no cache, a flat or local index)."""
+        if not is_remote(index_url):
+            return None
+        clean = self.credentials.register_index(index_url)
+        return self.served_stamps.get(project_page_url(clean, name))
+
+    def reuse_page(self, fresh_until: float) -> None:
+        """Count a cached page used by its :meth:`page_stamp` as :meth:`project_page` would."""
+        self.stats.page_cache_hits += 1
+        self._fresh_until(fresh_until)
+
     async def _fetch_page(self, index_url: str, name: str) -> ProjectPage:
         url = project_page_url(index_url, name)
         data, ctype, final_url = await self._page_bytes(
@@ -810,6 +851,8 @@ class IndexClient:
         if entry is not None and (self.offline or (self.page_ttl > 0 and entry.fresh(time.time()))):
             self.stats.page_cache_hits += 1
             self._fresh_until(0 if self.offline else entry.fetched_at + entry.max_age)
+            if entry.stamp is not None:
+                self.served_stamps[url] = entry.stamp
             return entry.body, entry.content_type, entry.final_url
         headers = {"Accept": accept}
         if entry is not None:
@@ -829,7 +872,7 @@ class IndexClient:
                         if pages is not None and max_age is not None:
                             entry.fetched_at, entry.max_age = time.time(), max_age
                             entry.etag = response.headers.get("etag") or entry.etag
-                            pages.put(entry)
+                            self._served(url, pages.put(entry))
                         self._fresh_until(time.time() + (max_age or 0))
                         return entry.body, entry.content_type, entry.final_url
                     if project is not None and code in _NOT_FOUND:
@@ -842,7 +885,7 @@ class IndexClient:
             max_age = page_freshness(response.headers, self.page_ttl)
             self._fresh_until(time.time() + (max_age or 0) if pages is not None else 0)
             if pages is not None and max_age is not None:
-                pages.put(
+                stamp = pages.put(
                     CachedPage(
                         url=url,
                         final_url=final_url,
@@ -854,6 +897,7 @@ class IndexClient:
                         last_modified=response.headers.get("last-modified"),
                     )
                 )
+                self._served(url, stamp)
             return data, ctype, final_url
 
         try:

@@ -8,11 +8,14 @@ blocks that change.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -524,12 +527,63 @@ def split_blocks(text: str) -> list[str]:
     return blocks
 
 
-def parse_lock(text: str) -> Lock:
-    """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse."""
+class BlockDocuments(Protocol):
+    """Stored TOML documents of ``[[package]]`` blocks, by the sha256 of the block's text."""
+
+    def documents(self, keys: list[str]) -> dict[str, Any]: ...
+
+    def put_document(self, key: str, text: str) -> None: ...
+
+
+def _load_blocks(text: str, store: BlockDocuments) -> dict[str, Any]:
+    """The TOML document of the lock, each ``[[package]]`` block decoded once and stored:
+    the same as :func:`loads` of the whole text. Anything but a header without ``package``
+    followed by blocks that each hold exactly one package table is decoded as a whole
+    (so that errors read the same too)."""
+    blocks = split_blocks(text)
+    try:
+        data = loads(blocks[0])
+    except (TOMLDecodeError, RecursionError):
+        return loads(text)
+    if "package" in data:
+        return loads(text)
+    keys = [hashlib.sha256(block.encode()).hexdigest() for block in blocks[1:]]
+    stored = store.documents(keys)
+    packages: list[Any] = []
+    for key, block in zip(keys, blocks[1:], strict=True):
+        doc = stored.get(key)
+        if not _one_package(doc):
+            try:
+                doc = loads(block)
+            except (TOMLDecodeError, RecursionError):
+                return loads(text)
+            if not _one_package(doc):
+                return loads(text)
+            with contextlib.suppress(TypeError, ValueError):  # a TOML date: not for JSON
+                store.put_document(key, json.dumps(doc, separators=(",", ":")))
+        packages.append(doc["package"][0])
+    if packages:
+        data["package"] = packages
+    return data
+
+
+def _one_package(doc: Any) -> bool:
+    return (
+        isinstance(doc, dict)
+        and list(doc) == ["package"]
+        and isinstance(doc["package"], list)
+        and len(doc["package"]) == 1
+        and isinstance(doc["package"][0], dict)
+    )
+
+
+def parse_lock(text: str, store: BlockDocuments | None = None) -> Lock:
+    """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse.
+    ``store``: where the documents of blocks seen before are kept (:func:`_load_blocks`)."""
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
     try:
-        data = loads(text)
+        data = loads(text) if store is None else _load_blocks(text, store)
     except TOMLDecodeError as error:
         raise LockError(f"not valid TOML: {error}") from None
     except RecursionError:

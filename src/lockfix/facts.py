@@ -1,0 +1,168 @@
+"""What a check learned about one locked package, stored so that an unchanged package costs
+a lookup the next time.
+
+A check of a registry package reads its index page, the core metadata of each locked
+file, merges it (:func:`lockfix.wheels.merge_wheel_metadata`) and audits the locked files
+against the page. The outcome depends only on what the lock says of the package's
+identity and files (name, version, source, each file's URL, hash, size and upload time),
+the page as the index served it, and a few options; not on its edges or resolution
+markers. :func:`facts_key` hashes exactly those; the page enters by its cache stamp
+(:meth:`lockfix.cache.PageCache.stamp`), which changes whenever the page is fetched or
+revalidated. Only a complete outcome is stored: every file's metadata read, no finding
+against the locked files, nothing unverified. Everything else is checked afresh each
+time.
+
+The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
+its text (:func:`lockfix.lockfile.parse_lock`), so that only changed blocks are decoded.
+
+The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
+written in one transaction when the run ends. An entry that does not decode is a miss; a
+damaged database file is set aside and started afresh; a database another process keeps
+locked is left alone for the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lockfix import __version__
+from lockfix.cache import BUSY_TIMEOUT, _damaged
+from lockfix.metadata import CoreMetadata
+
+FACTS_DATABASE = "facts-v1.sqlite"
+# Part of every key: a change to what is stored, or to how the engine computes it, must
+# come with a new value here (so that entries written by other code are never read).
+FORMAT = "lockfix-facts-1"
+DISABLE_VARIABLE = "LOCKFIX_PACKAGE_FACTS"  # "0": neither read nor write stored facts
+
+
+def enabled() -> bool:
+    return os.environ.get(DISABLE_VARIABLE, "").strip() != "0"
+
+
+def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
+    """The key of a package's facts: what the lock says of it (``locked``: its id and
+    files), its page's stamp, the options."""
+    doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+
+class FactsStore:
+    """Stored package facts by :func:`facts_key`; see the module docstring."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.database = Path(root) / FACTS_DATABASE
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, str] = {}
+        self._pending_blocks: dict[str, str] = {}
+        self._unusable = False
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._db is not None:
+            return self._db
+        if self._unusable or (not create and not self.database.exists()):
+            return None
+        for attempt in range(2):
+            db = None
+            try:
+                self.database.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT)
+                for table in ("facts", "blocks"):
+                    db.execute(
+                        f"CREATE TABLE IF NOT EXISTS {table} "
+                        "(key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
+                    )
+            except sqlite3.DatabaseError as error:
+                if db is not None:
+                    db.close()
+                if attempt or not _damaged(error):
+                    self._unusable = True
+                    return None
+                with contextlib.suppress(OSError):  # not a database: set it aside
+                    self.database.replace(self.database.with_suffix(".damaged"))
+                continue
+            except (sqlite3.Error, OSError):
+                self._unusable = True
+                return None
+            self._db = db
+            return db
+        return None
+
+    def _failed(self) -> None:
+        self._unusable = True
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def get_many(self, keys: Iterable[str], table: str = "facts") -> dict[str, dict[str, Any]]:
+        """The decodable entries among ``keys``."""
+        wanted = list(dict.fromkeys(keys))
+        db = self._connect(create=False)
+        if db is None or not wanted:
+            return {}
+        rows: list[tuple[str, str]] = []
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT key, doc FROM {table} WHERE key IN ({marks})"
+                rows.extend(db.execute(query, chunk))
+        except sqlite3.Error:
+            self._failed()
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for key, text in rows:
+            try:
+                doc = json.loads(text)
+            except (ValueError, TypeError):
+                continue  # corrupt: a miss; it will be rewritten
+            if isinstance(doc, dict):
+                found[key] = doc
+        return found
+
+    def put(self, key: str, doc: dict[str, Any]) -> None:
+        self._pending[key] = json.dumps(doc, separators=(",", ":"))
+
+    # lockfile.BlockDocuments: the TOML documents of lock blocks, by the sha256 of their text
+    def documents(self, keys: list[str]) -> dict[str, Any]:
+        return self.get_many(keys, "blocks")
+
+    def put_document(self, key: str, text: str) -> None:
+        self._pending_blocks[key] = text
+
+    def close(self) -> None:
+        """Write the entries stored in this run (one transaction) and close the database."""
+        pending, self._pending = self._pending, {}
+        blocks, self._pending_blocks = self._pending_blocks, {}
+        if pending or blocks:
+            db = self._connect(create=True)
+            if db is not None:
+                try:
+                    with db:
+                        db.executemany(
+                            "INSERT OR REPLACE INTO facts VALUES (?, ?)", pending.items()
+                        )
+                        db.executemany(
+                            "INSERT OR REPLACE INTO blocks VALUES (?, ?)", blocks.items()
+                        )
+                except sqlite3.Error:
+                    self._failed()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def encode_metadata(metadata: CoreMetadata | None) -> dict[str, Any] | None:
+    return None if metadata is None else metadata.to_json()
+
+
+def decode_metadata(doc: Any) -> CoreMetadata | None:
+    return None if doc is None else CoreMetadata.from_json(doc)
