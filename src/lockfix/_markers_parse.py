@@ -135,7 +135,7 @@ class _Parser:
         self.pos = 0
 
     def error(self, message: str, pos: int | None) -> InvalidMarker:
-        text = self.text if len(self.text) <= 200 else f"{self.text[:200]}..."
+        text = self.text if len(self.text) <= 60 else f"{self.text[:60]}..."
         where = "" if pos is None else f" at position {pos}"
         return InvalidMarker(f"invalid marker {text!r}: {message}{where}")
 

@@ -81,7 +81,7 @@ WRONG_VALUES: list[tuple[str, str | bytes | None, str]] = [
     (
         "marker-nested",
         six(MARKER, f'marker = "{DEEP_MARKER}"'),
-        "dependency six: `marker`: the marker is nested too deeply",
+        "more than 64 levels of parentheses",
     ),
     (
         "resolution-marker-integer",
