@@ -10,6 +10,7 @@ subprocesses.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -196,7 +197,11 @@ def _alive(pid: int) -> bool:
 def test_an_interrupted_check_leaves_no_second_process(
     case: Case, tmp_path: Path, mode: str
 ) -> None:
-    case.server.add_fault(lambda method, path: Fault(delay=0.5))
+    # The first request is answered after 0.5 s, every later one after 5 s: once the index
+    # has answered, the check is surely still at work when the interrupt comes, however
+    # slowly this test gets to send it (a finished check would exit 1, not 130).
+    answered = itertools.count()
+    case.server.add_fault(lambda method, path: Fault(delay=0.5 if next(answered) == 0 else 5))
     case.server.reset_log()
     try:
         project = case.project(f"interrupted-{mode}", case.broken)
