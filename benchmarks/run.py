@@ -1,4 +1,4 @@
-"""lockfix benchmark (issue 5): ``python -m benchmarks.run [--sizes 500,2000,5000] [--reps 5]
+"""lockfix benchmark: ``python -m benchmarks.run [--sizes 500,2000,5000] [--reps 5]
 [--cold-reps 3] [--real] [--json out.json] [--profile N]``.
 
 For each synthetic size N (served from the loopback fixture index) and, with ``--real``, for

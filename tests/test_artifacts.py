@@ -1,4 +1,4 @@
-"""Lock integrity (issue 9): locked sdists and wheels must be the files the index lists.
+"""Lock integrity: locked sdists and wheels must be the files the index lists.
 
 A correct lock is written by real uv against a loopback index, then tampered with the way
 a malicious or careless PR would: a wheel moved to another host with that host's hash, a

@@ -1,4 +1,4 @@
-"""Issue 4's scenario suite: lock shapes uv writes, corrupted by script, repaired by lockfix.
+"""The scenario suite: lock shapes uv writes, corrupted by script, repaired by lockfix.
 
 For each shape, current uv writes the reference lock against the loopback index. Each
 case corrupts it (an edge dropped, an undeclared edge added, a marker changed, a package

@@ -1,4 +1,4 @@
-"""Lock integrity: do the locked sdists and wheels match what the index lists? (issue 9)
+"""Lock integrity: do the locked sdists and wheels match what the index lists?
 
 ``uv lock --check`` never looks at registry artifacts, so a lock edited to point a wheel at
 another host, with that host's hash, installs whatever that host serves on

@@ -39,7 +39,7 @@ class Unverified(click.ClickException):
 
 
 def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    ctx.meta["lockfix.keep_going"] = value  # read by lockfix.engine (issue 7)
+    ctx.meta["lockfix.keep_going"] = value  # read by lockfix.engine
 
 
 @dataclass(slots=True)
@@ -90,7 +90,7 @@ def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callabl
             is_flag=True,
             expose_value=False,
             callback=_keep_going,
-            help="Repair what could be verified, report the rest, exit 3 (issue 7).",
+            help="Repair what could be verified, report the rest, exit 3.",
         ),
         click.option(
             "-v", "--verbose", is_flag=True, help="Print each package's verdict on stderr."
@@ -112,7 +112,7 @@ def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callabl
 
 
 def _paths_argument(function: Callable[..., Any]) -> Callable[..., Any]:
-    # readable=False: an unreadable lock is reported by safeio in one line (issue 7)
+    # readable=False: an unreadable lock is reported by safeio in one line
     paths = click.Path(path_type=Path, readable=False)
     return click.argument("paths", nargs=-1, type=paths)(function)
 

@@ -49,7 +49,7 @@ class Options:
     progress: Callable[[int, int], None] | None = None
     # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)
     per_wheel: bool = True
-    # issue 7: with keep_going, repair writes what was verified and leaves the rest; without
+    # with keep_going, repair writes what was verified and leaves the rest; without
     # it, a package that could not be verified (index/network failure) stops repair with
     # Unverified. None: take `--keep-going` (and whether this is `repair`) from the CLI.
     keep_going: bool | None = None
@@ -74,7 +74,7 @@ class Analysis:
     plan: Plan
     warnings: list[Finding] = field(default_factory=list)
     requests: int = 0
-    # issue 9: locked sdists/wheels that disagree with the index (warnings go to `warnings`)
+    # locked sdists/wheels that disagree with the index (warnings go to `warnings`)
     artifact_findings: list[Finding] = field(default_factory=list)
     artifact_replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
     # every locked file's metadata, for `lockfix explain`
@@ -124,9 +124,9 @@ def _cli_switches(options: Options) -> tuple[bool, bool]:
 def _unverified_policy(
     lock: Lock, plan: Plan, options: Options, artifact_findings: set[PackageId]
 ) -> None:
-    """Issue 7: refuse to repair from a partial view unless --keep-going was given.
+    """Refuse to repair from a partial view unless --keep-going was given.
 
-    A package whose locked file disagrees with its index (an artifact finding, issue 9) is
+    A package whose locked file disagrees with its index (an artifact finding) is
     reported as that finding, not as an index failure."""
     plan.failed -= artifact_findings
     keep_going, writes = _cli_switches(options)

@@ -63,7 +63,7 @@ def human_report(
 ) -> str:
     lines: list[str] = []
     grouped: dict[str, list[Finding]] = {}
-    errors = [*plan.findings, *artifact_findings]  # artifact findings: issue 9
+    errors = [*plan.findings, *artifact_findings]  # the locked-file findings count as findings
     for finding in [*errors, *warnings]:
         package = finding.package
         key = f"{package.name} {package.version} ({index_label(package.source.location)})"

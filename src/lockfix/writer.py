@@ -271,7 +271,7 @@ def _ending(block: str, breaks: int, newline: str) -> str:
     return content + newline * breaks
 
 
-# --- locked artifacts (issue 9: lockfix repair --accept-index-artifacts) -------------------
+# --- locked artifacts (lockfix repair --accept-index-artifacts) ----------------------------
 
 
 def replace_artifacts(block: str, files: Sequence[IndexFile]) -> str:

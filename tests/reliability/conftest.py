@@ -1,4 +1,4 @@
-"""Shared parts of the reliability tests (issue 7): a fault-injecting loopback index serving
+"""Shared parts of the reliability tests: a fault-injecting loopback index serving
 the torch_groups scenario, projects with its saved broken/reference locks, and a runner
 that records every run of the real command line for the summary table."""
 

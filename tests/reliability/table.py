@@ -1,4 +1,4 @@
-"""Run the reliability tests and print their summary table (issue 7).
+"""Run the reliability tests and print their summary table.
 
     .venv/bin/python tests/reliability/table.py [extra pytest args, e.g. -k faults]
 

@@ -1,4 +1,4 @@
-"""Bad input (issue 7): one clear line naming the file and the problem, exit 2, file untouched.
+"""Bad input: one clear line naming the file and the problem, exit 2, file untouched.
 
 The full table, for ``check`` and ``repair``; the cases that need a real index (revision,
 CRLF, symlink, read-only, mode) repair the saved broken torch_groups lock against the

@@ -1,4 +1,4 @@
-"""Flaky networks and hostile indexes (issue 7), on the real loopback fault server.
+"""Flaky networks and hostile indexes, on the real loopback fault server.
 
 Every case repairs the saved broken torch_groups lock against indexes that require Basic
 auth, with the credentials (``SECRET``) embedded in pyproject's index URLs, and then:
@@ -319,7 +319,7 @@ def test_redirect_to_another_host_drops_credentials(
         project = index.project()
         result = index.run("repair", "uv.lock", "--diff", cwd=project)
         assert "Traceback" not in result.output
-        # 1: the files now come from another host (artifact-host-mismatch, issue 9): refused
+        # 1: the files now come from another host (artifact-host-mismatch): refused
         assert result.returncode in (0, 1, 3), result.output
         assert other.requests, "the redirect was not followed"
         for request in other.requests:

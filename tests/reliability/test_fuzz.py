@@ -1,4 +1,4 @@
-"""Fuzzing the lock reader and writer with hypothesis (issue 7).
+"""Fuzzing the lock reader and writer with hypothesis.
 
 - Generated small uv-shaped locks (registry packages, edges with markers and extras,
   optional-dependency tables, sdists and wheels; LF or CRLF) survive the round trip: parse,

@@ -1,4 +1,4 @@
-"""Interrupted and concurrent writes (issue 7).
+"""Interrupted and concurrent writes.
 
 50 repairs of the saved broken lock against a slow loopback index (every request delayed),
 each killed by SIGINT, SIGTERM or SIGKILL: at a random moment, or mid-write, when its temp
