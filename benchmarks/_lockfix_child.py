@@ -13,7 +13,7 @@ import sys
 
 
 def _install_stats_hook(path: str) -> None:
-    from lockfix import http
+    from lockfix.index import http
 
     original = http.IndexClient.aclose
 
@@ -29,7 +29,7 @@ def main() -> None:
     stats = os.environ.get("LOCKFIX_BENCH_STATS")
     if stats:
         _install_stats_hook(stats)
-    from lockfix.cli import main as cli
+    from lockfix.cli.main import main as cli
 
     profile = os.environ.get("LOCKFIX_BENCH_PROFILE")
     if not profile:

@@ -227,7 +227,7 @@ def uv_bin() -> Path:
 
 
 def split_blocks(text: str) -> list[str]:
-    from lockfix.lockfile import split_blocks as split
+    from lockfix.lock.lockfile import split_blocks as split
 
     return split(text)
 

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from lockfix.lockfile import Lock, PackageId, parse_lock
+from lockfix.lock.lockfile import Lock, PackageId, parse_lock
 from lockfix.markers import Marker, conflict_extra
 
 PLATFORMS = (

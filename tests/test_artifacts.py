@@ -27,16 +27,16 @@ import pytest
 from fixtures.builder import BuiltScenario, build_scenario
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.artifacts import ArtifactAudit, index_artifacts, same_upload_time, verify_artifacts
-from lockfix.collector import (
-    IndexFile,
-    IndexRequestError,
-    ProjectPage,
-    parse_simple_html,
-    parse_simple_json,
+from lockfix.analysis.artifacts import (
+    ArtifactAudit,
+    index_artifacts,
+    same_upload_time,
+    verify_artifacts,
 )
-from lockfix.lockfile import parse_lock
-from lockfix.writer import replace_lock_artifacts
+from lockfix.dist.simple import IndexFile, ProjectPage, parse_simple_html, parse_simple_json
+from lockfix.errors import IndexRequestError
+from lockfix.lock.lockfile import parse_lock
+from lockfix.lock.writer import replace_lock_artifacts
 
 UV = "0.13.9"
 UPLOADED = "2025-03-01T10:00:00.123456Z"
@@ -558,8 +558,8 @@ DELETED_UPSTREAM = {("zensical", "0.0.52")}
 def test_real_locks_have_no_artifact_findings(path: Path, tmp_path: Path) -> None:
     import asyncio
 
-    from lockfix.cache import MetadataCache
-    from lockfix.http import IndexClient
+    from lockfix.index.cache import MetadataCache
+    from lockfix.index.http import IndexClient
 
     lock = parse_lock(path.read_text())
     packages = [p for p in lock.packages if p.source.is_registry and p.source.location == PYPI]

@@ -20,7 +20,7 @@ import pytest
 from fixtures.builder import build_scenario
 from fixtures.server import Fault, IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.lockfile import parse_lock
+from lockfix.lock.lockfile import parse_lock
 from test_torch_e2e import NEW, OLD, Case
 
 pytestmark = pytest.mark.skipif(

@@ -12,19 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.builder import build_scenario
-from lockfix import collector
-from lockfix.collector import (
+from lockfix.dist import simple as collector
+from lockfix.dist.simple import (
     IndexFile,
-    IndexRequestError,
-    ProjectNotFound,
     file_matches_project,
     parse_filename,
     parse_page,
     parse_simple_html,
     parse_simple_json,
-    path_to_url,
 )
-from lockfix.http import IndexClient
+from lockfix.errors import IndexRequestError, ProjectNotFound
+from lockfix.index.http import IndexClient
+from lockfix.index.local import path_to_url
 
 PAGE = "https://example.org/simple/torch/"
 
@@ -375,7 +374,7 @@ def test_flat_page_filters_by_project() -> None:
 
 
 def test_looks_flat() -> None:
-    from lockfix.collector import looks_flat
+    from lockfix.index.local import looks_flat
 
     assert looks_flat("https://data.pyg.org/whl/torch-2.5.0+cu124.html")
     assert not looks_flat("https://download.pytorch.org/whl/cu126")
@@ -393,7 +392,7 @@ def test_files_for_version_local_versions() -> None:
             "torch-2.7.10.tar.gz",
         )
     )
-    from lockfix.collector import ProjectPage
+    from lockfix.dist.simple import ProjectPage
 
     page = ProjectPage("torch", "https://e/", files)
     assert [f.filename for f in page.files_for_version("2.7.1")] == [

@@ -20,7 +20,7 @@ from fixtures.lock_scenarios import SHAPES, build_registry, drop_edge
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix.facts import DISABLE_VARIABLE, FACTS_DATABASE, FactsStore
-from lockfix.lockfile import Lock, LockError, parse_lock
+from lockfix.lock.lockfile import Lock, LockError, parse_lock
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 

@@ -19,18 +19,19 @@ import pytest
 
 from fixtures.builder import BuiltScenario, build_scenario
 from fixtures.server import Fault, IndexServer
-from lockfix.auth import CredentialProvider, redact
-from lockfix.cache import MetadataCache
-from lockfix.collector import (
+from lockfix.dist.metadata import CoreMetadata, parse_core_metadata
+from lockfix.dist.simple import IndexFile
+from lockfix.errors import (
     HashMismatch,
     IndexAuthError,
-    IndexFile,
     IndexRequestError,
     OfflineCacheMiss,
     ProjectNotFound,
 )
-from lockfix.http import IndexClient
-from lockfix.metadata import CoreMetadata, parse_core_metadata
+from lockfix.index.auth import CredentialProvider
+from lockfix.index.cache import MetadataCache
+from lockfix.index.http import IndexClient
+from lockfix.urls import redact
 
 TORCH_DEPS = [
     "filelock",
@@ -832,7 +833,7 @@ def test_page_http_cache(tmp_path: Path, cache_control: str) -> None:
 
 
 def test_basic_header_format() -> None:
-    from lockfix.auth import Credentials
+    from lockfix.urls import Credentials
 
     creds = Credentials("alice", SECRET)
     assert base64.b64decode(creds.authorization().split()[1]) == f"alice:{SECRET}".encode()

@@ -19,7 +19,7 @@ from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from helpers import run_lockfix
-from lockfix.lockfile import PackageId, parse_lock
+from lockfix.lock.lockfile import PackageId, parse_lock
 from semantic import semantic_differences
 
 NEW = "0.13.9"

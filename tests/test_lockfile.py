@@ -8,10 +8,10 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from lockfix.collector import IndexFile
-from lockfix.lockfile import Artifact, LockError, parse_lock, split_blocks
-from lockfix.planner import MAIN, PackagePlan, Plan
-from lockfix.writer import apply_plan, format_upload_time, replace_lock_artifacts
+from lockfix.analysis.planner import MAIN, PackagePlan, Plan
+from lockfix.dist.simple import IndexFile
+from lockfix.lock.lockfile import Artifact, LockError, parse_lock, split_blocks
+from lockfix.lock.writer import apply_plan, format_upload_time, replace_lock_artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_LOCKS = sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock"))

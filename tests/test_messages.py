@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lockfix.lockfile import parse_lock
-from lockfix.metadata import CoreMetadata
-from lockfix.planner import Planner
-from lockfix.project import infer_config
-from lockfix.wheels import merge_wheel_metadata
+from lockfix.analysis.planner import Planner
+from lockfix.analysis.wheels import merge_wheel_metadata
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.lock.lockfile import parse_lock
+from lockfix.lock.project import infer_config
 from test_planner import lock_text, metadata, package, plan
 
 TOML_TABLE = 'toml = [\n    { name = "tomli" },\n]\n'

@@ -21,9 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockfix import _zip, cache, metadata
-from lockfix.cache import MetadataCache
-from lockfix.metadata import (
+from lockfix.dist import _zip, metadata
+from lockfix.dist.metadata import (
     CoreMetadata,
     MetadataError,
     MetadataUnavailable,
@@ -32,6 +31,8 @@ from lockfix.metadata import (
     parse_core_metadata,
     read_wheel_metadata,
 )
+from lockfix.index import cache
+from lockfix.index.cache import MetadataCache
 
 TORCH_LIKE = b"""Metadata-Version: 2.4
 Name: torch
@@ -479,7 +480,7 @@ def test_parse_core_metadata_reads_only_the_headers(lines: list[tuple[str, str]]
     """Cutting the document after the first empty line changes nothing."""
     from unittest import mock
 
-    from lockfix import metadata
+    from lockfix.dist import metadata
 
     data = "".join(line + end for line, end in lines).encode()
     never = re.compile(r"(?!)")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lockfix.lockfile import parse_lock
+from lockfix.analysis.planner import Plan, Planner
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.lock.lockfile import parse_lock
+from lockfix.lock.project import infer_config
 from lockfix.markers import Marker
-from lockfix.metadata import CoreMetadata
-from lockfix.planner import Plan, Planner
-from lockfix.project import infer_config
 
 REGISTRY = "https://example.invalid/simple"
 

@@ -50,7 +50,7 @@ def test_elsewhere_lockfix_says_so_in_one_line() -> None:
         "import os, sys\n"
         "os.name = 'nt'\n"
         "sys.argv = ['lockfix', 'check']\n"
-        "from lockfix._entry import main\n"
+        "from lockfix.cli._entry import main\n"
         "main()\n"
     )
     result = subprocess.run(

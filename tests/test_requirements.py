@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from lockfix.analysis.planner import Planner
+from lockfix.cli.report import human_report, json_document
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.requirements import parse_requirement, parse_specifiers, unreadable_lines
 from lockfix.markers import InvalidMarker, Marker
-from lockfix.metadata import CoreMetadata
-from lockfix.planner import Planner
-from lockfix.report import human_report, json_document
-from lockfix.requirements import parse_requirement, parse_specifiers, unreadable_lines
 from test_planner import EDGE, REGISTRY, lock_text, metadata, package
 
 
@@ -90,8 +90,8 @@ def test_what_uv_rejects_is_still_an_error(text: str) -> None:
 def test_a_line_lockfix_cannot_read_never_counts_as_absent() -> None:
     """lib's metadata has a line lockfix cannot read: lib is not verified, its locked edge
     to dep is kept and dep is no orphan, whatever the readable lines say."""
-    from lockfix.lockfile import parse_lock
-    from lockfix.project import infer_config
+    from lockfix.lock.lockfile import parse_lock
+    from lockfix.lock.project import infer_config
 
     text = lock_text("", package("lib", EDGE) + package("dep"))
     lock = parse_lock(text)
@@ -113,7 +113,7 @@ def test_a_line_lockfix_cannot_read_never_counts_as_absent() -> None:
 
 def test_wheels_that_disagree_keep_an_unreadable_line() -> None:
     """Merging the metadata of wheels that disagree must not drop such a line."""
-    from lockfix.wheels import merge_wheel_metadata
+    from lockfix.analysis.wheels import merge_wheel_metadata
 
     def wheel_metadata(*requires: str) -> CoreMetadata:
         return CoreMetadata("lib", "1.0", requires, None, (), (), "2.3")
@@ -159,7 +159,7 @@ def test_a_python_floor_of_a_wildcard_requires_python() -> None:
     versions for Python 3.12 and up instead of failing."""
     from packaging.version import Version
 
-    from lockfix.planner import _python_floor
+    from lockfix.analysis.planner import _python_floor
 
     assert _python_floor("==3.12.*") == Version("3.12")
     assert _python_floor(">=3.10,<3.13") == Version("3.10")
@@ -170,10 +170,10 @@ def test_a_wildcard_pin_chooses_a_version() -> None:
     newest version under the pin; the wildcard once ended in a traceback."""
     from packaging.specifiers import SpecifierSet
 
-    from lockfix.collector import IndexFile, ProjectPage
-    from lockfix.lockfile import parse_lock
-    from lockfix.planner import Missing
-    from lockfix.project import infer_config
+    from lockfix.analysis.planner import Missing
+    from lockfix.dist.simple import IndexFile, ProjectPage
+    from lockfix.lock.lockfile import parse_lock
+    from lockfix.lock.project import infer_config
 
     lock = parse_lock(lock_text("", package("lib")))
     planner = Planner(lock, infer_config(lock))

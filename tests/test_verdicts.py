@@ -187,8 +187,8 @@ def test_a_reused_verdict_is_answered_before_the_command_line_loads(
     assert again.returncode == 0, again.stderr
     assert again.stdout == first.stdout
     loaded = _imported(again.stderr)
-    assert "lockfix.verdicts" in loaded
-    assert not loaded & {"click", "lockfix.cli", "lockfix.engine", "httpx"}, loaded
+    assert "lockfix.cli.verdicts" in loaded
+    assert not loaded & {"click", "lockfix.cli.main", "lockfix.engine", "httpx"}, loaded
     assert server.requests == []
 
 

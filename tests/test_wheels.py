@@ -1,6 +1,6 @@
 """Wheels that disagree: one version whose wheels declare different dependencies.
 
-The installer's pick is computed here independently of ``lockfix.wheels``, from
+The installer's pick is computed here independently of ``lockfix.analysis.wheels``, from
 ``packaging.tags`` (the tag order pip and uv use), for every platform × Python of the
 scenario; the merged metadata and the markers written into the lock must give, in each
 of those environments, exactly the dependencies of the wheel picked there.
@@ -31,11 +31,11 @@ from fixtures.scenarios import (
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from helpers import run_lockfix
-from lockfix.lockfile import parse_lock
+from lockfix.analysis.planner import lower_requirements
+from lockfix.analysis.wheels import merge_wheel_metadata, wheel_selections
+from lockfix.dist.metadata import CoreMetadata, parse_core_metadata
+from lockfix.lock.lockfile import parse_lock
 from lockfix.markers import Marker
-from lockfix.metadata import CoreMetadata, parse_core_metadata
-from lockfix.planner import lower_requirements
-from lockfix.wheels import merge_wheel_metadata, wheel_selections
 from semantic import Selection, environments, install, selections
 
 NEW = "0.13.9"

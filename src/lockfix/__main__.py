@@ -1,5 +1,5 @@
 """``python -m lockfix``."""
 
-from lockfix._entry import main
+from lockfix.cli._entry import main
 
 main()

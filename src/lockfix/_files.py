@@ -5,7 +5,7 @@ device such as ``/dev/zero`` never reaches end of file. Input files are therefor
 at before they are opened, opened without blocking, and checked again on the open
 descriptor (the path may have been swapped in between): only a regular file is read.
 
-Only ``os``, ``stat`` and ``errno`` here: :mod:`lockfix._entry` reads the lock with this
+Only ``os``, ``stat`` and ``errno`` here: :mod:`lockfix.cli._entry` reads the lock with this
 before anything else of lockfix is loaded.
 """
 

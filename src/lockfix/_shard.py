@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from lockfix.artifacts import ArtifactAudit
+    from lockfix.analysis.artifacts import ArtifactAudit
+    from lockfix.analysis.planner import Finding
+    from lockfix.dist.metadata import CoreMetadata
     from lockfix.engine import Options
-    from lockfix.lockfile import PackageId
-    from lockfix.metadata import CoreMetadata
-    from lockfix.planner import Finding
+    from lockfix.lock.lockfile import PackageId
 
 _LENGTH = struct.Struct("!Q")
 
@@ -260,7 +260,7 @@ class Worker:
 
 async def _run(job: ShardJob) -> ShardResult:
     from lockfix.engine import verify_packages
-    from lockfix.lockfile import parse_lock
+    from lockfix.lock.lockfile import parse_lock
 
     lock = parse_lock(job.lock_text)
     return await verify_packages(lock, Path(job.lock_dir), job.options, job.packages)
@@ -274,8 +274,6 @@ def _exit_when_orphaned(stdin: BinaryIO) -> None:
 
 
 def main() -> None:
-    import lockfix._wire
-    import lockfix.engine  # noqa: F401
 
     stdin = sys.stdin.buffer
     header = stdin.read(_LENGTH.size)

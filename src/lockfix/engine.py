@@ -14,24 +14,26 @@ from pathlib import Path
 
 from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
-from lockfix.artifacts import ArtifactAudit, trusted_for_metadata
-from lockfix.auth import CredentialProvider, split_credentials
-from lockfix.cache import MetadataCache, default_cache_dir, origin_key
-from lockfix.collector import IndexClientError, IndexFile, ProjectNotFound
-from lockfix.facts import FactsStore, decode_metadata, encode_metadata, facts_key
-from lockfix.facts import enabled as facts_enabled
-from lockfix.http import IndexClient
-from lockfix.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
-from lockfix.metadata import CoreMetadata, MetadataError, MetadataUnavailable
-from lockfix.planner import Finding, NoMatchingVersion, Plan, Planner
-from lockfix.project import ProjectConfig, load_config
-from lockfix.requirements import unreadable_lines
-from lockfix.wheels import (
+from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
+from lockfix.analysis.planner import Finding, NoMatchingVersion, Plan, Planner
+from lockfix.analysis.wheels import (
     disagreement,
     loose_metadata,
     merge_wheel_metadata,
     promote_disagreements,
 )
+from lockfix.dist.metadata import CoreMetadata, MetadataError, MetadataUnavailable
+from lockfix.dist.requirements import unreadable_lines
+from lockfix.dist.simple import IndexFile
+from lockfix.errors import IndexClientError, ProjectNotFound
+from lockfix.facts import FactsStore, decode_metadata, encode_metadata, facts_key
+from lockfix.facts import enabled as facts_enabled
+from lockfix.index.auth import CredentialProvider
+from lockfix.index.cache import MetadataCache, default_cache_dir, origin_key
+from lockfix.index.http import IndexClient
+from lockfix.lock.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
+from lockfix.lock.project import ProjectConfig, load_config
+from lockfix.urls import split_credentials
 
 # Options.per_wheel for the tasks of one analysis (wheels that disagree)
 _PER_WHEEL: ContextVar[bool] = ContextVar("lockfix_per_wheel", default=True)

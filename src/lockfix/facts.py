@@ -2,18 +2,18 @@
 a lookup the next time.
 
 A check of a registry package reads its index page, the core metadata of each locked
-file, merges it (:func:`lockfix.wheels.merge_wheel_metadata`) and audits the locked files
+file, merges it (:func:`lockfix.analysis.wheels.merge_wheel_metadata`) and audits the locked files
 against the page. The outcome depends only on what the lock says of the package's
 identity and files (name, version, source, each file's URL, hash, size and upload time),
 the page as the index served it, and a few options; not on its edges or resolution
 markers. :func:`facts_key` hashes exactly those; the page enters by its cache stamp
-(:meth:`lockfix.cache.PageCache.stamp`), which changes whenever the page is fetched or
+(:meth:`lockfix.index.cache.PageCache.stamp`), which changes whenever the page is fetched or
 revalidated. Only a complete outcome is stored: every file's metadata read, no finding
 against the locked files, nothing unverified. Everything else is checked afresh each
 time.
 
 The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
-its text (:func:`lockfix.lockfile.parse_lock`), so that only changed blocks are decoded.
+its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded.
 
 The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
 written in one transaction when the run ends. An entry that does not decode is a miss; a
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from lockfix import __version__
-from lockfix.cache import BUSY_TIMEOUT, _damaged
-from lockfix.metadata import CoreMetadata
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.index.cache import BUSY_TIMEOUT, _damaged
 
 FACTS_DATABASE = "facts-v1.sqlite"
 # Part of every key: a change to what is stored, or to how the engine computes it, must

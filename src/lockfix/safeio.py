@@ -42,7 +42,7 @@ from typing import Any
 import click
 
 from lockfix._files import NotRegularFile, kind, read_regular
-from lockfix.auth import redact_text
+from lockfix.urls import redact_text
 
 EXIT_INPUT = 2
 TEMP_MARK = ".lockfix-"

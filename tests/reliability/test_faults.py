@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.server import Fault, IndexServer
-from lockfix.lockfile import parse_lock
+from lockfix.lock.lockfile import parse_lock
 
 from .conftest import SECRET, USER, Index, record
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockfix.lockfile import LockError, parse_lock
-from lockfix.planner import MAIN, PackagePlan, Plan
-from lockfix.writer import apply_plan, render_array, render_dependency, toml_string
+from lockfix.analysis.planner import MAIN, PackagePlan, Plan
+from lockfix.lock.lockfile import LockError, parse_lock
+from lockfix.lock.writer import apply_plan, render_array, render_dependency, toml_string
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_LOCKS = sorted((REPO / "fixtures" / "locks").glob("*/reference.uv.lock"))

@@ -28,12 +28,14 @@ from fixtures.builder import BuiltScenario, build_scenario
 from fixtures.scenarios import get_wheel_scenario, make_wheels_project
 from fixtures.server import Fault, IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix import _markers_bdd as bdd
-from lockfix._markers_parse import parse_marker
-from lockfix.auth import CredentialProvider, redact_text
-from lockfix.collector import IndexRequestError, ProjectPage
-from lockfix.http import IndexClient
-from lockfix.lockfile import parse_lock
+from lockfix.dist.simple import ProjectPage
+from lockfix.errors import IndexRequestError
+from lockfix.index.auth import CredentialProvider
+from lockfix.index.http import IndexClient
+from lockfix.lock.lockfile import parse_lock
+from lockfix.markers import _bdd as bdd
+from lockfix.markers._parse import parse_marker
+from lockfix.urls import redact_text
 
 from .conftest import SECRET, USER, Index, Run
 
@@ -149,7 +151,7 @@ def test_special_file_as_input_is_refused(
 ) -> None:
     """A FIFO or a device as the lock or a project file beside it: exit 2 with one line
     naming it, never a blocked open or an endless read. ``check`` first goes through the
-    verdict fast path (lockfix._entry), which reads all three."""
+    verdict fast path (lockfix.cli._entry), which reads all three."""
     project = index.project(index.reference)
     (project / name).unlink(missing_ok=True)
     NODES[node](project / name)

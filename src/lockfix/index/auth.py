@@ -1,4 +1,4 @@
-"""Index credentials, as uv finds them, and URL redaction.
+"""Index credentials, as uv finds them.
 
 Sources, in uv's order: ``UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` for a named index,
 credentials embedded in the index URL, then netrc (``NETRC`` or ``~/.netrc``). Index
@@ -8,92 +8,18 @@ keyed by host, as netrc defines them.
 
 from __future__ import annotations
 
-import base64
 import logging
 import netrc
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from lockfix.urls import Credentials, Origin, origin, split_credentials
 
 log = logging.getLogger(__name__)
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def redact(url: str) -> str:
-    """``url`` without any userinfo (``https://user:pw@host/x`` → ``https://host/x``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-# scheme://userinfo@ anywhere in a text; userinfo runs to the last "@" before the host
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
-_GIT_USER_SCHEMES = frozenset({"ssh://", "git+ssh://", "git+https://"})
-
-
-def _mask(match: re.Match[str]) -> str:
-    scheme, userinfo = match["scheme"], match["userinfo"]
-    user, colon, _password = userinfo.partition(":")
-    if colon:
-        return f"{scheme}{user}:****@"
-    if user == "git" and scheme.lower() in _GIT_USER_SCHEMES:
-        return match[0]  # the generic git user is not a secret
-    return f"{scheme}****@"  # a lone user name may be a token
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the credentials of every URL in it masked, as uv displays URLs:
-    ``https://user:pw@host`` → ``https://user:****@host``, ``https://token@host`` →
-    ``https://****@host``. For anything printed that may quote a URL from the lock."""
-    if "@" not in text:
-        return text
-    return _USERINFO.sub(_mask, text)
-
-
-Origin = tuple[str, str, int | None]
-
-
-def origin(url: str) -> Origin:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str | None = field(default=None, repr=False)
-
-    def authorization(self) -> str:
-        raw = f"{self.username}:{self.password or ''}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password=****)"
-
-
-def split_credentials(url: str) -> tuple[str, Credentials | None]:
-    """Separate the userinfo of ``url``: (url without it, credentials or None)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    creds = Credentials(
-        unquote(parts.username or ""),
-        unquote(parts.password) if parts.password is not None else None,
-    )
-    return redact(url), creds
 
 
 def env_var_prefix(index_name: str) -> str:

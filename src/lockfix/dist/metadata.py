@@ -19,7 +19,7 @@ from typing import IO, Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockfix import _zip
+from lockfix.dist import _zip
 
 #: Bound on a METADATA/PKG-INFO document (sidecar download or zip/tar member).
 MAX_METADATA_SIZE = 10 * 1024 * 1024

@@ -1,10 +1,10 @@
 """The ``lockfix`` command's entry point.
 
 A pre-commit hook runs ``lockfix check`` on every commit, mostly on a lock that was already
-found clean. Such a check is answered here from the verdict cache (:mod:`lockfix.verdicts`)
+found clean. Such a check is answered here from the verdict cache (:mod:`lockfix.cli.verdicts`)
 before the command line (click) or any of the pipeline is imported, which halves its start-up.
 Only the plain forms are answered here; anything else, and every cache miss, goes to
-:mod:`lockfix.cli`, which computes and stores the same verdict.
+:mod:`lockfix.cli.main`, which computes and stores the same verdict.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def reused_verdict(argv: list[str]) -> bool:
     if parsed is None:
         return False
     from lockfix._files import read_regular
-    from lockfix.verdicts import VerdictCache, reusable, verdict_key
+    from lockfix.cli.verdicts import VerdictCache, reusable, verdict_key
 
     if not reusable():
         return False
@@ -98,7 +98,7 @@ def reused_verdict(argv: list[str]) -> bool:
     ):
         return False
     if not parsed["quiet"]:
-        from lockfix.uvversion import old_uv_warning, uv_version
+        from lockfix.cli.uvversion import old_uv_warning, uv_version
 
         warning = old_uv_warning(uv_version(root))
         if warning is not None:
@@ -171,7 +171,7 @@ def main() -> None:
         if reused_verdict(sys.argv[1:]):
             sys.stdout.flush()
             sys.exit(0)
-        from lockfix.cli import main as cli
+        from lockfix.cli.main import main as cli
     except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
         sys.exit(EXIT_INTERRUPTED)
     try:

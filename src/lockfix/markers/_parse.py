@@ -9,7 +9,7 @@ from typing import Final
 
 from packaging.version import InvalidVersion, Version
 
-from lockfix._markers_bdd import (
+from lockfix.markers._bdd import (
     ATOM_CONTAINS,
     ATOM_GE,
     ATOM_IN,

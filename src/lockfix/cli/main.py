@@ -31,8 +31,8 @@ class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        from lockfix.auth import redact_text
-        from lockfix.report import printable  # the message may quote what an index sent
+        from lockfix.cli.report import printable  # the message may quote what an index sent
+        from lockfix.urls import redact_text
 
         message = redact_text(self.format_message())
         click.echo(printable(f"lockfix: could not verify {message}"), err=True)
@@ -118,7 +118,7 @@ def _paths_argument(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cache_root(run: RunOptions) -> Path:
-    import platformdirs  # lockfix.cache would pull in the whole metadata layer
+    import platformdirs  # lockfix.index.cache would pull in the whole metadata layer
 
     return run.cache_dir or platformdirs.user_cache_path("lockfix")
 
@@ -126,7 +126,7 @@ def _cache_root(run: RunOptions) -> Path:
 def _warn_old_uv(run: RunOptions) -> None:
     if run.quiet:
         return
-    from lockfix.uvversion import old_uv_warning, uv_version
+    from lockfix.cli.uvversion import old_uv_warning, uv_version
 
     warning = old_uv_warning(uv_version(None if run.no_cache else _cache_root(run)))
     if warning is not None:
@@ -159,7 +159,7 @@ def _progress(run: RunOptions) -> Iterator[Callable[[int, int], None] | None]:
 
 
 def _verbose(analysis: Analysis) -> None:
-    from lockfix.report import index_label, printable, unverified_status
+    from lockfix.cli.report import index_label, printable, unverified_status
 
     plan = analysis.plan
     wrong = {f.package for f in [*plan.findings, *analysis.artifact_findings]}
@@ -219,8 +219,8 @@ def _check_project_files(lock_dir: Path) -> None:
 
 def _block_store(run: RunOptions) -> Any:
     """Where the documents of lock blocks seen before are kept; None without a cache."""
-    from lockfix.cache import default_cache_dir
     from lockfix.facts import FactsStore, enabled
+    from lockfix.index.cache import default_cache_dir
 
     if run.no_cache or not enabled():
         return None
@@ -230,11 +230,11 @@ def _block_store(run: RunOptions) -> Any:
 def _analyze_text(
     path: Path, text: str, run: RunOptions, spawned: Any, package_facts: bool = True
 ) -> Analysis:
-    from lockfix.collector import IndexClientError
     from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
-    from lockfix.http import TLSSettingsError
-    from lockfix.lockfile import LockError, parse_lock
-    from lockfix.project import ProjectError, load_config
+    from lockfix.errors import IndexClientError
+    from lockfix.index.http import TLSSettingsError
+    from lockfix.lock.lockfile import LockError, parse_lock
+    from lockfix.lock.project import ProjectError, load_config
     from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
 
     blocks = _block_store(run) if package_facts else None
@@ -297,9 +297,9 @@ def _analyze_text(
 def _report_failed(path: Path, analysis: Analysis) -> None:
     """One line on stderr when packages could not be verified (the report is on stdout)."""
     if analysis.plan.failed:
-        from lockfix.auth import redact_text
+        from lockfix.cli.report import printable
         from lockfix.engine import failed_summary
-        from lockfix.report import printable
+        from lockfix.urls import redact_text
 
         line = f"lockfix: could not verify {path}: {failed_summary(analysis.plan)}"
         click.echo(printable(redact_text(line)), err=True)
@@ -308,7 +308,7 @@ def _report_failed(path: Path, analysis: Analysis) -> None:
 def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     """The verdict cache and this check's key, or (None, None) when it must not be used."""
     from lockfix._files import read_regular
-    from lockfix.verdicts import VerdictCache, reusable, verdict_key
+    from lockfix.cli.verdicts import VerdictCache, reusable, verdict_key
 
     if run.no_cache or run.offline or run.verbose or not reusable():
         return None, None
@@ -354,7 +354,7 @@ def _for_each_path(
             error.show()
             codes.append(error.exit_code)
             if run.output_format == "github":
-                from lockfix.report import github_error
+                from lockfix.cli.report import github_error
 
                 click.echo(github_error(str(path), error.format_message()))
     if run.output_format == "json" and documents:
@@ -389,7 +389,7 @@ def check(paths: tuple[Path, ...], **raw: Any) -> None:
                 _emit(stored, documents, run)
                 return EXIT_CLEAN
         # not at the top: a reused verdict needs none of the pipeline
-        from lockfix.report import github_report, human_report, json_document
+        from lockfix.cli.report import github_report, human_report, json_document
 
         analysis = _analyze(path, run)
         plan = analysis.plan
@@ -447,9 +447,15 @@ def repair(
     **raw: Any,
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
-    from lockfix.lockfile import LockError
-    from lockfix.report import github_report, human_report, json_document, printable, unified_diff
-    from lockfix.writer import apply_plan, replace_lock_artifacts
+    from lockfix.cli.report import (
+        github_report,
+        human_report,
+        json_document,
+        printable,
+        unified_diff,
+    )
+    from lockfix.lock.lockfile import LockError
+    from lockfix.lock.writer import apply_plan, replace_lock_artifacts
 
     run = RunOptions(**raw)
     if output is not None and len(paths) > 1:
@@ -500,7 +506,7 @@ def repair(
             )
             return EXIT_FINDINGS
         if artifacts and text_output:
-            from lockfix.artifacts import describe_replacements
+            from lockfix.analysis.artifacts import describe_replacements
 
             lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
             click.echo("".join(f"{printable(line)}\n" for line in lines), nl=False, err=True)
@@ -533,8 +539,8 @@ def explain(package: str, path: Path, **raw: Any) -> None:
     """
     import json
 
-    from lockfix.explain import NotInLock, explain_json, explain_text, parse_spec
-    from lockfix.explain import explain as explain_package
+    from lockfix.cli.explain import NotInLock, explain_json, explain_text, parse_spec
+    from lockfix.cli.explain import explain as explain_package
 
     run = RunOptions(**raw)
     name, version = parse_spec(package)
@@ -606,7 +612,7 @@ def _files(entry: Path) -> list[Path]:
 @_cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
     """Print the cache folder, its size and its entries."""
-    from lockfix.cache import MetadataCache
+    from lockfix.index.cache import MetadataCache
 
     cache = MetadataCache(cache_dir)
     root = cache.root
@@ -626,7 +632,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @_cache_dir_option
 def cache_clean(cache_dir: Path | None) -> None:
     """Remove the cache."""
-    from lockfix.cache import MetadataCache
+    from lockfix.index.cache import MetadataCache
 
     root = MetadataCache(cache_dir).root
     entries = _cache_entries(root) if root.is_dir() else []

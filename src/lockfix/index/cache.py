@@ -31,8 +31,8 @@ from typing import Any
 
 import platformdirs
 
-from lockfix.auth import origin
-from lockfix.metadata import CoreMetadata, MetadataUnavailable
+from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
+from lockfix.urls import origin
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_DATABASE = "metadata-v2.sqlite"

@@ -27,31 +27,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import stamina
 
-from lockfix import __version__, _zip
-from lockfix.auth import CredentialProvider, origin, redact, split_credentials
-from lockfix.cache import CachedPage, MetadataCache, origin_key, pep658_key
-from lockfix.collector import (
-    SIMPLE_ACCEPT,
-    FileUnavailable,
-    HashMismatch,
-    IndexAuthError,
-    IndexClientError,
-    IndexFile,
-    IndexRequestError,
-    OfflineCacheMiss,
-    ProjectNotFound,
-    ProjectPage,
-    is_remote,
-    local_files,
-    local_index_path,
-    looks_flat,
-    parse_page,
-    parse_simple_html,
-    path_to_url,
-    project_page_url,
-    simple_candidates,
-)
-from lockfix.metadata import (
+from lockfix import __version__
+from lockfix.dist import _zip
+from lockfix.dist.metadata import (
     MAX_METADATA_SIZE,
     CoreMetadata,
     MetadataError,
@@ -61,7 +39,29 @@ from lockfix.metadata import (
     metadata_from_archive,
     parse_core_metadata,
 )
+from lockfix.dist.simple import SIMPLE_ACCEPT, IndexFile, ProjectPage, parse_page, parse_simple_html
+from lockfix.errors import (
+    FileUnavailable,
+    HashMismatch,
+    IndexAuthError,
+    IndexClientError,
+    IndexRequestError,
+    OfflineCacheMiss,
+    ProjectNotFound,
+)
+from lockfix.index.auth import CredentialProvider
+from lockfix.index.cache import CachedPage, MetadataCache, origin_key, pep658_key
+from lockfix.index.local import (
+    is_remote,
+    local_files,
+    local_index_path,
+    looks_flat,
+    path_to_url,
+    project_page_url,
+    simple_candidates,
+)
 from lockfix.settings import page_ttl
+from lockfix.urls import origin, redact, split_credentials
 
 __all__ = [
     "FileUnavailable",
@@ -77,7 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
-    from lockfix._wire import AiohttpTransport, WireResponse
+    from lockfix.index._wire import AiohttpTransport, WireResponse
 
 T = TypeVar("T")
 # stamina's default hook logs "stamina.retry_scheduled" at WARNING, which reaches stderr
@@ -368,7 +368,7 @@ class _AsyncClient(httpx.AsyncClient):
         self, verify: Any, limits: httpx.Limits, proxy: httpx.Proxy | None = None
     ) -> httpx.AsyncBaseTransport:
         def make() -> httpx.AsyncBaseTransport:  # aiohttp is imported on the first request
-            from lockfix._wire import AiohttpTransport
+            from lockfix.index._wire import AiohttpTransport
 
             return AiohttpTransport(ssl_context=verify, limits=limits, proxy=proxy)
 
@@ -681,7 +681,7 @@ class IndexClient:
             return None
         key = origin(url)
         if key not in self._lean:
-            from lockfix._wire import AiohttpTransport
+            from lockfix.index._wire import AiohttpTransport
 
             # httpx's own choice of transport (mounts, proxies, NO_PROXY); private, hence
             # looked up: without it every request simply goes through httpx
@@ -794,7 +794,7 @@ class IndexClient:
         self, index_url: str, name: str, *, flat: bool = False
     ) -> tuple[str, float] | None:
         """(stamp, fresh until) of the cached project page that :meth:`project_page` would
-        answer from without a request (:meth:`lockfix.cache.PageCache.stamp`), or None: no
+        answer from without a request (:meth:`lockfix.index.cache.PageCache.stamp`), or None: no
         such entry, a flat or local index, or no cache. Whoever relies on the page without
         reading it calls :meth:`reuse_page`."""
         if self.cache is None or not is_remote(index_url):
@@ -964,7 +964,7 @@ class IndexClient:
             # The page may never have been fetched (file known only from the lock).
             index_url = self.credentials.register_index(index_url)
         # What this index served for this file, then what the page's PEP 658 hash proves
-        # (see lockfix.cache): never what another index served under the same file hash.
+        # (see lockfix.index.cache): never what another index served under the same file hash.
         served = origin_key(index_url, file.url, sha256) if sha256 else None
         digest = _listed_sha256(file)
         proved = pep658_key(digest, file.is_wheel) if digest else None
@@ -1068,7 +1068,7 @@ class IndexClient:
                         url, {"Accept-Encoding": "gzip, identity"}, kind="metadata_pep658"
                     )
                 except httpx.RemoteProtocolError as e:
-                    from lockfix._wire import MalformedResponse
+                    from lockfix.index._wire import MalformedResponse
 
                     if not isinstance(e, MalformedResponse):
                         raise

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import tomlkit
 
-from lockfix.collector import IndexFile
-from lockfix.lockfile import (
+from lockfix.analysis.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
+from lockfix.dist.simple import IndexFile
+from lockfix.lock.lockfile import (
     KNOWN_REVISIONS,
     Dependency,
     Lock,
@@ -23,7 +24,6 @@ from lockfix.lockfile import (
     parse_lock,
     split_blocks,
 )
-from lockfix.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
 
 INDENT = "    "
 EXTRAS_HEADER = "[package.optional-dependencies]"

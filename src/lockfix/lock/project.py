@@ -17,7 +17,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from lockfix._toml import TOMLFileError, read_file
-from lockfix.lockfile import Lock
+from lockfix.lock.lockfile import Lock
 from lockfix.markers import InvalidMarker, Marker
 
 PYPI = "https://pypi.org/simple"

@@ -1,6 +1,6 @@
 """Index pages → files: PEP 503 HTML, PEP 691 JSON, flat find-links pages, local folders.
 
-Pure parsing; the network side lives in :mod:`lockfix.http`.
+Pure parsing; fetching lives in :mod:`lockfix.index`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from lockfix.auth import redact
+from lockfix.errors import IndexRequestError
 
 SIMPLE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
@@ -36,55 +36,6 @@ JSON_CONTENT_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 SDIST_EXTENSIONS = (
     ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tar.lz", ".tar", ".zip",
 )  # fmt: skip
-
-
-class IndexClientError(Exception):
-    """Base class of everything the index layer raises for index/network problems."""
-
-
-class ProjectNotFound(IndexClientError):
-    """The index has no page for this project (404, or 403 as download.pytorch.org does)."""
-
-    def __init__(self, name: str, url: str, status: int | None = None) -> None:
-        self.name, self.url, self.status = name, redact(url), status
-        how = f" (HTTP {status})" if status else ""
-        super().__init__(f"project {name!r} not found on {self.url}{how}")
-
-
-class IndexRequestError(IndexClientError):
-    """Network or HTTP failure (after retries). ``url`` is always redacted."""
-
-    def __init__(self, message: str, url: str, status: int | None = None) -> None:
-        self.url, self.status = redact(url), status
-        super().__init__(f"{message}: {self.url}" + (f" (HTTP {status})" if status else ""))
-
-
-class IndexAuthError(IndexRequestError):
-    """401 (or 403 on a file) — missing or rejected credentials."""
-
-
-class FileUnavailable(IndexRequestError):
-    """A listed file could not be downloaded (404/410 …)."""
-
-
-class OfflineCacheMiss(IndexRequestError):
-    """``offline=True`` and the cache cannot answer."""
-
-
-class HashMismatch(IndexClientError):
-    """Downloaded bytes do not match the expected hash — the file is not what was locked."""
-
-    def __init__(self, url: str, algorithm: str, expected: str, actual: str) -> None:
-        self.url, self.algorithm, self.expected, self.actual = (
-            redact(url),
-            algorithm,
-            expected,
-            actual,
-        )
-        super().__init__(
-            f"hash mismatch for {self.url}: "
-            f"expected {algorithm}:{expected}, got {algorithm}:{actual}"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -762,63 +713,3 @@ def parse_page(
     return parse_simple_html(data, page_url, name, flat=flat)
 
 
-# --- URLs and local indexes -----------------------------------------------------------
-
-
-def is_remote(index_url: str) -> bool:
-    return urlsplit(index_url).scheme.lower() in ("http", "https")
-
-
-def local_index_path(index_url: str, base_dir: Path | None) -> Path:
-    """Path of a ``file://`` index or a plain (possibly relative) directory/file path."""
-    parts = urlsplit(index_url)
-    if parts.scheme.lower() == "file":
-        path = Path(url2pathname(parts.path))
-        if parts.netloc and parts.netloc not in ("localhost",):
-            path = Path(f"//{parts.netloc}") / path
-        return path
-    path = Path(os.path.expanduser(index_url))
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return path
-
-
-def path_to_url(path: Path) -> str:
-    return "file:" + pathname2url(str(path.resolve()))
-
-
-def looks_flat(index_url: str) -> bool:
-    """A URL naming an HTML document (``.../torch-2.5.0+cu124.html``) can only be a flat
-    find-links page, never a Simple API root."""
-    return urlsplit(index_url).path.lower().endswith((".html", ".htm"))
-
-
-def project_page_url(index_url: str, name: str) -> str:
-    return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
-
-
-def local_files(directory: Path, name: str, hashes: Mapping[str, Mapping[str, str]]) -> ProjectPage:
-    """A flat local folder of distributions: every file of ``name`` in it."""
-    files = []
-    for entry in sorted(directory.iterdir()):
-        if not entry.is_file() or not file_matches_project(entry.name, name):
-            continue
-        files.append(
-            IndexFile(
-                filename=entry.name,
-                url=path_to_url(entry),
-                hashes=MappingProxyType(dict(hashes.get(entry.name, {}))),
-                size=entry.stat().st_size,
-            )
-        )
-    return ProjectPage(
-        name=canonicalize_name(name), url=path_to_url(directory) + "/", files=tuple(files)
-    )
-
-
-def simple_candidates(directory: Path, name: str) -> Iterable[Path]:
-    """Where a local simple-layout index may keep the page of ``name``."""
-    canon = canonicalize_name(name)
-    yield directory / canon / "index.html"
-    if name != canon:
-        yield directory / name / "index.html"

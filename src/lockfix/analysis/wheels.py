@@ -33,12 +33,12 @@ from functools import lru_cache
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from lockfix.lockfile import PackageId
+from lockfix.analysis.planner import Finding, Plan
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.requirements import parse_requirement, requirement_marker, unreadable_lines
+from lockfix.dist.tags import platform_environments
+from lockfix.lock.lockfile import PackageId
 from lockfix.markers import InvalidMarker, Marker
-from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding, Plan
-from lockfix.requirements import parse_requirement, requirement_marker, unreadable_lines
-from lockfix.tags import platform_environments
 
 __all__ = [
     "Cell",

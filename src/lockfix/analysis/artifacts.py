@@ -29,11 +29,11 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockfix.auth import origin
-from lockfix.collector import SDIST_EXTENSIONS, IndexFile, ProjectPage, parse_filename
-from lockfix.lockfile import Artifact, Package, PackageId
-from lockfix.planner import Finding
-from lockfix.writer import format_upload_time
+from lockfix.analysis.planner import Finding
+from lockfix.dist.simple import SDIST_EXTENSIONS, IndexFile, ProjectPage, parse_filename
+from lockfix.lock.lockfile import Artifact, Package, PackageId
+from lockfix.lock.writer import format_upload_time
+from lockfix.urls import origin
 
 ACCEPT_FLAG = "--accept-index-artifacts"
 FIX = f"replace it with the index's entry ({ACCEPT_FLAG})"

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Final
 
-from lockfix._markers_bdd import (
+from lockfix.markers._bdd import (
     ATOM_CONTAINS,
     ATOM_GE,
     ATOM_IN,

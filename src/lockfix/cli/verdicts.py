@@ -67,7 +67,7 @@ def verdict_key(
 
 
 class VerdictCache:
-    # Only os/json/hashlib here: lockfix._entry answers a reused verdict with this module
+    # Only os/json/hashlib here: lockfix.cli._entry answers a reused verdict with this module
     # alone, before the command line (click) or anything of the pipeline is imported.
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.directory = os.path.join(root, "verdicts-v1")

@@ -7,12 +7,12 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from lockfix.auth import redact_text
+from lockfix.analysis.planner import Finding
+from lockfix.cli.report import finding_json, index_label, printable, redact_document
+from lockfix.dist.metadata import CoreMetadata
 from lockfix.engine import Analysis
-from lockfix.lockfile import Dependency, Package, PackageId
-from lockfix.metadata import CoreMetadata
-from lockfix.planner import Finding
-from lockfix.report import finding_json, index_label, printable, redact_document
+from lockfix.lock.lockfile import Dependency, Package, PackageId
+from lockfix.urls import redact_text
 
 SHOWN_FILES = 3
 

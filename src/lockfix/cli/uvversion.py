@@ -2,7 +2,7 @@
 
 ``lockfix check`` warns about an old uv on every run, so asking ``uv --version`` (a
 subprocess, 10–20 ms) is remembered per binary: by its real path, size and mtime. This
-module imports only what a reused verdict needs (see :mod:`lockfix._entry`).
+module imports only what a reused verdict needs (see :mod:`lockfix.cli._entry`).
 """
 
 from __future__ import annotations

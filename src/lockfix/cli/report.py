@@ -8,9 +8,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lockfix.auth import redact_text
-from lockfix.lockfile import Lock, PackageId
-from lockfix.planner import UNREADABLE, Finding, Plan
+from lockfix.analysis.planner import UNREADABLE, Finding, Plan
+from lockfix.lock.lockfile import Lock, PackageId
+from lockfix.urls import redact_text
 
 # Bump only on incompatible changes; new fields may appear without a bump.
 JSON_SCHEMA_VERSION = 1

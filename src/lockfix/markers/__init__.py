@@ -27,9 +27,9 @@ from typing import ClassVar, Final, Literal, final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from lockfix import _markers_bdd as bdd
-from lockfix._markers_dnf import cube, render, to_dnf
-from lockfix._markers_parse import (
+from lockfix.markers import _bdd as bdd
+from lockfix.markers._dnf import cube, render, to_dnf
+from lockfix.markers._parse import (
     InvalidMarker,
     _full_version_node,
     normalize_extra,

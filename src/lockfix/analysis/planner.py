@@ -24,18 +24,18 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockfix.collector import IndexFile, ProjectPage
-from lockfix.lockfile import Dependency, Lock, Package, PackageId, Source
-from lockfix.markers import Marker, conflict_extra
-from lockfix.metadata import CoreMetadata
-from lockfix.project import ProjectConfig
-from lockfix.requirements import (
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.requirements import (
     parse_requirement,
     parse_specifiers,
     requirement_marker,
     unreadable_lines,
 )
-from lockfix.tags import wheel_marker_text
+from lockfix.dist.simple import IndexFile, ProjectPage
+from lockfix.dist.tags import wheel_marker_text
+from lockfix.lock.lockfile import Dependency, Lock, Package, PackageId, Source
+from lockfix.lock.project import ProjectConfig
+from lockfix.markers import Marker, conflict_extra
 
 Table = tuple[str | None, str | None]  # (None, None) main, ("extra", e), ("group", g)
 Node = tuple[PackageId, str | None, str | None]

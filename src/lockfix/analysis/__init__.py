@@ -1,0 +1,1 @@
+"""From (lock, what the indexes publish) to findings and the edits that repair them."""

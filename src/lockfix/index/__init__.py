@@ -1,0 +1,1 @@
+"""Talking to package indexes: HTTP session, credentials, caches, local folders."""

@@ -1,0 +1,1 @@
+"""The lock model and its writer: no I/O beyond the text they are given."""
