@@ -8,8 +8,9 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from lockfix.analysis.planner import MAIN, PackagePlan, Plan
+from lockfix.analysis.findings import Plan
 from lockfix.dist.simple import IndexFile
+from lockfix.lock.edits import MAIN, PackagePlan
 from lockfix.lock.lockfile import Artifact, LockError, parse_lock, split_blocks
 from lockfix.lock.writer import apply_plan, format_upload_time, replace_lock_artifacts
 
@@ -20,7 +21,7 @@ ALL_LOCKS = REAL_LOCKS + FIXTURE_LOCKS
 
 
 def _empty_plan() -> Plan:
-    return Plan([], {}, [], {}, [], [], {}, 0)
+    return Plan()
 
 
 @pytest.mark.parametrize("path", ALL_LOCKS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -87,7 +88,7 @@ def test_a_stray_line_break_style_changes_only_the_rewritten_block(
     assert lock.newline == newline
     cusolver = next(p for p in lock.packages if p.name == "nvidia-cusolver-cu12")
     kept = list(cusolver.dependencies[1:])
-    plan = Plan([], {cusolver.id: PackagePlan(tables={MAIN: kept})}, [], {}, [], [], {}, 0)
+    plan = Plan(edits={cusolver.id: PackagePlan(tables={MAIN: kept})})
     new = parse_lock(apply_plan(lock, plan))
     assert len(new.blocks) == len(lock.blocks)
     for index, (old_block, new_block) in enumerate(zip(lock.blocks, new.blocks, strict=True)):

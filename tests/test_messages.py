@@ -68,8 +68,8 @@ def test_wheels_that_disagree_show_what_the_index_declares_and_where_each_wheel_
     lock = parse_lock(lock_text("", package("lib") + package("dep")))
     planner = Planner(lock, infer_config(lock))
     by_name = {p.name: p for p in lock.packages}
-    planner.add_metadata(by_name["lib"].id, merged.metadata)
-    planner.add_metadata(by_name["dep"].id, metadata("dep"))
+    planner.evidence.add_metadata(by_name["lib"].id, merged.metadata)
+    planner.evidence.add_metadata(by_name["dep"].id, metadata("dep"))
     findings = [f for f in planner.plan().findings if f.kind == "missing-dependency"]
     (finding,) = findings
     assert finding.requirement == declared

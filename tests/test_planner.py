@@ -61,7 +61,7 @@ def plan(text: str, *metas: CoreMetadata) -> Plan:
     planner = Planner(lock, infer_config(lock))
     for meta in metas:
         target = next(p for p in lock.packages if p.name == meta.name)
-        planner.add_metadata(target.id, meta)
+        planner.evidence.add_metadata(target.id, meta)
     return planner.plan()
 
 
@@ -139,6 +139,7 @@ def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
     from pathlib import Path
 
     from lockfix._shard import ShardResult
+    from lockfix.analysis.evidence import Evidence
     from lockfix.engine import Analysis
 
     text = (Path(__file__).parent.parent / "fixtures/bench/real/uv.lock").read_text()
@@ -146,7 +147,8 @@ def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
     planner = Planner(lock, infer_config(lock))
     analysis = Analysis(lock, planner.config, planner.plan())
     assert len(repr(analysis)) < 100 and str(len(lock.packages)) in repr(analysis)
-    assert len(repr(ShardResult(metadata=dict.fromkeys(range(300))))) < 100  # type: ignore[arg-type]
+    evidence = Evidence(metadata=dict.fromkeys(range(300)))  # type: ignore[arg-type]
+    assert len(repr(ShardResult(evidence=evidence))) < 100
 
 
 def test_what_only_a_conflicting_combination_reaches_is_kept_as_uv_keeps_it() -> None:
@@ -206,13 +208,14 @@ def test_resolution_markers_are_written_as_uv_writes_them(path: Path) -> None:
     mean what uv wrote, none included."""
     lock = parse_lock(path.read_text())
     planner = Planner(lock, infer_config(lock))
-    reach = planner.reachability()
+    reach = planner.reachability.compute()
     counts = Counter(p.name for p in lock.packages)
     checked = 0
     for package in lock.packages:
         if counts[package.name] < 2:
             continue
-        written = planner._resolution_markers(reach.get((package.id, None, None), Marker.FALSE))
+        here = reach.get((package.id, None, None), Marker.FALSE)
+        written = planner.versions.resolution_markers(here)
         assert {Marker.parse(m) for m in written} == {
             Marker.parse(m) for m in package.resolution_markers
         }, package.id

@@ -98,8 +98,8 @@ def test_a_line_lockfix_cannot_read_never_counts_as_absent() -> None:
     planner = Planner(lock, infer_config(lock))
     lib = next(p for p in lock.packages if p.name == "lib")
     dep = next(p for p in lock.packages if p.name == "dep")
-    planner.add_metadata(lib.id, metadata("lib", "other>=1", "dep (1.0)"))
-    planner.add_metadata(dep.id, metadata("dep"))
+    planner.evidence.add_metadata(lib.id, metadata("lib", "other>=1", "dep (1.0)"))
+    planner.evidence.add_metadata(dep.id, metadata("dep"))
     plan = planner.plan()
     assert plan.findings == [] and plan.removed == [] and plan.pending == []
     assert not plan.changes
@@ -159,7 +159,7 @@ def test_a_python_floor_of_a_wildcard_requires_python() -> None:
     versions for Python 3.12 and up instead of failing."""
     from packaging.version import Version
 
-    from lockfix.analysis.planner import _python_floor
+    from lockfix.analysis.versions import _python_floor
 
     assert _python_floor("==3.12.*") == Version("3.12")
     assert _python_floor(">=3.10,<3.13") == Version("3.10")
@@ -170,7 +170,7 @@ def test_a_wildcard_pin_chooses_a_version() -> None:
     newest version under the pin; the wildcard once ended in a traceback."""
     from packaging.specifiers import SpecifierSet
 
-    from lockfix.analysis.planner import Missing
+    from lockfix.analysis.findings import Missing
     from lockfix.dist.simple import IndexFile, ProjectPage
     from lockfix.lock.lockfile import parse_lock
     from lockfix.lock.project import infer_config

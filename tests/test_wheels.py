@@ -31,7 +31,7 @@ from fixtures.scenarios import (
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from helpers import run_lockfix
-from lockfix.analysis.planner import lower_requirements
+from lockfix.analysis.lowering import lower_requirements
 from lockfix.analysis.wheels import merge_wheel_metadata, wheel_selections
 from lockfix.dist.metadata import CoreMetadata, parse_core_metadata
 from lockfix.lock.lockfile import parse_lock

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from lockfix.analysis.artifacts import ArtifactAudit
-    from lockfix.analysis.planner import Finding
+    from lockfix.analysis.evidence import Evidence
+    from lockfix.analysis.findings import Finding
     from lockfix.dist.metadata import CoreMetadata
     from lockfix.engine import Options
     from lockfix.lock.lockfile import PackageId
@@ -55,9 +56,7 @@ class ShardJob:
 
 @dataclass(slots=True, repr=False)  # as lockfix.engine.Analysis: asyncio.run reprs it
 class ShardResult:
-    metadata: dict[PackageId, CoreMetadata] = field(default_factory=dict)
-    unverified: dict[PackageId, str] = field(default_factory=dict)
-    failed: set[PackageId] = field(default_factory=set)
+    evidence: Evidence | None = None
     warnings: list[Finding] = field(default_factory=list)
     audit: ArtifactAudit | None = None
     wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
@@ -65,7 +64,8 @@ class ShardResult:
     fresh_until: float = 0.0
 
     def __repr__(self) -> str:
-        return f"<ShardResult on {len(self.metadata)} packages>"
+        known = len(self.evidence.metadata) if self.evidence is not None else 0
+        return f"<ShardResult on {known} packages>"
 
 
 # A lock this big (~50 packages' worth) is worth a second interpreter; smaller ones are not.

@@ -15,6 +15,7 @@ from pathlib import Path
 from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
+from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.planner import Finding, NoMatchingVersion, Plan, Planner
 from lockfix.analysis.wheels import (
     disagreement,
@@ -192,7 +193,9 @@ async def _locked_metadata(
     except ProjectNotFound:
         page = None
     except IndexClientError as error:
-        planner.mark_unverified(package.id, f"index page unavailable: {error}")
+        planner.evidence.mark_unverified(
+            package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
+        )
         return False
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
     try:
@@ -201,18 +204,24 @@ async def _locked_metadata(
         if not artifacts:
             # uv writes no file where no environment installs one (a package overridden to
             # `sys_platform == 'never'` with only platform wheels): nothing failed.
-            planner.mark_unverified(package.id, "the lock records no artifact for it", failed=False)
+            planner.evidence.mark_unverified(
+                package.id, UnverifiedStatus.DYNAMIC, "the lock records no artifact for it"
+            )
             return False
         artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
         if not artifacts:
-            planner.mark_unverified(package.id, "no locked artifact is served by its index")
+            planner.evidence.mark_unverified(
+                package.id, UnverifiedStatus.FAILED, "no locked artifact is served by its index"
+            )
             return False
         files = []
         for artifact in artifacts:
             listed = page.file_named(artifact.name) if page is not None else None
             files.append(listed or _artifact_file(artifact))
     except IndexClientError as error:  # a PEP 691 page found corrupt when decoded in full
-        planner.mark_unverified(package.id, f"index page unavailable: {error}")
+        planner.evidence.mark_unverified(
+            package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
+        )
         return False
 
     async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
@@ -233,9 +242,9 @@ async def _locked_metadata(
         reason = str(error)
         if good:
             reason = f"{len(errors)} of {len(results)} locked files unread: {reason}"
-        planner.mark_unverified(
-            package.id, reason, failed=not isinstance(error, MetadataUnavailable)
-        )
+        unavailable = isinstance(error, MetadataUnavailable)
+        status = UnverifiedStatus.DYNAMIC if unavailable else UnverifiedStatus.FAILED
+        planner.evidence.mark_unverified(package.id, status, reason)
         return False
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for file, result in zip(files, results, strict=True):
@@ -248,7 +257,7 @@ async def _locked_metadata(
         merged = merge_wheel_metadata(named)
         if merged.disagree:
             warnings.append(disagreement(package.id, merged))
-        planner.add_metadata(package.id, merged.metadata)
+        planner.evidence.add_metadata(package.id, merged.metadata)
         return len(good) == len(results)
     if len(groups) > 1:
         detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
@@ -260,7 +269,7 @@ async def _locked_metadata(
                 f"dependencies ({detail}); checked against the first",
             )
         )
-    planner.add_metadata(package.id, good[0])
+    planner.evidence.add_metadata(package.id, good[0])
     return len(good) == len(results)
 
 
@@ -336,8 +345,8 @@ def _remember(
     if (
         not artifacts
         or not all(a.hashes.get("sha256") for a in artifacts)
-        or pid not in planner.metadata
-        or pid in planner.unverified
+        or pid not in planner.evidence.metadata
+        or pid in planner.evidence.unverified
         or pid in audit.replacements
         or any(f.package == pid for f in audit.findings)
     ):
@@ -348,7 +357,7 @@ def _remember(
     store.put(
         key,
         {
-            "metadata": encode_metadata(planner.metadata[pid]),
+            "metadata": encode_metadata(planner.evidence.metadata[pid]),
             "loose": encode_metadata(loose),
             "warnings": [_finding_doc(f) for f in found],
             "audit_warnings": [_finding_doc(f) for f in audit.warnings if f.package == pid],
@@ -373,9 +382,9 @@ def _recall(
         return False
     if metadata is None:
         return False
-    planner.add_metadata(package.id, metadata)
+    planner.evidence.add_metadata(package.id, metadata)
     if loose is not None:
-        planner.add_loose(package.id, loose)
+        planner.evidence.add_loose(package.id, loose)
     warnings.extend(found)
     audit.warnings.extend(kept)
     return True
@@ -387,10 +396,7 @@ def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:
     order = {p.id: i for i, p in enumerate(lock.packages)}
     for findings in lists:
         findings.sort(key=lambda f: order.get(f.package, len(order)))
-    for table in (planner.metadata, planner.loose):
-        items = sorted(table.items(), key=lambda kv: order.get(kv[0], len(order)))
-        table.clear()
-        table.update(items)
+    planner.evidence.in_order(order)
 
 
 def _client(options: Options, config: ProjectConfig, lock_dir: Path) -> IndexClient:
@@ -410,9 +416,9 @@ async def verify_packages(
     """What :func:`analyze_lock` learns about ``package_ids``, for a :mod:`lockfix._shard`."""
     _PER_WHEEL.set(options.per_wheel)
     config = load_config(lock_dir, lock)
-    planner = Planner(lock, config)
-    result = ShardResult(audit=ArtifactAudit())
-    assert result.audit is not None
+    result = ShardResult(audit=ArtifactAudit(), evidence=Evidence())
+    assert result.audit is not None and result.evidence is not None
+    planner = Planner(lock, config, result.evidence)
     async with _client(options, config, lock_dir) as client:
         packages = [lock.package(i) for i in package_ids]
         await asyncio.gather(
@@ -431,11 +437,6 @@ async def verify_packages(
         )
         result.stats = client.stats.as_dict()
         result.fresh_until = client.fresh_until
-    result.metadata, result.unverified, result.failed = (
-        planner.metadata,
-        planner.unverified,
-        planner.failed,
-    )
     return result
 
 
@@ -519,7 +520,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         registry = []
         for package in (p for p in lock.packages if p.source.is_registry):
             if _skipped(package, options):
-                planner.mark_unverified(package.id, SKIPPED, failed=False)
+                planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
             else:
                 registry.append(package)
         wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = {}
@@ -572,9 +573,8 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
             if worker is not None:
                 worker.close()
         if result is not None:
-            planner.metadata.update(result.metadata)
-            planner.unverified.update(result.unverified)
-            planner.failed.update(result.failed)
+            if result.evidence is not None:
+                planner.evidence.update(result.evidence)
             warnings.extend(result.warnings)
             if result.audit is not None:
                 audit.findings.extend(result.audit.findings)
@@ -592,8 +592,8 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         if options.per_wheel:
             for package_id, per_file in wheel_metadata.items():
                 loose = loose_metadata(list(per_file.values())) if len(per_file) > 1 else None
-                if loose is not None and package_id in planner.metadata:
-                    planner.add_loose(package_id, loose)
+                if loose is not None and package_id in planner.evidence.metadata:
+                    planner.evidence.add_loose(package_id, loose)
         _in_lock_order(lock, planner, warnings, audit.warnings, audit.findings)
         while True:
             plan = planner.plan()

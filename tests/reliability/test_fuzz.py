@@ -17,7 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockfix.analysis.planner import MAIN, PackagePlan, Plan
+from lockfix.analysis.findings import Plan
+from lockfix.lock.edits import MAIN, PackagePlan
 from lockfix.lock.lockfile import LockError, parse_lock
 from lockfix.lock.writer import apply_plan, render_array, render_dependency, toml_string
 
@@ -37,7 +38,7 @@ EXTRAS = ["cli", "gpu", "test"]
 
 
 def empty_plan(**changes) -> Plan:  # type: ignore[no-untyped-def]
-    plan = Plan([], {}, [], {}, [], [], {}, 0)
+    plan = Plan()
     for key, value in changes.items():
         setattr(plan, key, value)
     return plan

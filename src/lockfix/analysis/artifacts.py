@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockfix.analysis.planner import Finding
+from lockfix.analysis.findings import Finding
 from lockfix.dist.simple import SDIST_EXTENSIONS, IndexFile, ProjectPage, parse_filename
 from lockfix.lock.lockfile import Artifact, Package, PackageId
 from lockfix.lock.writer import format_upload_time

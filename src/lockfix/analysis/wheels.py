@@ -33,7 +33,7 @@ from functools import lru_cache
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from lockfix.analysis.planner import Finding, Plan
+from lockfix.analysis.findings import Finding, Plan
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.dist.requirements import parse_requirement, requirement_marker, unreadable_lines
 from lockfix.dist.tags import platform_environments

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import tomlkit
 
-from lockfix.analysis.planner import MAIN, AddedPackage, PackagePlan, Plan, Table
 from lockfix.dist.simple import IndexFile
+from lockfix.lock.edits import MAIN, AddedPackage, LockEdits, PackagePlan, Table
 from lockfix.lock.lockfile import (
     KNOWN_REVISIONS,
     Dependency,
@@ -216,7 +216,7 @@ def _rewrite_extras(
     return ["\n", section[0], *(entries[k] for k in sorted(entries))]
 
 
-def apply_plan(lock: Lock, plan: Plan) -> str:
+def apply_plan(lock: Lock, plan: LockEdits) -> str:
     """The new lock text, or the old text unchanged when the plan changes nothing."""
     if not plan.changes:
         return lock.text

@@ -1,0 +1,288 @@
+"""The graph the lock *should* have, and what each of its requirements reaches.
+
+Registry packages take their edges from their metadata (lowered under the manifest's
+rules), every other package keeps the edges the lock gives. A requirement on a name locked
+at several versions goes to the version(s) the lock's forks and edges prove (see
+:meth:`Graph.targets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lockfix.analysis.environment import Environment, union
+from lockfix.analysis.evidence import Evidence, Unverified
+from lockfix.analysis.lowering import (
+    LoweredRequirement,
+    ManifestRules,
+    contains,
+    lower_requirements,
+    member_requests,
+)
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.lock.edits import AddedPackage, Table
+from lockfix.lock.lockfile import Lock, Package, PackageId
+from lockfix.markers import Marker
+
+Node = tuple[PackageId, str | None, str | None]
+# table → target → {None: when the edge is installed, extra: when it asks for that extra}
+Edges = dict[Table, dict[PackageId, dict[str | None, Marker]]]
+
+
+def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
+    """Whether a locked package can stand for a requirement: its version satisfies the
+    specifier (a package from a git, path or URL source stands for any: uv's source
+    choice for a name applies across the graph)."""
+    if package_id.version is None or not package_id.source.is_registry:
+        return True
+    return contains(requirement.specifier, package_id.version)
+
+
+class Graph:
+    def __init__(self, lock: Lock, rules: ManifestRules, evidence: Evidence) -> None:
+        self.lock = lock
+        self.rules = rules
+        self.evidence = evidence
+        self.env = Environment(lock)
+        self.added: dict[str, AddedPackage] = {}
+        self.legacy_overrides = False
+        # the unverified packages the planner takes as such (see refresh)
+        self.unverified: dict[PackageId, Unverified] = {}
+        # packages whose wheels disagree whose locked edges are kept (see Planner.plan)
+        self.tolerated: dict[PackageId, list[str]] = {}
+        self.members = {m.id for m in lock.members}
+        # the lines behind each expected edge: (parent, table, target) → lines
+        self.declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        self._lowered: dict[
+            PackageId, tuple[CoreMetadata, dict[Table, list[LoweredRequirement]]]
+        ] = {}
+        # a requirement on a name locked at several versions: the part of its marker that
+        # no edge of the lock covers and no version is proven for (see targets), and the
+        # versions proven later from what is installed there anyway (see settle)
+        self.open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
+        self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
+
+    def refresh(self, legacy_overrides: bool) -> None:
+        """Read the evidence anew (a package whose metadata the project declares needs
+        none fetched, so it is never unverified), under the override rule given."""
+        self.unverified = {
+            package_id: item
+            for package_id, item in self.evidence.unverified.items()
+            if self.rules.declared(package_id) is None
+        }
+        if legacy_overrides != self.legacy_overrides:
+            self.legacy_overrides = legacy_overrides
+            self._lowered.clear()
+
+    def all_ids(self) -> list[PackageId]:
+        return [p.id for p in self.lock.packages] + [a.id for a in self.added.values()]
+
+    def named(self, name: str) -> list[PackageId]:
+        ids = [p.id for p in self.lock.named(name)]
+        if name in self.added:
+            ids.append(self.added[name].id)
+        return ids
+
+    def metadata(self, package_id: PackageId) -> CoreMetadata | None:
+        """The metadata a package's edges come from: declared by the project, read from
+        its index, or (a package to add) chosen by the planner."""
+        metadata = self.rules.declared(package_id) or self.evidence.metadata.get(package_id)
+        if metadata is None:
+            added = self.added.get(package_id.name)
+            metadata = added.metadata if added and added.id == package_id else None
+        return metadata
+
+    def lowered_for(self, package_id: PackageId) -> dict[Table, list[LoweredRequirement]] | None:
+        metadata = self.metadata(package_id)
+        if metadata is None:
+            return None
+        cached = self._lowered.get(package_id)
+        if cached is not None and cached[0] is metadata:
+            return cached[1]
+        lowered = lower_requirements(metadata, self.rules, legacy_overrides=self.legacy_overrides)
+        self._lowered[package_id] = (metadata, lowered)
+        return lowered
+
+    def targets(
+        self, parent: PackageId, table: Table, requirement: LoweredRequirement
+    ) -> list[tuple[PackageId, Marker]]:
+        """Which locked package(s) a requirement goes to, with the part each one covers.
+
+        Only versions that satisfy the requirement's specifier count. With several of
+        them, the lock's own edges from the parent say which one each environment reaches:
+        their full markers, platform and conflict parts together, as uv writes them (the
+        requirement's marker AND the forks that chose the version). An edge can only fire
+        where its target was chosen, so each is kept within that version's
+        ``resolution-markers``, and where edges to two versions fire together neither is
+        taken as evidence. Where no edge covers the requirement, a version is named
+        only when that is proven: it is the only fitting version whose
+        ``resolution-markers`` allow the environment, or (see :meth:`settle`) the only
+        one installed there anyway. The part left open is recorded in ``self.open``.
+        """
+        candidates = self.named(requirement.name)
+        fitting = [c for c in candidates if fits(c, requirement)]
+        if len(candidates) <= 1:
+            return [(c, Marker.TRUE) for c in fitting]
+        result = self._by_edges(parent, table, requirement.name, fitting)
+        covered = Marker.FALSE
+        for marker in result.values():
+            covered |= marker
+        rest = ~covered
+        forks = {c: self.forks(c) for c in fitting}
+        for target in fitting:
+            others = Marker.FALSE
+            for other, marker in forks.items():
+                if other != target:
+                    others |= marker
+            proven = rest & forks[target] & ~others
+            if not proven.is_false():
+                result[target] = result.get(target, Marker.FALSE) | proven
+                covered |= proven
+        settled = self._settled.get((parent, table, requirement.name), {})
+        for target, marker in settled.items():
+            if target in fitting:
+                result[target] = result.get(target, Marker.FALSE) | marker
+                covered |= marker
+        open_part = requirement.marker & ~covered
+        key = (parent, table, requirement)
+        if open_part.is_false():
+            self.open.pop(key, None)
+        else:
+            self.open[key] = open_part
+        return [(target, marker) for target, marker in result.items() if not marker.is_false()]
+
+    def _by_edges(
+        self, parent: PackageId, table: Table, name: str, fitting: list[PackageId]
+    ) -> dict[PackageId, Marker]:
+        """Where the lock's own edges from a table of ``parent`` go to each fitting version
+        of ``name`` (see :meth:`targets`)."""
+        package = self.lock.package(parent)
+        split: dict[PackageId, Marker] = {}
+        if package is not None:
+            for kind, table_name, dep in package.edges():
+                if (kind, table_name) == table and dep.name == name:
+                    target = self.lock.resolve(dep, package).id
+                    split[target] = split.get(target, Marker.FALSE) | Marker.parse(dep.marker)
+        trusted = {t: m & self.forks(t) for t, m in split.items() if t in fitting}
+        result: dict[PackageId, Marker] = {}
+        for target, marker in trusted.items():
+            for other, elsewhere in trusted.items():
+                if other != target:
+                    marker &= ~elsewhere  # two versions at once: neither edge is evidence
+            result[target] = marker
+        return result
+
+    def forks(self, target: PackageId) -> Marker:
+        locked = self.lock.package(target)
+        if locked is None or not locked.resolution_markers:
+            return Marker.TRUE
+        return union(locked.resolution_markers)
+
+    def expected_edges(self, package_id: PackageId) -> Edges | None:
+        """For each table: target → {None: when installed, extra: when that extra is active}."""
+        lowered = self.lowered_for(package_id)
+        if lowered is None:
+            return None
+        return self.activations(package_id, lowered)
+
+    def activations(
+        self,
+        package_id: PackageId,
+        lowered: Mapping[Table, list[LoweredRequirement]],
+        record: bool = True,
+    ) -> Edges:
+        tables: Edges = {}
+        for table, requirements in lowered.items():
+            targets = tables.setdefault(table, {})
+            for requirement in requirements:
+                for target, forks in self.targets(package_id, table, requirement):
+                    if record:
+                        self.declared.setdefault((package_id, table, target), []).append(
+                            requirement.text
+                        )
+                    when = requirement.marker & forks
+                    activation = targets.setdefault(target, {})
+                    extras = [e for e in requirement.extras if self.defines_extra(target, e)]
+                    for key in (None, *extras):
+                        activation[key] = activation.get(key, Marker.FALSE) | when
+        return tables
+
+    def defines_extra(self, package_id: PackageId, extra: str) -> bool:
+        """Whether an extra of a package has anything to install (uv drops empty ones)."""
+        lowered = self.lowered_for(package_id)
+        if lowered is None:
+            package = self.lock.package(package_id)
+            return package is None or extra in package.optional_dependencies
+        return any(
+            not (r.marker & self.env.root).is_false() for r in lowered.get(("extra", extra), ())
+        )
+
+    def locked_edges(self, package: Package) -> Edges:
+        tables: Edges = {}
+        for kind, name, dep in package.edges():
+            target = self.lock.resolve(dep, package).id
+            activation = tables.setdefault((kind, name), {}).setdefault(target, {})
+            marker = Marker.parse(dep.marker)
+            for key in (None, *dep.extras):
+                activation[key] = activation.get(key, Marker.FALSE) | marker
+        return tables
+
+    def edges(self, package_id: PackageId) -> Edges:
+        package = self.lock.package(package_id)
+        if (
+            package is not None
+            and package.source.is_registry
+            and package_id not in self.unverified
+            and package_id not in self.tolerated
+        ):
+            expected = self.expected_edges(package_id)
+            if expected is not None:
+                return expected
+        if package is not None and package_id in self.members:
+            return self.member_edges(package)
+        if package is not None:
+            return self.locked_edges(package)
+        return self.expected_edges(package_id) or {}
+
+    # -- members asking for extras ------------------------------------------------------
+
+    def member_edges(self, package: Package) -> Edges:
+        """A member's locked edges, with the extras its own requirements ask for added
+        where the locked target defines them and the edge lacks them.
+
+        uv reads the metadata of one wheel; when that wheel lacks an extra other wheels of
+        the version define (openmm's ``cuda12``), uv drops the extra from the member's
+        edge. Everything else about a member's edges is kept as locked."""
+        tables = self.locked_edges(package)
+        for table, by_name in member_requests(package, self.rules).items():
+            for target, activation in tables.get(table, {}).items():
+                for extra, marker in by_name.get(target.name, {}).items():
+                    if target in self.unverified or self.lowered_for(target) is None:
+                        continue  # only what the index's metadata says
+                    if not self.defines_extra(target, extra):
+                        continue
+                    wanted = activation.get(None, Marker.FALSE) & marker
+                    activation[extra] = activation.get(extra, Marker.FALSE) | wanted
+        return tables
+
+    def settle(self, reach: Mapping[Node, Marker]) -> bool:
+        """Name the version for open parts of requirements where only one fitting version
+        is installed anyway (reached from elsewhere): an environment holds one version of a
+        name, so the edge must go there. True when something new was settled."""
+        changed = False
+        for (parent, table, requirement), open_part in list(self.open.items()):
+            region = open_part & reach.get((parent, *table), Marker.FALSE)
+            if region.is_false():
+                continue
+            fitting = [c for c in self.named(requirement.name) if fits(c, requirement)]
+            installed = {c: region & reach.get((c, None, None), Marker.FALSE) for c in fitting}
+            settled = self._settled.setdefault((parent, table, requirement.name), {})
+            for target, there in installed.items():
+                for other, elsewhere in installed.items():
+                    if other != target:
+                        there &= ~elsewhere
+                before = settled.get(target, Marker.FALSE)
+                if not there.implies(before):
+                    settled[target] = before | there
+                    changed = True
+        return changed
