@@ -79,6 +79,44 @@ def test_an_edge_the_metadata_declares_is_right() -> None:
     assert kinds(plan(text, metadata("lib", "dep>=1"), metadata("dep"))) == set()
 
 
+def test_only_a_check_that_failed_counts_as_failed() -> None:
+    """The planner takes what the checks learned from the evidence: every unverified
+    package keeps its locked edges and its reason, and only a failed check is a failure."""
+    from lockfix.analysis.evidence import Evidence, UnverifiedStatus
+
+    lock = parse_lock(lock_text("", package("lib", EDGE) + package("dep")))
+    lib, dep = (next(p for p in lock.packages if p.name == n) for n in ("lib", "dep"))
+    evidence = Evidence()
+    evidence.mark_unverified(lib.id, UnverifiedStatus.FAILED, "index page unavailable: boom")
+    evidence.mark_unverified(dep.id, UnverifiedStatus.DYNAMIC, "no metadata without a build")
+    result = Planner(lock, infer_config(lock), evidence).plan()
+    assert result.failed == {lib.id}
+    assert result.unverified == {
+        lib.id: "index page unavailable: boom",
+        dep.id: "no metadata without a build",
+    }
+    assert result.findings == [] and result.removed == [] and result.verified == 0
+
+
+def test_a_finding_kind_is_written_as_its_text() -> None:
+    """Reports and JSON show a kind as its text; stored facts give it back as text, and a
+    text no kind has is refused rather than carried along."""
+    import json
+
+    from lockfix.analysis.findings import Finding, FindingKind
+    from lockfix.cli.report import finding_json
+
+    text = lock_text("", package("lib") + package("dep"))
+    (finding,) = plan(text, metadata("lib", "dep>=1"), metadata("dep")).findings
+    assert finding.kind is FindingKind.MISSING_DEPENDENCY
+    assert json.loads(json.dumps(finding_json(finding)))["kind"] == "missing-dependency"
+    assert f"{finding.kind}: " == "missing-dependency: "
+    again = Finding(finding.package, "missing-dependency", finding.message)
+    assert again.kind is FindingKind.MISSING_DEPENDENCY
+    with pytest.raises(ValueError):
+        Finding(finding.package, "no-such-kind", finding.message)
+
+
 def test_a_missing_edge_is_found() -> None:
     text = lock_text("", package("lib") + package("dep", "") + package("other", ""))
     found = kinds(plan(text, metadata("lib", "dep"), metadata("dep"), metadata("other")))

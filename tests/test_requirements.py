@@ -186,6 +186,36 @@ def test_a_wildcard_pin_chooses_a_version() -> None:
     assert planner.choose(missing, REGISTRY, page).id.version == "13.4.1.3.1"
 
 
+@pytest.mark.parametrize(
+    ("specifier", "versions", "chosen"),
+    [
+        (">=1.0", ("1.0", "2.0rc1"), "1.0"),  # a final release before a newer prerelease
+        (">=2.0rc1", ("1.0", "2.0rc1"), "2.0rc1"),  # a specifier naming a prerelease
+        (">=2.0", ("1.0", "2.0rc1", "2.1b1"), "2.1b1"),  # only prereleases satisfy it
+        ("", ("1.0a1",), "1.0a1"),
+    ],
+)
+def test_a_missing_name_gets_a_prerelease_only_where_uv_takes_one(
+    specifier: str, versions: tuple[str, ...], chosen: str
+) -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from lockfix.analysis.findings import Missing
+    from lockfix.dist.simple import IndexFile, ProjectPage
+    from lockfix.lock.lockfile import parse_lock
+    from lockfix.lock.project import infer_config
+
+    lock = parse_lock(lock_text("", package("lib")))
+    planner = Planner(lock, infer_config(lock))
+    files = [
+        IndexFile(f"dep-{v}-py3-none-any.whl", f"{REGISTRY}/dep-{v}-py3-none-any.whl")
+        for v in versions
+    ]
+    page = ProjectPage("dep", f"{REGISTRY}/dep/", files)
+    missing = Missing("dep", SpecifierSet(specifier), (REGISTRY,), ("lib 1.0",))
+    assert planner.choose(missing, REGISTRY, page).id.version == chosen
+
+
 def test_an_extra_named_extras_is_an_extra() -> None:
     """``extra == 'extras'`` (mem0ai, backrefs on PyPI) compares the extra variable with the
     string 'extras'; only the variable named extras is PEP 751's list."""
