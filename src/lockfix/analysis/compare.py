@@ -15,6 +15,8 @@ from lockfix.markers import Marker
 
 
 class Comparison:
+    """Where each package's locked edges differ from the expected ones, under its reach."""
+
     def __init__(self, graph: Graph, reachability: Reachability) -> None:
         self.graph = graph
         self.reachability = reachability

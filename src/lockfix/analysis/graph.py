@@ -39,6 +39,8 @@ def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
 
 
 class Graph:
+    """The lock, the evidence and the packages to add, read as one dependency graph."""
+
     def __init__(self, lock: Lock, rules: ManifestRules, evidence: Evidence) -> None:
         self.lock = lock
         self.rules = rules

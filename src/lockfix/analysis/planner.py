@@ -38,6 +38,7 @@ from lockfix.lock.lockfile import Dependency, Lock, PackageId, Source
 from lockfix.lock.project import ProjectConfig
 from lockfix.markers import Marker
 
+# what the engine, the CLI and tests import from here
 __all__ = [
     "MAIN",
     "UNREADABLE",
@@ -56,6 +57,8 @@ __all__ = [
 
 
 class Planner:
+    """Plans the repair of one lock from the evidence it is given (read at each :meth:`plan`)."""
+
     def __init__(self, lock: Lock, config: ProjectConfig, evidence: Evidence | None = None) -> None:
         self.lock = lock
         self.config = config

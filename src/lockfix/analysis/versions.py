@@ -27,6 +27,8 @@ class NoMatchingVersion(Exception):
 
 
 class Versions:
+    """The versions of the names the plan adds, and of names that end up with two."""
+
     def __init__(self, graph: Graph, config: ProjectConfig) -> None:
         self.graph = graph
         self.config = config
