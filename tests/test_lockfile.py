@@ -44,6 +44,18 @@ def test_a_plan_that_changes_nothing_writes_the_same_bytes(path: Path) -> None:
     assert apply_plan(lock, _empty_plan()) == lock.text
 
 
+def test_packages_are_found_by_any_spelling_of_their_name() -> None:
+    lock = parse_lock((REPO / "fixtures" / "bench" / "real" / "uv.lock").read_text())
+    wanted = [p.id for p in lock.packages if p.name == "typing-extensions"]
+    assert len(wanted) == 1
+    spellings = ("typing-extensions", "typing_extensions", "Typing.Extensions", "TYPING_EXTENSIONS")
+    for spelling in spellings:
+        assert [p.id for p in lock.named(spelling)] == wanted
+        assert lock.package(wanted[0]) is not None
+    assert lock.named("typing-extension") == []  # one byte less: another name
+    assert lock.named("typing-extensionz") == []
+
+
 def test_workspace_members_come_from_the_manifest() -> None:
     path = REPO.parent / "shared" / "real-locks" / "pydantic__pydantic-ai" / "uv.lock"
     if not path.exists():
