@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,17 @@ def test_percent_encoded_wheel_urls_of_real_locks_name_their_version(path: Path)
             _, version, _, _ = parse_wheel_filename(wheel.name)
             assert Version(package.version or "") in (version, Version(version.public)), wheel.name
     assert encoded > 0
+
+
+def test_a_check_that_writes_nothing_does_not_load_tomlkit() -> None:
+    """tomlkit renders the strings of rewritten blocks; loading it is left to the writer's
+    first use, so the modules a check imports do not pull it in."""
+    code = (
+        "import sys\n"
+        "import lockfix.cli.main, lockfix.cli.report, lockfix.engine, lockfix.lock.writer\n"
+        "assert 'tomlkit' not in sys.modules, 'tomlkit loaded'\n"
+        "from lockfix.lock.writer import toml_string\n"
+        "assert toml_string('a\"b') == '\"a\\\\\"b\"', toml_string('a\"b')\n"
+        "assert 'tomlkit' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
