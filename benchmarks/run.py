@@ -51,6 +51,8 @@ CHANGED_TARGET_S = 0.5
 CHANGED_TARGET_RATIO = 10.0
 
 GROWTH_TARGET = 10.0
+# --keep-changed: where to keep the changed lock's project and warm cache
+KEEP_CHANGED: Path | None = None
 MEMORY_TARGET_MB = 300.0
 
 
@@ -406,6 +408,11 @@ def measure_changed(target: Target, lf_warm_cache: Path, reps: int) -> list[Run]
     snapshot = target.work / "lockfix-changed-cache"
     shutil.rmtree(snapshot, ignore_errors=True)
     shutil.copytree(lf_warm_cache, snapshot)
+    if KEEP_CHANGED is not None:  # for benchmarks.phases: the project and its cache
+        shutil.rmtree(KEEP_CHANGED, ignore_errors=True)
+        shutil.copytree(changed, KEEP_CHANGED / "project")
+        shutil.copytree(snapshot, KEEP_CHANGED / "cache")
+        log(f"  changed project and cache kept in {KEEP_CHANGED}")
     scratch = target.work / "lockfix-changed-run"
     runs: list[Run] = []
     for i in range(reps):
@@ -622,7 +629,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="instead: cProfile one warm lockfix check of the N-package lock",
     )
+    ap.add_argument(
+        "--keep-changed",
+        type=Path,
+        metavar="DIR",
+        help="keep the changed lock's project and cache in DIR/project, DIR/cache",
+    )
     args = ap.parse_args(argv)
+    global KEEP_CHANGED
+    KEEP_CHANGED = args.keep_changed
 
     if not uv_bin().exists():
         log(f"missing {uv_bin()} (run `make tools`)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,18 @@ def test_every_edge_of_a_real_lock_resolves(path: Path) -> None:
 def test_a_plan_that_changes_nothing_writes_the_same_bytes(path: Path) -> None:
     lock = parse_lock(path.read_text())
     assert apply_plan(lock, _empty_plan()) == lock.text
+
+
+def test_packages_are_found_by_any_spelling_of_their_name() -> None:
+    lock = parse_lock((REPO / "fixtures" / "bench" / "real" / "uv.lock").read_text())
+    wanted = [p.id for p in lock.packages if p.name == "typing-extensions"]
+    assert len(wanted) == 1
+    spellings = ("typing-extensions", "typing_extensions", "Typing.Extensions", "TYPING_EXTENSIONS")
+    for spelling in spellings:
+        assert [p.id for p in lock.named(spelling)] == wanted
+        assert lock.package(wanted[0]) is not None
+    assert lock.named("typing-extension") == []  # one byte less: another name
+    assert lock.named("typing-extensionz") == []
 
 
 def test_workspace_members_come_from_the_manifest() -> None:
@@ -195,3 +209,17 @@ def test_percent_encoded_wheel_urls_of_real_locks_name_their_version(path: Path)
             _, version, _, _ = parse_wheel_filename(wheel.name)
             assert Version(package.version or "") in (version, Version(version.public)), wheel.name
     assert encoded > 0
+
+
+def test_a_check_that_writes_nothing_does_not_load_tomlkit() -> None:
+    """tomlkit renders the strings of rewritten blocks; loading it is left to the writer's
+    first use, so the modules a check imports do not pull it in."""
+    code = (
+        "import sys\n"
+        "import lockfix.cli.main, lockfix.cli.report, lockfix.engine, lockfix.lock.writer\n"
+        "assert 'tomlkit' not in sys.modules, 'tomlkit loaded'\n"
+        "from lockfix.lock.writer import toml_string\n"
+        "assert toml_string('a\"b') == '\"a\\\\\"b\"', toml_string('a\"b')\n"
+        "assert 'tomlkit' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

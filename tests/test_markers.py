@@ -315,6 +315,26 @@ def test_extras_operations() -> None:
     assert Marker.parse("sys_platform == 'linux'").extras() == frozenset()
 
 
+def test_restrict_extras_reads_names_as_the_marker_does() -> None:
+    m = Marker.parse("(sys_platform == 'linux' and extra == 'foo-bar') or extra == 'gpu'")
+    linux = Marker.parse("sys_platform == 'linux'")
+    # any spelling of a mentioned extra; names the marker does not mention change nothing
+    assert m.restrict_extras(active=["Foo_Bar"], inactive=["GPU", "cpu", "x"]) == linux
+    assert m.restrict_extras(active=["foo.bar"], inactive=[f"e{i}" for i in range(500)]) == (
+        linux | Marker.parse("extra == 'gpu'")
+    )
+    assert m.restrict_extras(inactive=["cpu", "x"]) == m
+    # an extra given as both active and inactive is active
+    assert m.restrict_extras(active=["gpu"], inactive=["gpu", "foo-bar"]).is_true()
+    assert m.restrict_extras(active=["Foo-Bar"], inactive=["FOO_BAR", "gpu"]) == linux
+    # the extras of each marker, not of another one seen before it
+    for name in ("foo-bar", "foo-baz", "foo-bar", "gpu"):
+        assert Marker.parse(f"extra == '{name}'").extras() == frozenset({name})
+    assert (m & Marker.parse("extra == 'cpu'")).extras() == frozenset({"foo-bar", "gpu", "cpu"})
+    assert m.restrict_extras(active=["gpu"]).extras() == frozenset()
+    assert m.restrict_extras(inactive=["gpu"]).extras() == frozenset({"foo-bar"})
+
+
 def test_implies() -> None:
     assert Marker.parse("python_version >= '3.10'").implies(Marker.parse("python_version > '3.8'"))
     assert not Marker.parse("python_version >= '3.8'").implies(

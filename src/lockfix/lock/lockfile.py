@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import re
@@ -298,6 +299,10 @@ class ConflictItem:
     name: str | None
 
 
+# the planner asks for the same few hundred names many times over
+_canonical_name = functools.lru_cache(maxsize=16384)(canonicalize_name)
+
+
 @dataclass(slots=True)
 class Lock:
     """A parsed uv.lock. ``blocks`` are the exact text slices: the header, then one per package."""
@@ -323,7 +328,7 @@ class Lock:
             self._by_name.setdefault(package.name, []).append(package)
 
     def named(self, name: str) -> list[Package]:
-        return self._by_name.get(canonicalize_name(name), [])
+        return self._by_name.get(_canonical_name(name), [])
 
     def package(self, package_id: PackageId) -> Package | None:
         for package in self.named(package_id.name):

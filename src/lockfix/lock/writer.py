@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-import tomlkit
-
 from lockfix.dist.simple import IndexFile
 from lockfix.lock.edits import MAIN, AddedPackage, LockEdits, PackagePlan, Table
 from lockfix.lock.lockfile import (
@@ -32,6 +30,8 @@ _KEY_LINE = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\") = ")
 
 
 def toml_string(value: str) -> str:
+    import tomlkit  # only where a lock is written: a check that writes nothing never loads it
+
     return tomlkit.string(value).as_string()
 
 

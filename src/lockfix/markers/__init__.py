@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 _text_cache: dict[bdd.Node, str] = {}
+# the extras a node depends on: nodes are unique and immutable, so this never goes stale
+_extras_cache: dict[bdd.Node, frozenset[str]] = {}
+_normalized_extra = functools.lru_cache(maxsize=16384)(normalize_extra)
 
 
 def _text(node: bdd.Node) -> str:
@@ -201,15 +204,27 @@ class Marker:
 
     def restrict_extras(self, active: Iterable[str] = (), inactive: Iterable[str] = ()) -> Marker:
         """Substitute the given extras as active (true) / inactive (false)."""
-        values = {normalize_extra(e): False for e in inactive}
-        values.update((normalize_extra(e), True) for e in active)
+        mentioned = self.extras()
+        if not mentioned:
+            return self  # nothing to substitute
+        # only the extras the marker depends on change it; an extra both given as active
+        # and as inactive is active
+        values: dict[str, bool] = {}
+        for names, value in ((inactive, False), (active, True)):
+            for e in names:
+                name = _normalized_extra(e)
+                if name in mentioned:
+                    values[name] = value
         if not values:
             return self
         return Marker(bdd.restrict_extras(self._node, values))
 
     def extras(self) -> frozenset[str]:
         """Normalised names of the extras this marker depends on."""
-        return bdd.extra_names(self._node)
+        names = _extras_cache.get(self._node)
+        if names is None:
+            names = _extras_cache[self._node] = bdd.extra_names(self._node)
+        return names
 
     def __str__(self) -> str:
         return _text(self._node)
