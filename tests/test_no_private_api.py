@@ -114,9 +114,7 @@ def _resolve(dotted: str) -> object | None:
 
 def _is_super(node: ast.expr) -> bool:
     return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "super"
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
     )
 
 
@@ -149,9 +147,7 @@ def _findings(tree: ast.Module, own: set[str]) -> list[str]:
             module = node.module or ""
             if module.split(".")[0] != "lockfix":
                 found += [
-                    f"{line}: from {module} import {a.name}"
-                    for a in node.names
-                    if _private(a.name)
+                    f"{line}: from {module} import {a.name}" for a in node.names if _private(a.name)
                 ]
         elif isinstance(node, ast.ClassDef):
             found += [f"{line}: {f}" for f in _class_findings(node, outside)]
