@@ -711,6 +711,23 @@ def test_no_proxy_exempts_its_hosts(
     assert all(not r.path.startswith("http://") for r in server.file_requests())
 
 
+def test_socks_proxy_is_refused_in_one_line(
+    server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ALL_PROXY", f"socks5://bob:{SECRET}@127.0.0.1:9")
+
+    async def go() -> None:
+        async with client() as c:
+            with pytest.raises(IndexRequestError, match="socks5 proxies are not supported") as e:
+                await c.project_page(server.index_url("idx"), "torch")
+            assert SECRET not in str(e.value)
+
+    run(go())
+    assert server.count(kind="page") == 0
+
+
 @pytest.mark.parametrize(
     ("url", "no_proxy", "expected"),
     [

@@ -637,4 +637,6 @@ def _as_index_error(error: Exception, url: str, what: str) -> IndexRequestError:
         return IndexRequestError(f"{what} timed out ({type(error).__name__})", url)
     if isinstance(error, InvalidURL):  # a link an index page gives, not a network error
         return IndexRequestError(f"{what}: invalid URL ({error})", url)
+    if isinstance(error, ProxyError):
+        return IndexRequestError(f"{what} failed (ProxyError: {error})", url)
     return IndexRequestError(f"{what} failed ({type(error).__name__})", url)
