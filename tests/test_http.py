@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
+import aiohttp
 import pytest
 
 from fixtures.builder import BuiltScenario, build_scenario
@@ -228,19 +229,20 @@ def test_no_pep658_uses_one_range_request_per_wheel(
     assert c.stats.full_download == 1  # the sdist
 
 
-def test_range_reads_skip_httpx_request_machinery(
+def test_pages_and_range_reads_share_one_session(
     built: BuiltScenario, server: IndexServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Range reads go straight to the aiohttp wire; pages still go through httpx."""
+    """Every request of a run, pages and range reads alike, goes through one aiohttp
+    session (one connection pool, one proxy choice, one set of timeouts)."""
     server.configure("idx", pep658=False)
-    sent: list[str] = []
-    original = httpx.AsyncClient.send
+    sent: list[tuple[int, str]] = []
+    original = aiohttp.ClientSession.get
 
-    async def send(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> httpx.Response:
-        sent.append(request.headers.get("Range", "page"))
-        return await original(self, request, **kw)
+    def get(self: aiohttp.ClientSession, url: Any, **kw: Any) -> Any:
+        sent.append((id(self), kw.get("headers", {}).get("Range", "page")))
+        return original(self, url, **kw)
 
-    monkeypatch.setattr(httpx.AsyncClient, "send", send)
+    monkeypatch.setattr(aiohttp.ClientSession, "get", get)
 
     async def go() -> IndexClient:
         async with client() as c:
@@ -249,7 +251,9 @@ def test_range_reads_skip_httpx_request_machinery(
 
     c = run(go())
     assert c.stats.range == n_wheels(built) > 0
-    assert "page" in sent and not any(s.startswith("bytes=") for s in sent)
+    kinds = {kind.split("=")[0] for _, kind in sent}
+    assert kinds == {"page", "bytes"}, kinds
+    assert len({session for session, _ in sent}) == 1
 
 
 def test_range_reads_through_proxy_from_environment(
@@ -685,6 +689,70 @@ def test_proxy_from_environment(
     assert server.count(kind="page") == len(PROJECTS)
 
 
+def test_no_proxy_exempts_its_hosts(
+    built: BuiltScenario, server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_PROXY names the index host: its requests go straight to it, not to the proxy
+    (here a port that refuses every connection)."""
+    for var in ("no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refused.getsockname()[1]}")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    server.configure("idx", pep658=False)
+
+    async def go() -> None:
+        async with client(retries=0) as c:
+            check_all(built, await fetch_all(c, server.index_url("idx")))
+
+    with refused:
+        run(go())
+    assert all(not r.path.startswith("http://") for r in server.file_requests())
+
+
+def test_socks_proxy_is_refused_in_one_line(
+    server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ALL_PROXY", f"socks5://bob:{SECRET}@127.0.0.1:9")
+
+    async def go() -> None:
+        async with client() as c:
+            with pytest.raises(IndexRequestError, match="socks5 proxies are not supported") as e:
+                await c.project_page(server.index_url("idx"), "torch")
+            assert SECRET not in str(e.value)
+
+    run(go())
+    assert server.count(kind="page") == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "expected"),
+    [
+        ("http://pypi.example/simple/", "", "http://proxy:3128"),
+        ("https://pypi.example/simple/", "", "http://secure:3128"),
+        ("https://pypi.example/simple/", "ample", "http://secure:3128"),
+        ("https://pypi.example/simple/", "example", None),  # a domain and its subdomains
+        ("https://pypi.example/simple/", ".example", None),
+        ("https://pypi.example:8443/simple/", "pypi.example", None),
+        ("https://files.example/x.whl", "pypi.example", "http://secure:3128"),
+        ("https://pypi.example/simple/", "*", None),
+    ],
+)
+def test_proxy_for_each_url(
+    url: str, no_proxy: str, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockfix.index.session import proxy_for
+
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    proxies = {"http": "http://proxy:3128", "https": "secure:3128"}
+    assert proxy_for(url, proxies) == expected
+    assert proxy_for(url, {"all": "http://everything:1"}) in (None, "http://everything:1")
+
+
 def test_uv_http_timeout(server: IndexServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UV_HTTP_TIMEOUT", "0.2")
     server.add_fault(lambda m, p: Fault(delay=1.0))
@@ -883,7 +951,7 @@ def test_close_cancels_work_started_while_closing() -> None:
 
         async def sibling(client: IndexClient) -> None:
             await release.wait()
-            late.append(asyncio.ensure_future(client._once(("late",), asyncio.Event().wait)))
+            late.append(asyncio.ensure_future(client.memo.once(("late",), asyncio.Event().wait)))
             await late[0]
 
         async def failing() -> None:
@@ -893,7 +961,7 @@ def test_close_cancels_work_started_while_closing() -> None:
         async with IndexClient() as client:
             task = asyncio.ensure_future(sibling(client))
             try:
-                await asyncio.gather(client._once(("first",), request), failing())
+                await asyncio.gather(client.memo.once(("first",), request), failing())
             finally:
                 await asyncio.sleep(0)
         task.cancel()

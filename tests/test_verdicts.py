@@ -188,7 +188,7 @@ def test_a_reused_verdict_is_answered_before_the_command_line_loads(
     assert again.stdout == first.stdout
     loaded = _imported(again.stderr)
     assert "lockfix.cli.verdicts" in loaded
-    assert not loaded & {"click", "lockfix.cli.main", "lockfix.engine", "httpx"}, loaded
+    assert not loaded & {"click", "lockfix.cli.main", "lockfix.engine", "aiohttp"}, loaded
     assert server.requests == []
 
 

@@ -1,4 +1,5 @@
-"""Indexes on disk: ``file://`` URLs, plain folders and flat find-links folders."""
+"""Indexes on disk: ``file://`` URLs, plain folders and flat find-links folders, read
+from the file system (:class:`LocalSource`); and the URL rules shared with remote indexes."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import pathname2url, url2pathname
 
 from packaging.utils import canonicalize_name
 
-from lockfix.dist.simple import IndexFile, ProjectPage, file_matches_project
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.simple import IndexFile, ProjectPage, file_matches_project, parse_simple_html
+from lockfix.errors import FileUnavailable, IndexRequestError, ProjectNotFound
+from lockfix.index.archives import hashers, parse_archive, sha256_file, verify
 
 
 def is_remote(index_url: str) -> bool:
@@ -71,3 +76,59 @@ def simple_candidates(directory: Path, name: str) -> Iterable[Path]:
     yield directory / canon / "index.html"
     if name != canon:
         yield directory / name / "index.html"
+
+
+class LocalSource:
+    """Pages and files of indexes on disk: ``file://`` URLs and folders (simple layout, a
+    flat page, or a flat folder of distributions). Counts its reads in ``stats.local``."""
+
+    def __init__(self, base_dir: Path | None, stats: Any) -> None:
+        self.base_dir, self.stats = base_dir, stats
+
+    def page(self, index_url: str, name: str, flat: bool) -> ProjectPage:
+        self.stats.local += 1
+        path = local_index_path(index_url, self.base_dir)
+        if path.is_file():
+            return _flat_page(path, name)
+        if not path.is_dir():
+            raise IndexRequestError("local index not found", str(path))
+        if not flat:
+            for candidate in simple_candidates(path, name):
+                if candidate.is_file():
+                    return parse_simple_html(candidate.read_bytes(), path_to_url(candidate), name)
+            if any(p.is_file() for p in path.glob("*/index.html")):
+                raise ProjectNotFound(name, path_to_url(path))
+        if (path / "index.html").is_file():
+            return _flat_page(path / "index.html", name)
+        page = local_files(path, name, {})
+        if not page.files:
+            raise ProjectNotFound(name, page.url)
+        hashes = {
+            f.filename: {"sha256": sha256_file(local_index_path(f.url, None))} for f in page.files
+        }
+        return local_files(path, name, hashes)
+
+    def metadata(
+        self, file: IndexFile, hashes: Mapping[str, str], project: str | None
+    ) -> CoreMetadata:
+        """The metadata of a local ``file``, whose bytes must have ``hashes``."""
+        self.stats.local += 1
+        path = local_index_path(file.url, self.base_dir)
+        if not path.is_file():
+            raise FileUnavailable("local file not found", file.url)
+        fed = hashers(hashes)
+        with path.open("rb") as f:
+            if fed:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    for h in fed.values():
+                        h.update(block)
+                verify(file.url, hashes, fed)
+                f.seek(0)
+            return parse_archive(f, file.filename, project, file.url)
+
+
+def _flat_page(path: Path, name: str) -> ProjectPage:
+    page = parse_simple_html(path.read_bytes(), path_to_url(path), name, flat=True)
+    if not page.files:
+        raise ProjectNotFound(name, page.url)
+    return page
