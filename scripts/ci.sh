@@ -10,12 +10,18 @@
 # the planner's own tests (tests/analysis, tests/markers), every command-line, network,
 # signal, process and packaging test run on both.
 #
+# Each run spreads its test files over WORKERS pytest-xdist processes (default 4: the tests
+# mostly wait on loopback servers, subprocesses and retries, so more workers than cores
+# keep the cores busy). `--dist loadfile` keeps a file's tests in one process, so that a
+# module's fixture (a scenario index, the locks uv writes against it) is built once.
+#
 # Each interpreter is `pythonX.Y` when that runs, else the newest X.Y under pyenv; its
 # venv is .venv-X.Y (the uv binaries in .tools are shared).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 lowest=$1
 newest=$2
+workers=${WORKERS:-4}
 
 find_python() {
   local version=$1 candidate
@@ -53,11 +59,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$SECONDS
 nice -n 10 ".venv-$newest/bin/python" -m pytest -q -p no:cacheprovider \
-  --ignore=tests/scenarios >"$log" 2>&1 &
+  -n "$workers" --dist loadfile --ignore=tests/scenarios >"$log" 2>&1 &
 second=$!
 
 echo "== Python $lowest: the whole suite (Python $newest runs beside it)"
-".venv-$lowest/bin/python" -m pytest -q
+".venv-$lowest/bin/python" -m pytest -q -n "$workers" --dist loadfile
 first_status=$?
 echo "== Python $lowest: exit $first_status after $((SECONDS - started)) s"
 
