@@ -26,8 +26,8 @@ import pytest
 
 from fixtures.server import Fault
 from fixtures.uvrun import uv_bin
-from helpers import run_lockfix
-from test_torch_e2e import NEW, OLD, Case
+from tests.helpers import run_lockfix
+from tests.scenarios.test_torch_e2e import NEW, OLD, Case
 
 pytestmark = pytest.mark.skipif(
     not (uv_bin(OLD).exists() and uv_bin(NEW).exists()),

@@ -180,7 +180,7 @@ def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
     from lockfix.analysis.evidence import Evidence
     from lockfix.engine import Analysis
 
-    text = (Path(__file__).parent.parent / "fixtures/bench/real/uv.lock").read_text()
+    text = (Path(__file__).parents[2] / "fixtures/bench/real/uv.lock").read_text()
     lock = parse_lock(text)
     planner = Planner(lock, infer_config(lock))
     analysis = Analysis(lock, planner.config, planner.plan())
@@ -233,7 +233,7 @@ b = [
     assert kinds(result) == set() and result.removed == []
 
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 _UV_LOCKS = sorted((_REPO / "fixtures" / "locks").glob("*/reference.uv.lock")) + sorted(
     (_REPO.parent / "shared" / "real-locks").glob("*/uv.lock")
 )

@@ -30,13 +30,13 @@ from fixtures.scenarios import (
 )
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
 from lockfix.analysis.lowering import lower_requirements
 from lockfix.analysis.wheels import merge_wheel_metadata, wheel_selections
 from lockfix.dist.metadata import CoreMetadata, parse_core_metadata
 from lockfix.lock.lockfile import parse_lock
 from lockfix.markers import Marker
-from semantic import Selection, environments, install, selections
+from tests.helpers import run_lockfix
+from tests.semantic import Selection, environments, install, selections
 
 NEW = "0.13.9"
 PLATFORMS = {
