@@ -139,16 +139,15 @@ def find_metadata_member(members: list[Member], project: str | None = None) -> M
     """
     from packaging.utils import canonicalize_name
 
-    candidates = [m for m in members if _DIST_INFO_METADATA.match(m.name)]
+    candidates = [(m, found[1]) for m in members if (found := _DIST_INFO_METADATA.match(m.name))]
     if not candidates:
         raise ZipFormatError("no .dist-info/METADATA in the archive")
     if len(candidates) > 1 and project is not None:
         want = canonicalize_name(project)
-        for m in candidates:
-            stem = _DIST_INFO_METADATA.match(m.name).group(1)  # type: ignore[union-attr]
+        for m, stem in candidates:
             if canonicalize_name(stem.split("-", 1)[0]) == want:
                 return m
-    return candidates[0]
+    return candidates[0][0]
 
 
 _METADATA_SUFFIX = b".dist-info/METADATA"

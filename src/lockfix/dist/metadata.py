@@ -265,10 +265,10 @@ def read_sdist_pkg_info(fileobj: IO[bytes], filename: str) -> bytes:
                     if len(parts) == 2 and parts[1] == "PKG-INFO" and ti.isfile():
                         if ti.size > MAX_METADATA_SIZE:
                             raise MetadataError("PKG-INFO larger than the size limit")
-                        f = tf.extractfile(ti)
-                        if f is None:
+                        member = tf.extractfile(ti)
+                        if member is None:
                             break
-                        return _bounded_read(f)
+                        return _bounded_read(member)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         raise MetadataError(f"cannot read PKG-INFO from {filename}: {e}") from e
     raise MetadataUnavailable(f"{filename}: no top-level PKG-INFO in the sdist")

@@ -49,10 +49,10 @@ def parse_filename(filename: str) -> FileNameInfo | None:
     """Project name + version from a wheel or sdist filename, or None if it's neither."""
     if filename.endswith(".whl"):
         try:
-            name, version, _, _ = parse_wheel_filename(filename)
+            wheel_name, wheel_version, _, _ = parse_wheel_filename(filename)
         except (InvalidWheelFilename, InvalidVersion):
             return None
-        return FileNameInfo(str(name), str(version), True)
+        return FileNameInfo(str(wheel_name), str(wheel_version), True)
     lower = filename.lower()
     for ext in SDIST_EXTENSIONS:
         if lower.endswith(ext):
@@ -349,7 +349,9 @@ _DECODER = json.JSONDecoder()
 
 def _after_ws(text: str, pos: int) -> int:
     """The end of the JSON whitespace that starts at ``pos``."""
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]  # it matches "" too
+    found = _WS.match(text, pos)
+    assert found is not None  # it matches "" too
+    return found.end()
 
 
 def _before_ws(text: str, pos: int) -> int:
@@ -490,7 +492,9 @@ class _RawJsonFiles:
         Which list is not checked: that would take a scan of the page up to the key. PEP 691
         has no list of objects but "files", and an index could list such a file anyway."""
         text = self.text
-        key_end = _FILE_KEYS.match(text, key_at).end()  # type: ignore[union-attr]
+        key = _FILE_KEYS.match(text, key_at)
+        assert key is not None  # the caller found a key here
+        key_end = key.end()
         pos = key_at
         for _ in range(_MAX_OBJECT_STARTS):
             pos = text.rfind("{", self._files_at, pos)
