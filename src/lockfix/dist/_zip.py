@@ -158,7 +158,7 @@ def metadata_member(
     directory: bytes, project: str | None = None, max_entries: int = 1_000_000
 ) -> Member:
     """``find_metadata_member(parse_central_directory(directory), project)``, without
-    decoding every entry (numpy/torch wheels have thousands): ~10× faster on big wheels.
+    decoding every entry (numpy/torch wheels have thousands).
 
     When ``.dist-info/METADATA`` occurs once in the directory, only the entry whose name
     ends there can be a candidate; the headers are walked (lengths only, exactly as the
