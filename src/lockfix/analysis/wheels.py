@@ -439,8 +439,9 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
     origins: list[tuple[str, str, str]] = []
     for key, original in order.items():
         present = [t.get(key) for t in tables]
-        if all(p is not None for p in present) and len({p[0] for p in present if p}) == 1:
-            requires.extend(present[0][1])  # type: ignore[index]
+        everywhere = [p for p in present if p is not None]
+        if len(everywhere) == len(present) and len({p[0] for p in everywhere}) == 1:
+            requires.extend(everywhere[0][1])
             continue
         marker = Marker.FALSE
         for group, entry in zip(groups, present, strict=True):
