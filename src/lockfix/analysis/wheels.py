@@ -18,9 +18,10 @@ environment's ``sys_tags()`` order wins, the order being built from ``cpython_ta
 enumerated as cells — (sys_platform, platform_machine) from the wheels' platform tags
 plus "any other platform", each Python minor the tags mention (and one cell above),
 CPython / PyPy / other — and a wheel's selection marker is the union of the cells it
-wins. Markers cannot tell glibc from musl or the OS release apart: a glibc system new
-enough for every manylinux tag and a macOS as recent as every macOS tag are assumed
-(musllinux wheels rank below manylinux ones).
+wins. Markers cannot tell glibc from musl, a 32-bit Python on 64-bit Windows, or the OS
+release apart: a glibc system new enough for every manylinux tag, a 64-bit Python and a
+macOS as recent as every macOS tag are assumed; a musllinux wheel, or a ``win32`` wheel on
+64-bit Windows, is picked only where no other wheel fits.
 """
 
 from __future__ import annotations
@@ -116,7 +117,13 @@ def _implementation_marker(implementation: str) -> Marker:
 
 # packaging's manylinux order: each legacy alias right after the glibc version it names.
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-_WINDOWS_PLATFORMS = {"AMD64": ("win_amd64", "win32"), "ARM64": ("win_arm64",), "x86": ("win32",)}
+# Windows platform tags by machine: what a 64-bit (or ARM) Python takes, then what only a
+# 32-bit Python on that machine takes.
+_WINDOWS_PLATFORMS = {
+    "AMD64": (("win_amd64",), ("win32",)),
+    "ARM64": (("win_arm64",), ()),
+    "x86": (("win32",), ()),
+}
 _MANYLINUX = re.compile(r"^manylinux_2_(\d+)_")
 _MUSLLINUX = re.compile(r"^musllinux_1_(\d+)_")
 _MACOS = re.compile(r"^macosx_(\d+)_(\d+)_")
@@ -126,17 +133,20 @@ def _newest(pattern: re.Pattern[str], platforms: Iterable[str], floor: int) -> i
     return max((int(m[1]) for p in platforms if (m := pattern.match(p))), default=floor)
 
 
-def _linux_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
+def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
     """Platform tags of a glibc system new enough for every manylinux tag here, in the
     order ``packaging.tags.platform_tags()`` gives on one (it has no public generator for
-    another system): manylinux newest first, then musllinux, then plain ``linux``."""
+    another system): manylinux newest first, then plain ``linux``."""
     for minor in range(_newest(_MANYLINUX, platforms, 17), 4, -1):
         yield f"manylinux_2_{minor}_{machine}"
         if minor in _LEGACY_MANYLINUX:
             yield f"{_LEGACY_MANYLINUX[minor]}_{machine}"
+    yield f"linux_{machine}"
+
+
+def _musl_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
     for minor in range(_newest(_MUSLLINUX, platforms, 0), -1, -1):
         yield f"musllinux_1_{minor}_{machine}"
-    yield f"linux_{machine}"
 
 
 def _macos_version(platforms: frozenset[str]) -> tuple[int, int]:
@@ -145,35 +155,29 @@ def _macos_version(platforms: frozenset[str]) -> tuple[int, int]:
     return max([(11, 0), *versions])
 
 
-def _platform_order(cell: Cell, platforms: frozenset[str]) -> list[str]:
-    """The platform tags among ``platforms`` an installer in ``cell`` takes, preferred first."""
+def _platform_tiers(cell: Cell, platforms: frozenset[str]) -> list[list[str]]:
+    """The platform tags among ``platforms`` an installer in ``cell`` takes, preferred
+    first: those of the common system (glibc Linux, a 64-bit Python on Windows), then
+    those only a rarer one takes (musl Linux, a 32-bit Python), which markers cannot tell
+    apart; a wheel for the rarer one is picked only where nothing else fits."""
     if cell.platform is None:
-        return []
+        return [[]]
     system, machine = cell.platform
-    order: Iterable[str]
+    tiers: tuple[Iterable[str], ...] = ()
     if system == "linux":
-        order = _linux_platforms(machine, platforms)
+        tiers = (_glibc_platforms(machine, platforms), _musl_platforms(machine, platforms))
     elif system == "darwin":
-        order = mac_platforms(_macos_version(platforms), machine)
+        tiers = (mac_platforms(_macos_version(platforms), machine),)
     elif system == "win32":
-        order = _WINDOWS_PLATFORMS.get(machine, ())
-    else:
-        order = ()
-    return [p for p in order if p in platforms]
+        tiers = _WINDOWS_PLATFORMS.get(machine, ())
+    return [[p for p in tier if p in platforms] for tier in tiers] or [[]]
 
 
-@lru_cache(maxsize=4096)
-def _tag_ranks(
-    cell: Cell, platforms: frozenset[str], abis: frozenset[tuple[str, str]]
-) -> dict[Tag, int]:
-    """Each tag an installer in ``cell`` accepts → its place in ``sys_tags()`` order there
-    (``packaging.tags``, which pip follows and uv matches), for wheels with these platform
-    tags and (interpreter, ABI) pairs. A free-threaded ABI (``cp313t``) is never taken:
-    markers cannot tell a free-threaded build apart."""
+def _sys_tags(cell: Cell, accepted: list[str], abis: frozenset[tuple[str, str]]) -> Iterator[Tag]:
+    """``sys_tags()`` of the cell's Python on these platform tags. A free-threaded ABI
+    (``cp313t``) is never taken: markers cannot tell a free-threaded build apart."""
     version = cell.python
-    accepted = _platform_order(cell, platforms)
     interpreter: str | None = None
-    specific: Iterable[Tag] = ()
     if cell.implementation in ("CPython", "PyPy"):
         interpreter = ("cp" if cell.implementation == "CPython" else "pp") + "".join(
             map(str, version)
@@ -184,13 +188,22 @@ def _tag_ranks(
             if name == interpreter and abi not in ("none", "abi3") and not abi.endswith("t")
         )
         if cell.implementation == "CPython":
-            specific = cpython_tags(version, own, accepted)
+            yield from cpython_tags(version, own, accepted)
         else:
-            specific = generic_tags(interpreter, own, accepted)
+            yield from generic_tags(interpreter, own, accepted)
+    yield from compatible_tags(version, interpreter, accepted)
+
+
+@lru_cache(maxsize=4096)
+def _tag_ranks(
+    cell: Cell, platforms: frozenset[str], abis: frozenset[tuple[str, str]]
+) -> dict[Tag, int]:
+    """Each tag an installer in ``cell`` accepts → its place in ``sys_tags()`` order there
+    (``packaging.tags``, which pip follows and uv matches), for wheels with these platform
+    tags and (interpreter, ABI) pairs."""
     ranks: dict[Tag, int] = {}
-    for rank, tag in enumerate(
-        itertools.chain(specific, compatible_tags(version, interpreter, accepted))
-    ):
+    tiers = _platform_tiers(cell, platforms)
+    for rank, tag in enumerate(itertools.chain(*(_sys_tags(cell, t, abis) for t in tiers))):
         ranks.setdefault(tag, rank)
     return ranks
 
