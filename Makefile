@@ -38,8 +38,12 @@ test: tools
 test-one: venv tools
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
+# ruff; mypy (config in pyproject.toml: strict on the I/O-free packages); the import contract
+# (import-linter, [tool.importlinter] in pyproject.toml).
 lint: venv
 	$(PY) -m ruff check src tests fixtures
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # Repairs the bundled broken torch/nvidia lock against the fixture index on loopback.
 demo: venv

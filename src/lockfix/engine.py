@@ -68,8 +68,8 @@ class Options:
 
 
 # repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
-# handler back (signal.signal names the old handler); a full repr of a big analysis cost
-# 0.1 s there.
+# handler back (signal.signal names the old handler), and a full repr would walk the
+# whole analysis.
 @dataclass(slots=True, repr=False)
 class Analysis:
     lock: Lock

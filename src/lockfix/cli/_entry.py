@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+TYPE_CHECKING = False  # the start-up path does not import typing
 
 if TYPE_CHECKING:
     from typing import Any
@@ -116,8 +116,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as Python and uv report it (128 + SIGINT)
 
 
 def _exit_now(done: SystemExit) -> None:
-    """End the process as ``done`` would, without the interpreter's teardown: after a full
-    analysis, freeing its objects one by one took 0.15 s. atexit handlers still run."""
+    """End the process as ``done`` would, without the interpreter's teardown (which would
+    free a whole analysis object by object). atexit handlers still run."""
     import atexit
     import signal
 

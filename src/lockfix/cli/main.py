@@ -272,7 +272,7 @@ def _analyze_text(
         options.per_wheel = settings.per_wheel
     if run.single_wheel:
         options.per_wheel = False
-    import asyncio  # not at the top: it costs half of `lockfix --version`
+    import asyncio  # not at the top: commands that run no check never load it
 
     # before any thread (the progress line) or event loop exists: it may fork
     options.worker = start_shard(lock, lock_dir, options, spawned)

@@ -18,7 +18,7 @@ import time
 from lockfix import __version__
 from lockfix._files import NotRegularFile, read_regular
 
-TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+TYPE_CHECKING = False  # the start-up path does not import typing
 if TYPE_CHECKING:
     from typing import Any
 

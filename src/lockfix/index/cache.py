@@ -76,13 +76,13 @@ class MetadataCache:
     """Parsed core metadata by key (a sha256 hex digest), in one SQLite file, plus the page
     cache.
 
-    A cold run stores thousands of small entries: as one file each, creating the files
-    cost more than half a second here (ext4 inode allocation), and reading them back a
-    syscall apiece. In SQLite they are rows of one table, written in one transaction when
-    the run's client closes (:meth:`flush`; until then they are answered from memory) and
-    read by primary key. SQLite's locking keeps concurrent runs consistent; a damaged
-    database file is set aside and started afresh. A database another process keeps locked
-    for longer than :data:`BUSY_TIMEOUT` is left alone: the run goes on without it."""
+    A cold run stores thousands of small entries: as one file each, they would cost an inode
+    allocation apiece to write and a syscall apiece to read back. In SQLite they are rows of
+    one table, written in one transaction when the run's client closes (:meth:`flush`; until
+    then they are answered from memory) and read by primary key. SQLite's locking keeps
+    concurrent runs consistent; a damaged database file is set aside and started afresh. A
+    database another process keeps locked for longer than :data:`BUSY_TIMEOUT` is left
+    alone: the run goes on without it."""
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
