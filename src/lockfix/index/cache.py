@@ -31,6 +31,7 @@ from typing import Any
 
 import platformdirs
 
+from lockfix._files import replace_file
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.urls import origin
 
@@ -342,7 +343,7 @@ class PageCache:
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
         try:
-            _write_atomically(self._path(page.url), data)
+            replace_file(self._path(page.url), data, parents=True)
         except OSError:
             return None  # a cache that cannot be written is a slower run
         return _page_stamp(header, len(data))
