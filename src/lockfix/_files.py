@@ -92,7 +92,12 @@ def temp_prefix(target: str | os.PathLike[str]) -> str:
 
 
 def replace_file(
-    target: str | os.PathLike[str], data: bytes, mode: int = 0o600, *, parents: bool = False
+    target: str | os.PathLike[str],
+    data: bytes,
+    mode: int = 0o600,
+    *,
+    parents: bool = False,
+    durable: bool = True,
 ) -> None:
     """Replace ``target`` (symlinks already resolved) by ``data``; with ``parents``, its
     folder and the folder's parents are made first if missing.
@@ -100,7 +105,12 @@ def replace_file(
     The bytes go to a new temp file in the target's own folder, are fsynced and given
     ``mode``, then the temp file is renamed over the target and the folder is fsynced, so
     that the rename itself survives a crash. On any error the temp file is removed and the
-    target is untouched; the error propagates (:class:`OSError`)."""
+    target is untouched; the error propagates (:class:`OSError`).
+
+    ``durable=False`` leaves out both fsyncs, for cache entries, whose readers check what
+    they read and treat anything unreadable as a miss: readers still see the old file or
+    the new one, never part of one, but after a crash the entry may be lost or empty.
+    An fsync costs milliseconds, and a cold check writes thousands of entries."""
     folder = os.path.dirname(target) or os.curdir
     if parents:
         os.makedirs(folder, exist_ok=True)
@@ -111,7 +121,8 @@ def replace_file(
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
@@ -122,7 +133,8 @@ def replace_file(
         except OSError:
             pass
         raise
-    _fsync_folder(folder)
+    if durable:
+        _fsync_folder(folder)
 
 
 def _fsync_folder(folder: str) -> None:

@@ -61,7 +61,7 @@ def uv_version(memo_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...
     version = _ask(uv)
     memo[real] = [identity, list(version) if version is not None else None]
     try:  # noqa: SIM105 (contextlib is not loaded on the reused-verdict path)
-        replace_file(memo_path, json.dumps(memo).encode("utf-8"), parents=True)
+        replace_file(memo_path, json.dumps(memo).encode(), parents=True, durable=False)
     except OSError:
         pass  # remembering is only a saving
     return version

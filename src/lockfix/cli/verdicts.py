@@ -104,6 +104,6 @@ class VerdictCache:
         path = self._path(key)
         entry = {"fresh_until": min(fresh_until, 2**40), "report": report}
         try:
-            replace_file(path, json.dumps(entry).encode("utf-8"), parents=True)
+            replace_file(path, json.dumps(entry).encode(), parents=True, durable=False)
         except OSError:
             return  # a cache that cannot be written only costs time

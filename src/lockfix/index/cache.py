@@ -343,7 +343,7 @@ class PageCache:
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
         try:
-            replace_file(self._path(page.url), data, parents=True)
+            replace_file(self._path(page.url), data, parents=True, durable=False)
         except OSError:
             return None  # a cache that cannot be written is a slower run
         return _page_stamp(header, len(data))
