@@ -713,12 +713,13 @@ def test_single_wheel_view_is_uvs(case: Case) -> None:
     """With per_wheel=False lockfix checks against the first wheel only, as before."""
     import asyncio
 
-    from lockfix.engine import Options, analyze_lock
+    from lockfix.engine import analyze_lock
+    from lockfix.settings import Settings
 
     project = case.project("single", case.uv_lock)
     lock = parse_lock(case.uv_lock)
-    options = Options(cache_dir=case.root / "cache", per_wheel=False)
-    analysis = asyncio.run(analyze_lock(lock, project, options))
+    settings = Settings(cache_dir=case.root / "cache", per_wheel=False)
+    analysis = asyncio.run(analyze_lock(lock, project, settings))
     assert not any(f.kind == "wheels-disagree" for f in analysis.plan.findings)
     assert any(w.kind == "wheels-disagree" for w in analysis.warnings)
     # here the first locked wheel is also the one uv read: uv's lock passes that view

@@ -24,13 +24,13 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from lockfix._files import replace_file
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.urls import origin
 
@@ -226,21 +226,6 @@ class MetadataCache:
             return 0
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it over ``path``:
-    readers see the old entry or the new one, never part of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @dataclass(slots=True)
 class CachedPage:
     """One stored index page and what HTTP said about its freshness."""
@@ -342,7 +327,7 @@ class PageCache:
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
         try:
-            _write_atomically(self._path(page.url), data)
+            replace_file(self._path(page.url), data, parents=True, durable=False)
         except OSError:
             return None  # a cache that cannot be written is a slower run
         return _page_stamp(header, len(data))
