@@ -16,7 +16,9 @@ from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
-from lockfix.analysis.planner import Finding, NoMatchingVersion, Plan, Planner
+from lockfix.analysis.findings import Finding, Missing, Plan
+from lockfix.analysis.planner import Planner
+from lockfix.analysis.versions import NoMatchingVersion
 from lockfix.analysis.wheels import (
     disagreement,
     loose_metadata,
@@ -632,7 +634,7 @@ async def analyze_lock(
     )
 
 
-async def _add_missing(client: IndexClient, planner: Planner, missing) -> None:  # type: ignore[no-untyped-def]
+async def _add_missing(client: IndexClient, planner: Planner, missing: Missing) -> None:
     last_error: Exception | None = None
     for index_url in missing.indexes:
         try:

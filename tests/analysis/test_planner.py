@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lockfix.analysis.planner import Plan, Planner
+from lockfix.analysis.findings import Plan
+from lockfix.analysis.planner import Planner
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.lock.lockfile import parse_lock
 from lockfix.lock.project import infer_config

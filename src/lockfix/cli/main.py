@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -33,7 +33,7 @@ PROGRESS_AFTER = 1.0  # seconds before a progress line appears
 class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         from lockfix.cli.report import printable  # the message may quote what an index sent
         from lockfix.urls import redact_text
 
@@ -46,7 +46,7 @@ class BadInput(click.ClickException):
 
     exit_code = EXIT_INPUT
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         from lockfix.urls import redact_text  # the message may quote a URL of the lock
 
         click.echo(f"lockfix: error: {redact_text(self.format_message())}", err=True)
