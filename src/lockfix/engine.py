@@ -27,7 +27,15 @@ from lockfix.dist.metadata import CoreMetadata, MetadataError, MetadataUnavailab
 from lockfix.dist.requirements import unreadable_lines
 from lockfix.dist.simple import IndexFile
 from lockfix.errors import IndexClientError, ProjectNotFound
-from lockfix.facts import FactsStore, decode_metadata, encode_metadata, facts_key
+from lockfix.facts import (
+    FactsStore,
+    decode_lowered,
+    decode_metadata,
+    encode_lowered,
+    encode_metadata,
+    facts_key,
+    lowered_key,
+)
 from lockfix.facts import enabled as facts_enabled
 from lockfix.index.auth import CredentialProvider
 from lockfix.index.cache import MetadataCache, default_cache_dir, origin_key
@@ -382,12 +390,52 @@ def _recall(
         return False
     if metadata is None:
         return False
-    planner.evidence.add_metadata(package.id, metadata)
+    # stored only after its Requires-Dist lines were all read (see _remember)
+    planner.evidence.add_metadata(package.id, metadata, checked=True)
     if loose is not None:
         planner.evidence.add_loose(package.id, loose)
     warnings.extend(found)
     audit.warnings.extend(kept)
     return True
+
+
+def _lowered_keys(
+    planner: Planner, package_ids: list[PackageId]
+) -> dict[str, tuple[PackageId, CoreMetadata, bool]]:
+    """lowered_key → (package, metadata, override rule) of each package's metadata in the
+    evidence, under each override rule the plan may choose."""
+    rules = planner.rules
+    keys: dict[str, tuple[PackageId, CoreMetadata, bool]] = {}
+    for package_id in package_ids:
+        metadata = planner.evidence.metadata.get(package_id)
+        if metadata is None:
+            continue
+        for legacy in (False, True) if rules.overrides else (False,):
+            keys[lowered_key(metadata, rules, legacy)] = (package_id, metadata, legacy)
+    return keys
+
+
+def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[PackageId]) -> None:
+    """Hand the planner the stored lowered requirements of these packages' metadata."""
+    keys = _lowered_keys(planner, package_ids)
+    for key, doc in store.lowered(keys).items():
+        package_id, metadata, legacy = keys[key]
+        try:
+            tables = decode_lowered(doc)
+        except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
+            continue
+        planner.evidence.add_lowered(package_id, metadata, legacy, tables)
+
+
+def _remember_lowered(store: FactsStore, planner: Planner) -> None:
+    """Store the requirements the plan lowered from registry packages' metadata."""
+    legacy, lowered = planner.lowered_here()
+    for package_id, metadata, tables in lowered:
+        if planner.evidence.metadata.get(package_id) is not metadata:
+            continue  # declared by the project, or a package to add
+        doc = encode_lowered(tables)
+        if doc is not None:
+            store.put_lowered(lowered_key(metadata, planner.rules, legacy), doc)
 
 
 def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:
@@ -546,6 +594,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
                 known = {p.id for p in recalled}
                 registry = [p for p in registry if p.id not in known]
                 done = len(recalled)
+                _recall_lowered(store, planner, [p.id for p in recalled])
 
         async def tracked(package: Package) -> None:
             nonlocal done
@@ -604,6 +653,7 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         fresh_until = client.fresh_until
         processes = 2 if result is not None else 1
     if store is not None:
+        _remember_lowered(store, planner)
         store.close()
     promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
