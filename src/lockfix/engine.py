@@ -9,8 +9,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
 
 from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
 from lockfix._shard import setting as processes_setting
@@ -287,6 +289,9 @@ def _facts_store(options: Options) -> FactsStore | None:
     return FactsStore(options.cache_dir if options.cache_dir is not None else default_cache_dir())
 
 
+_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
+
+
 def _facts_key(
     client: IndexClient,
     planner: Planner,
@@ -306,9 +311,16 @@ def _facts_key(
         found = client.page_stamp(index_url, package.name, flat=flat)
     if found is None:
         return None
-    # what the check of a package reads from the lock: its id and its files (not its edges
-    # or resolution-markers, which only the planner reads)
-    locked = repr((package.id, package.sdist, package.wheels))
+    files = [package.sdist, *package.wheels]
+    # what the check of a package reads from the lock: its id and its files, every field of
+    # each (not its edges or resolution-markers, which only the planner reads)
+    source = package.id.source
+    locked = [
+        package.id.name,
+        package.id.version,
+        [source.kind, source.location, source.subdirectory],
+        [None if a is None else [getattr(a, f) for f in _ARTIFACT_FIELDS] for a in files],
+    ]
     return facts_key(locked, found[0], per_wheel=options.per_wheel, flat=flat), found[1]
 
 
@@ -418,10 +430,11 @@ def _lowered_keys(
 def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[PackageId]) -> None:
     """Hand the planner the stored lowered requirements of these packages' metadata."""
     keys = _lowered_keys(planner, package_ids)
+    specifiers: dict[str, SpecifierSet] = {}
     for key, doc in store.lowered(keys).items():
         package_id, metadata, legacy = keys[key]
         try:
-            tables = decode_lowered(doc)
+            tables = decode_lowered(doc, specifiers)
         except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
             continue
         planner.evidence.add_lowered(package_id, metadata, legacy, tables)

@@ -59,9 +59,9 @@ def enabled() -> bool:
     return os.environ.get(DISABLE_VARIABLE, "").strip() != "0"
 
 
-def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
+def facts_key(locked: object, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
     """The key of a package's facts: what the lock says of it (``locked``: its id and
-    files), its page's stamp, the options."""
+    files, as JSON values), its page's stamp, the options."""
     doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
@@ -100,10 +100,14 @@ def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
     return {"tables": out}
 
 
-def decode_lowered(doc: dict[str, Any]) -> Lowered:
+def decode_lowered(
+    doc: dict[str, Any], specifiers: dict[str, SpecifierSet] | None = None
+) -> Lowered:
     """The tables :func:`encode_lowered` stored. Raises ValueError, TypeError, KeyError
-    (or InvalidSpecifier, InvalidMarker) on what it did not write."""
-    specifiers: dict[str, SpecifierSet] = {}
+    (or InvalidSpecifier, InvalidMarker) on what it did not write. ``specifiers``: those
+    read so far, by their text (shared between calls; none is ever modified)."""
+    if specifiers is None:
+        specifiers = {}
     tables: Lowered = {}
     for kind, name, rows in doc["tables"]:
         if not (kind is None or isinstance(kind, str)) or not (
