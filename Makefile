@@ -34,12 +34,16 @@ tools: $(TOOLS)
 test: tools
 	bash scripts/ci.sh $(PYTHON_LOWEST) $(PYTHON_NEWEST)
 
-# The suite once, in .venv (quicker while developing).
+# The suite once, in .venv (quicker while developing), over 4 processes as in scripts/ci.sh.
 test-one: venv tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
+# ruff; mypy (config in pyproject.toml: strict on the I/O-free packages); the import contract
+# (import-linter, [tool.importlinter] in pyproject.toml).
 lint: venv
 	$(PY) -m ruff check src tests fixtures
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # Repairs the bundled broken torch/nvidia lock against the fixture index on loopback.
 demo: venv

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The logic of the lockfix GitHub Action (action.yml runs it). It also runs locally in any
-# git checkout, which is how tests/test_integrations.py exercises it.
+# git checkout, which is how tests/cli/test_integrations.py exercises it.
 #
 # Inputs (environment):
 #   INPUT_PATH      the lock, default uv.lock

@@ -4,12 +4,16 @@
 #   scripts/ci.sh LOWEST NEWEST        e.g. scripts/ci.sh 3.11 3.13   (make test)
 #
 # LOWEST runs the whole suite. NEWEST runs it at the same time (niced, so that the whole
-# suite keeps the cores it needs), without the files whose time goes into uv resolving
-# scenario locks and real installers (test_lock_scenarios, test_wheels, test_fixtures,
-# test_torch_e2e, test_manifest_scenarios, test_versions, test_index_data): they compare
-# the lock lockfix writes with the one uv writes, which depends on uv and on lockfix's
-# planner, not on the interpreter; the planner's own tests (test_planner, test_markers), every command-line, network, signal,
-# process and packaging test run on both.
+# suite keeps the cores it needs), without tests/scenarios, whose time goes into uv
+# resolving scenario locks and real installers: they compare the lock lockfix writes with
+# the one uv writes, which depends on uv and on lockfix's planner, not on the interpreter;
+# the planner's own tests (tests/analysis, tests/markers), every command-line, network,
+# signal, process and packaging test run on both.
+#
+# Each run spreads its test files over WORKERS pytest-xdist processes (default 4: the tests
+# mostly wait on loopback servers, subprocesses and retries, so more workers than cores
+# keep the cores busy). `--dist loadfile` keeps a file's tests in one process, so that a
+# module's fixture (a scenario index, the locks uv writes against it) is built once.
 #
 # Each interpreter is `pythonX.Y` when that runs, else the newest X.Y under pyenv; its
 # venv is .venv-X.Y (the uv binaries in .tools are shared).
@@ -17,6 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 lowest=$1
 newest=$2
+workers=${WORKERS:-4}
 
 find_python() {
   local version=$1 candidate
@@ -54,14 +59,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$SECONDS
 nice -n 10 ".venv-$newest/bin/python" -m pytest -q -p no:cacheprovider \
-  --ignore=tests/test_lock_scenarios.py --ignore=tests/test_wheels.py \
-  --ignore=tests/test_fixtures.py --ignore=tests/test_torch_e2e.py \
-  --ignore=tests/test_manifest_scenarios.py --ignore=tests/test_versions.py \
-  --ignore=tests/test_index_data.py >"$log" 2>&1 &
+  -n "$workers" --dist loadfile --ignore=tests/scenarios >"$log" 2>&1 &
 second=$!
 
 echo "== Python $lowest: the whole suite (Python $newest runs beside it)"
-".venv-$lowest/bin/python" -m pytest -q
+".venv-$lowest/bin/python" -m pytest -q -n "$workers" --dist loadfile
 first_status=$?
 echo "== Python $lowest: exit $first_status after $((SECONDS - started)) s"
 

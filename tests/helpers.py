@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+from fixtures.uvrun import UV_VERSIONS, run_uv
 
 
 def run_lockfix(
@@ -21,3 +26,15 @@ def run_lockfix(
         timeout=300,
         env={**os.environ, **env} if env else None,
     )
+
+
+def installed(project: Path, selection: Sequence[str], tmp: Path) -> dict[str, str]:
+    """Name to version of what current uv's ``sync --frozen SELECTION`` installs from the
+    project's lock into a new ``.venv``; ``tmp`` holds uv's cache and config."""
+    new = UV_VERSIONS[-1]
+    venv = project / ".venv"
+    if venv.exists():
+        shutil.rmtree(venv)
+    run_uv(new, ["sync", "--frozen", *selection], project, tmp)
+    out = run_uv(new, ["pip", "list", "--format", "json", "--python", str(venv)], project, tmp)
+    return {entry["name"]: entry["version"] for entry in json.loads(out.stdout)}

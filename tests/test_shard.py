@@ -1,10 +1,8 @@
 """A cold check split over two processes finds, writes and counts exactly what one process does.
 
-``LOCKFIX_PROCESSES=2`` forces the second process (:mod:`lockfix._shard`) on these small
-locks; ``=1`` forbids it. On Linux the second process is a fork; "spawn" runs the same
-checks with the new interpreter used where there is no fork (a sitecustomize hook turns
-``lockfix._shard.forks`` off). Real uv-written locks from the loopback index, real
-subprocesses.
+``LOCKFIX_PROCESSES=2`` forces the second process (:mod:`lockfix._shard`, a
+``python -m lockfix._worker``) on these small locks; ``=1`` forbids it. Real uv-written locks
+from the loopback index, real subprocesses.
 """
 
 from __future__ import annotations
@@ -26,8 +24,8 @@ import pytest
 
 from fixtures.server import Fault
 from fixtures.uvrun import uv_bin
-from helpers import run_lockfix
-from test_torch_e2e import NEW, OLD, Case
+from tests.helpers import run_lockfix
+from tests.scenarios.test_torch_e2e import NEW, OLD, Case
 
 pytestmark = pytest.mark.skipif(
     not (uv_bin(OLD).exists() and uv_bin(NEW).exists()),
@@ -60,20 +58,6 @@ def hooked(directory: Path, code: str) -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
-# Not in the worker itself: runpy warns when the module it runs was imported before it.
-NO_FORK = (
-    "import sys\n"
-    "if 'lockfix._shard' not in sys.orig_argv:\n"
-    "    import lockfix._shard\n"
-    "    lockfix._shard.forks = lambda: False\n"
-)
-MODES = ["fork", "spawn"] if sys.platform == "linux" else ["spawn"]
-
-
-def mode_env(mode: str, directory: Path) -> dict[str, str]:
-    return hooked(directory, NO_FORK) if mode == "spawn" else {}
-
-
 def _sorted(document: dict) -> dict:
     return {
         key: sorted(value, key=json.dumps) if isinstance(value, list) else value
@@ -96,19 +80,16 @@ def tampered(lock_text: str) -> str:
     return SHA256.sub(change, lock_text)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("lock", ["broken", "tampered"])
-def test_two_processes_report_what_one_does(
-    case: Case, tmp_path: Path, lock: str, mode: str
-) -> None:
+def test_two_processes_report_what_one_does(case: Case, tmp_path: Path, lock: str) -> None:
     text = case.broken if lock == "broken" else tampered(case.reference)
     results = {}
     for processes in (1, 2):
-        project = case.project(f"check-{lock}-{mode}-{processes}", text)
+        project = case.project(f"check-{lock}-{processes}", text)
         case.server.reset_log()
         result = lockfix(
             "check", "--format", "json", "-v", cwd=project, processes=processes,
-            cache=tmp_path / f"cache-{processes}", env=mode_env(mode, tmp_path / "hook"),
+            cache=tmp_path / f"cache-{processes}",
         )  # fmt: skip
         assert result.returncode == 1, result.stderr
         shared = "(in 2 processes)" in result.stderr
@@ -123,15 +104,14 @@ def test_two_processes_report_what_one_does(
     assert one_counted == one_served and two_counted == two_served == one_served
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path, mode: str) -> None:
+def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path) -> None:
     text = tampered(case.broken)
     written = {}
     for processes in (1, 2):
-        project = case.project(f"repair-{mode}-{processes}", text)
+        project = case.project(f"repair-{processes}", text)
         result = lockfix(
             "repair", "--accept-index-artifacts", cwd=project, processes=processes,
-            cache=tmp_path / f"cache-{processes}", env=mode_env(mode, tmp_path / "hook"),
+            cache=tmp_path / f"cache-{processes}",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         written[processes] = (project / "uv.lock").read_text()
@@ -139,22 +119,12 @@ def test_two_processes_repair_what_one_does(case: Case, tmp_path: Path, mode: st
 
 
 # The second process (and only it) dies as it starts.
-DYING_FORK = """import os
-_fork = os.fork
-def fork():
-    pid = _fork()
-    if pid == 0:
-        os._exit(3)
-    return pid
-os.fork = fork
-"""
-DYING_WORKER = NO_FORK + "import os, sys\nif 'lockfix._shard' in sys.orig_argv:\n    os._exit(3)\n"
+DYING_WORKER = "import os, sys\nif 'lockfix._worker' in sys.orig_argv:\n    os._exit(3)\n"
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path, mode: str) -> None:
-    env = hooked(tmp_path / "hook", DYING_FORK if mode == "fork" else DYING_WORKER)
-    project = case.project(f"failing-{mode}", case.broken)
+def test_a_failing_second_process_is_done_here(case: Case, tmp_path: Path) -> None:
+    env = hooked(tmp_path / "hook", DYING_WORKER)
+    project = case.project("failing", case.broken)
     failed = lockfix(
         "check", "--format", "json", "-v", cwd=project, processes=2, cache=tmp_path / "a",
         env=env,
@@ -178,7 +148,7 @@ def _children(parent: int) -> dict[int, bytes]:
         state, ppid = stat.rpartition(")")[2].split()[:2]
         if int(ppid) != parent or state == "Z":
             continue
-        with contextlib.suppress(OSError):  # a fork of lockfix, or python -m lockfix._shard
+        with contextlib.suppress(OSError):  # python -m lockfix._worker
             command = (entry / "cmdline").read_bytes()
             if b"lockfix" in command:
                 found[int(entry.name)] = command
@@ -194,16 +164,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
-@pytest.mark.xfail(
-    sys.version_info >= (3, 12),
-    reason="on Python 3.13, in CI's niced run beside the 3.11 suite, the check once ended "
-    "with exit 1 and no 'Aborted!' (the interrupt lost or too late); not reproduced alone",
-    strict=False,
-)
-@pytest.mark.parametrize("mode", MODES)
-def test_an_interrupted_check_leaves_no_second_process(
-    case: Case, tmp_path: Path, mode: str
-) -> None:
+def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Path) -> None:
     # The first request is answered after 0.5 s, every later one after 5 s: once the index
     # has answered, the check is surely still at work when the interrupt comes, however
     # slowly this test gets to send it (a finished check would exit 1, not 130).
@@ -219,11 +180,11 @@ def test_an_interrupted_check_leaves_no_second_process(
     case.server.add_fault(delay)
     case.server.reset_log()
     try:
-        project = case.project(f"interrupted-{mode}", case.broken)
+        project = case.project("interrupted", case.broken)
         process = subprocess.Popen(
             [sys.executable, "-m", "lockfix", "check", "--cache-dir", str(tmp_path / "c")],
             cwd=project,
-            env={**os.environ, "LOCKFIX_PROCESSES": "2", **mode_env(mode, tmp_path / "hook")},
+            env={**os.environ, "LOCKFIX_PROCESSES": "2"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -233,8 +194,7 @@ def test_an_interrupted_check_leaves_no_second_process(
             time.sleep(0.05)
             children = _children(process.pid)
         assert children, "the second process never started"
-        # a fork runs the parent's command line; the other kind is its own module
-        assert all((b"lockfix._shard" in c) is (mode == "spawn") for c in children.values())
+        assert all(b"lockfix._worker" in c for c in children.values())
         # at work: the index has answered this check a request (the first, after 0.5 s);
         # the rest are pending for 5 s more
         while not asked.is_set() and process.poll() is None:

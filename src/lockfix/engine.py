@@ -9,16 +9,18 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
-from lockfix._shard import Forked, Shard, ShardJob, ShardResult, Worker, forks, wanted
+from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
-from lockfix.analysis.planner import Finding, NoMatchingVersion, Plan, Planner
+from lockfix.analysis.findings import Finding, Missing, Plan
+from lockfix.analysis.planner import Planner
+from lockfix.analysis.versions import NoMatchingVersion
 from lockfix.analysis.wheels import (
     disagreement,
     loose_metadata,
@@ -44,37 +46,13 @@ from lockfix.index.cache import MetadataCache, default_cache_dir, origin_key
 from lockfix.index.http import IndexClient
 from lockfix.lock.lockfile import KNOWN_REVISIONS, Artifact, Lock, Package, PackageId
 from lockfix.lock.project import ProjectConfig, load_config
+from lockfix.settings import Settings
 from lockfix.urls import split_credentials
 
-# Options.per_wheel for the tasks of one analysis (wheels that disagree)
+# Settings.per_wheel for the tasks of one analysis (wheels that disagree)
 _PER_WHEEL: ContextVar[bool] = ContextVar("lockfix_per_wheel", default=True)
 
 log = logging.getLogger("lockfix")
-
-
-@dataclass(slots=True)
-class Options:
-    cache_dir: Path | None = None
-    no_cache: bool = False
-    offline: bool = False
-    concurrency: int = 50
-    timeout: float | None = None
-    progress: Callable[[int, int], None] | None = None
-    # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)
-    per_wheel: bool = True
-    # with keep_going, repair writes what was verified and leaves the rest; without
-    # it, a package that could not be verified (index/network failure) stops repair with
-    # Unverified. None: take `--keep-going` (and whether this is `repair`) from the CLI.
-    keep_going: bool | None = None
-    writes: bool | None = None
-    # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
-    skip_packages: frozenset[str] = frozenset()
-    skip_indexes: frozenset[str] = frozenset()
-    # a second process at work on part of the lock (see start_shard); analyze_lock closes it
-    worker: Shard | None = None
-    # reuse what earlier runs learned about unchanged packages (lockfix.facts); such a
-    # package has no per-file metadata in Analysis.wheel_metadata
-    package_facts: bool = True
 
 
 # repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
@@ -117,41 +95,23 @@ class Unverified(IndexClientError):
         return str(self.args[0])
 
 
-KEEP_GOING = "lockfix.keep_going"  # click ctx.meta key set by the --keep-going option
-
-
-def _cli_switches(options: Options) -> tuple[bool, bool]:
-    """(keep_going, writes): from ``options``, else from the running click command."""
-    keep_going, writes = options.keep_going, options.writes
-    if keep_going is None or writes is None:
-        import click
-
-        ctx = click.get_current_context(silent=True)
-        if keep_going is None:
-            keep_going = bool(ctx is not None and ctx.meta.get(KEEP_GOING))
-        if writes is None:
-            writes = ctx is not None and ctx.info_name == "repair"
-    return keep_going, writes
-
-
 def _unverified_policy(
-    lock: Lock, plan: Plan, options: Options, artifact_findings: set[PackageId]
+    lock: Lock, plan: Plan, settings: Settings, artifact_findings: set[PackageId]
 ) -> None:
-    """Refuse to repair from a partial view unless --keep-going was given.
+    """Refuse to write from a partial view unless ``settings.keep_going``.
 
     A package whose locked file disagrees with its index (an artifact finding) is
     reported as that finding, not as an index failure."""
     plan.failed -= artifact_findings
-    keep_going, writes = _cli_switches(options)
     if lock.revision not in KNOWN_REVISIONS:
         # A newer layout: reading it is safe, rewriting it is not (the writer refuses).
         log.warning(
             "lockfix: warning: the lock has revision %s, newer than lockfix knows (up to %s); %s",
             lock.revision,
             max(KNOWN_REVISIONS),
-            "it will not be rewritten" if writes else "checking it anyway",
+            "it will not be rewritten" if settings.write else "checking it anyway",
         )
-    if not writes or keep_going or not plan.failed:
+    if not settings.write or settings.keep_going or not plan.failed:
         return
     raise Unverified(
         f"{failed_summary(plan)}; nothing written (--keep-going repairs what could be verified)"
@@ -186,15 +146,11 @@ def _requirements_key(metadata: CoreMetadata) -> tuple[tuple[str, ...], tuple[st
     return tuple(sorted(metadata.requires_dist)), tuple(sorted(metadata.provides_extra))
 
 
-async def _locked_metadata(
-    client: IndexClient,
-    planner: Planner,
-    package: Package,
-    warnings: list[Finding],
-    audit: ArtifactAudit | None = None,
-    per_file: dict[str, CoreMetadata] | None = None,
-) -> bool:
-    """Verify one registry package; True when every locked file's metadata was read."""
+async def _locked_files(
+    client: IndexClient, planner: Planner, package: Package, audit: ArtifactAudit | None
+) -> list[tuple[IndexFile, Artifact]] | None:
+    """The locked files of ``package`` to read metadata from, each with its index entry;
+    None when the package is left unverified (marked so in ``planner``)."""
     index_url = package.source.location
     try:
         page = await client.project_page(
@@ -206,7 +162,7 @@ async def _locked_metadata(
         planner.evidence.mark_unverified(
             package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
         )
-        return False
+        return None
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
     try:
         if audit is not None:
@@ -217,28 +173,42 @@ async def _locked_metadata(
             planner.evidence.mark_unverified(
                 package.id, UnverifiedStatus.DYNAMIC, "the lock records no artifact for it"
             )
-            return False
+            return None
         artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
         if not artifacts:
             planner.evidence.mark_unverified(
                 package.id, UnverifiedStatus.FAILED, "no locked artifact is served by its index"
             )
-            return False
+            return None
         files = []
         for artifact in artifacts:
             listed = page.file_named(artifact.name) if page is not None else None
-            files.append(listed or _artifact_file(artifact))
+            files.append((listed or _artifact_file(artifact), artifact))
     except IndexClientError as error:  # a PEP 691 page found corrupt when decoded in full
         planner.evidence.mark_unverified(
             package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
         )
+        return None
+    return files
+
+
+async def _locked_metadata(
+    client: IndexClient,
+    planner: Planner,
+    package: Package,
+    warnings: list[Finding],
+    audit: ArtifactAudit | None = None,
+    per_file: dict[str, CoreMetadata] | None = None,
+) -> bool:
+    """Verify one registry package; True when every locked file's metadata was read."""
+    located = await _locked_files(client, planner, package, audit)
+    if located is None:
         return False
-
-    async def one(file: IndexFile, artifact: Artifact) -> CoreMetadata:
-        return await client.file_metadata(index_url, file, artifact.hashes or None)
-
+    index_url = package.source.location
+    files = [file for file, _ in located]
     results = await asyncio.gather(
-        *(one(f, a) for f, a in zip(files, artifacts, strict=True)), return_exceptions=True
+        *(client.file_metadata(index_url, f, a.hashes or None) for f, a in located),
+        return_exceptions=True,
     )
     good = [r for r in results if isinstance(r, CoreMetadata)]
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -256,19 +226,29 @@ async def _locked_metadata(
         status = UnverifiedStatus.DYNAMIC if unavailable else UnverifiedStatus.FAILED
         planner.evidence.mark_unverified(package.id, status, reason)
         return False
+    _add_metadata(planner, package, list(zip(files, good, strict=True)), warnings, per_file)
+    return True
+
+
+def _add_metadata(
+    planner: Planner,
+    package: Package,
+    read: list[tuple[IndexFile, CoreMetadata]],
+    warnings: list[Finding],
+    per_file: dict[str, CoreMetadata] | None,
+) -> None:
+    """Give the planner the metadata read from every locked file of ``package``."""
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
-    for file, result in zip(files, results, strict=True):
-        if isinstance(result, CoreMetadata):
-            if per_file is not None:
-                per_file[file.filename] = result
-            groups.setdefault(_requirements_key(result), []).append(file.filename)
+    for file, result in read:
+        if per_file is not None:
+            per_file[file.filename] = result
+        groups.setdefault(_requirements_key(result), []).append(file.filename)
     if _PER_WHEEL.get() and package.wheels:
-        named = [(f.filename, r) for f, r in zip(files, results, strict=True) if r in good]
-        merged = merge_wheel_metadata(named)
+        merged = merge_wheel_metadata([(f.filename, r) for f, r in read])
         if merged.disagree:
             warnings.append(disagreement(package.id, merged))
         planner.evidence.add_metadata(package.id, merged.metadata)
-        return len(good) == len(results)
+        return
     if len(groups) > 1:
         detail = "; ".join(f"{len(names)} wheel(s) such as {names[0]}" for names in groups.values())
         warnings.append(
@@ -279,14 +259,13 @@ async def _locked_metadata(
                 f"dependencies ({detail}); checked against the first",
             )
         )
-    planner.evidence.add_metadata(package.id, good[0])
-    return len(good) == len(results)
+    planner.evidence.add_metadata(package.id, read[0][1])
 
 
-def _facts_store(options: Options) -> FactsStore | None:
-    if options.no_cache or not options.package_facts or not facts_enabled():
+def _facts_store(settings: Settings) -> FactsStore | None:
+    if settings.no_cache or not settings.package_facts or not facts_enabled():
         return None
-    return FactsStore(options.cache_dir if options.cache_dir is not None else default_cache_dir())
+    return FactsStore(settings.cache_dir if settings.cache_dir is not None else default_cache_dir())
 
 
 _ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
@@ -296,7 +275,7 @@ def _facts_key(
     client: IndexClient,
     planner: Planner,
     package: Package,
-    options: Options,
+    settings: Settings,
     *,
     served: bool = False,
 ) -> tuple[str, float] | None:
@@ -321,7 +300,7 @@ def _facts_key(
         [source.kind, source.location, source.subdirectory],
         [None if a is None else [getattr(a, f) for f in _ARTIFACT_FIELDS] for a in files],
     ]
-    return facts_key(locked, found[0], per_wheel=options.per_wheel, flat=flat), found[1]
+    return facts_key(locked, found[0], per_wheel=settings.per_wheel, flat=flat), found[1]
 
 
 def _finding_doc(finding: Finding) -> dict[str, str | None]:
@@ -355,7 +334,7 @@ def _remember(
     found: list[Finding],
     audit: ArtifactAudit,
     per_file: dict[str, CoreMetadata],
-    options: Options,
+    settings: Settings,
 ) -> None:
     """Store what the check of ``package`` learned, when it is complete and clean: its
     metadata was read from every locked file (each pinned by its sha256), nothing was
@@ -372,7 +351,7 @@ def _remember(
     ):
         return
     loose = None
-    if options.per_wheel and len(per_file) > 1:
+    if settings.per_wheel and len(per_file) > 1:
         loose = loose_metadata(list(per_file.values()))
     store.put(
         key,
@@ -460,27 +439,27 @@ def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:
     planner.evidence.in_order(order)
 
 
-def _client(options: Options, config: ProjectConfig, lock_dir: Path) -> IndexClient:
+def _client(settings: Settings, config: ProjectConfig, lock_dir: Path) -> IndexClient:
     return IndexClient(
-        cache=None if options.no_cache else MetadataCache(options.cache_dir),
-        concurrency=options.concurrency,
-        timeout=options.timeout,
-        offline=options.offline,
+        cache=None if settings.no_cache else MetadataCache(settings.cache_dir),
+        concurrency=settings.concurrency,
+        timeout=settings.timeout,
+        offline=settings.offline,
         credentials=CredentialProvider(config.index_names()),
         base_dir=lock_dir,
     )
 
 
 async def verify_packages(
-    lock: Lock, lock_dir: Path, options: Options, package_ids: list[PackageId]
+    lock: Lock, lock_dir: Path, settings: Settings, package_ids: list[PackageId]
 ) -> ShardResult:
     """What :func:`analyze_lock` learns about ``package_ids``, for a :mod:`lockfix._shard`."""
-    _PER_WHEEL.set(options.per_wheel)
+    _PER_WHEEL.set(settings.per_wheel)
     config = load_config(lock_dir, lock)
     result = ShardResult(audit=ArtifactAudit(), evidence=Evidence())
     assert result.audit is not None and result.evidence is not None
     planner = Planner(lock, config, result.evidence)
-    async with _client(options, config, lock_dir) as client:
+    async with _client(settings, config, lock_dir) as client:
         packages = [lock.package(i) for i in package_ids]
         await asyncio.gather(
             *(
@@ -537,139 +516,173 @@ def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[P
     return theirs
 
 
-def _skipped(package: Package, options: Options) -> bool:
-    return package.name in options.skip_packages or (
-        package.source.location.rstrip("/") in options.skip_indexes
+def _skipped(package: Package, settings: Settings) -> bool:
+    return package.name in settings.skip_packages or (
+        package.source.location.rstrip("/") in settings.skip_indexes
     )
 
 
-def start_shard(
-    lock: Lock, lock_dir: Path, options: Options, spawned: Worker | None = None
-) -> Shard | None:
-    """Give part of the registry packages to a second process and start it on them; None
-    when there is too little to fetch. Call before the event loop runs (the child of a fork
-    runs its own). ``spawned``: a ``python -m lockfix._shard`` started earlier, used where
-    there is no fork (:func:`lockfix._shard.forks`)."""
-    if spawned is None and not (forks() and wanted(len(lock.text), options.offline)):
-        return None
-    registry = [p for p in lock.packages if p.source.is_registry and not _skipped(p, options)]
-    cache = None if options.no_cache else MetadataCache(options.cache_dir)
+def start_shard(lock: Lock, lock_dir: Path, settings: Settings, spawned: Worker) -> Worker | None:
+    """Give part of the registry packages to ``spawned``, a second process started earlier
+    (:meth:`lockfix._shard.Worker.spawn`), and let it start on them; None, with ``spawned``
+    ended unused, when there is too little to fetch."""
+    registry = [p for p in lock.packages if p.source.is_registry and not _skipped(p, settings)]
+    cache = None if settings.no_cache else MetadataCache(settings.cache_dir)
     try:
         theirs = [p.id for p in _shard_split(registry, cache)]
     finally:
         if cache is not None:
-            cache.close()  # before a fork: no SQLite connection may cross one
+            cache.close()
     if not theirs:
-        if spawned is not None:
-            spawned.close()  # too little to fetch: ended unused
+        spawned.close()  # too little to fetch: ended unused
         return None
-    job_options = replace(options, progress=None, worker=None)
-    if spawned is not None:
-        return spawned.start(ShardJob(lock.text, str(lock_dir), job_options, theirs))
-    return Forked.start(
-        theirs, lambda: asyncio.run(verify_packages(lock, lock_dir, job_options, theirs))
-    )
+    return spawned.start(ShardJob(lock.text, str(lock_dir), settings, theirs))
 
 
-async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis:
-    _PER_WHEEL.set(options.per_wheel)
+@dataclass(slots=True)
+class _Checks:
+    """One analysis's package checks: what they share while they run concurrently."""
+
+    client: IndexClient
+    planner: Planner
+    settings: Settings
+    store: FactsStore | None
+    progress: Callable[[int, int], None] | None
+    total: int
+    done: int = 0
+    warnings: list[Finding] = field(default_factory=list)
+    audit: ArtifactAudit = field(default_factory=ArtifactAudit)
+    wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
+
+    def _advance(self, count: int) -> None:
+        self.done += count
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def recall(self, registry: list[Package], theirs: set[PackageId]) -> list[Package]:
+        """Apply the stored facts of unchanged packages (not of ``theirs``, the second
+        process's); the packages still to check."""
+        if self.store is None:
+            return registry
+        stamps = {}
+        for package in (p for p in registry if p.id not in theirs):
+            found = _facts_key(self.client, self.planner, package, self.settings)
+            if found is not None:
+                stamps[package.id] = found
+        stored = self.store.get_many(key for key, _ in stamps.values())
+        recalled = set()
+        for package in registry:
+            key, fresh_until = stamps.get(package.id, ("", 0.0))
+            doc = stored.get(key)
+            if doc is not None and _recall(doc, package, self.planner, self.warnings, self.audit):
+                self.client.reuse_page(fresh_until)
+                recalled.add(package.id)
+        self.done = len(recalled)
+        _recall_lowered(self.store, self.planner, [p.id for p in registry if p.id in recalled])
+        return [p for p in registry if p.id not in recalled]
+
+    async def check(self, package: Package) -> None:
+        """Verify ``package`` against its index, and store what was learned."""
+        per_file = self.wheel_metadata.setdefault(package.id, {})
+        found: list[Finding] = []
+        planner, audit = self.planner, self.audit
+        complete = await _locked_metadata(self.client, planner, package, found, audit, per_file)
+        self.warnings.extend(found)
+        if self.store is not None and complete:
+            served = _facts_key(self.client, planner, package, self.settings, served=True)
+            if served is not None:
+                key = served[0]
+                _remember(self.store, key, package, planner, found, audit, per_file, self.settings)
+        self._advance(1)
+
+    def merge(self, result: ShardResult, count: int) -> None:
+        """Take in what the second process found about its ``count`` packages."""
+        if result.evidence is not None:
+            self.planner.evidence.update(result.evidence)
+        self.warnings.extend(result.warnings)
+        if result.audit is not None:
+            self.audit.findings.extend(result.audit.findings)
+            self.audit.warnings.extend(result.audit.warnings)
+            self.audit.replacements.update(result.audit.replacements)
+        self.wheel_metadata.update(result.wheel_metadata)
+        self.client.stats.add(result.stats)
+        self.client.fresh_until = min(self.client.fresh_until, result.fresh_until)
+        self._advance(count)
+
+    def add_loose(self) -> None:
+        """Per package whose locked files disagree, what any of them allows."""
+        for package_id, per_file in self.wheel_metadata.items():
+            loose = loose_metadata(list(per_file.values())) if len(per_file) > 1 else None
+            if loose is not None and package_id in self.planner.evidence.metadata:
+                self.planner.evidence.add_loose(package_id, loose)
+
+
+async def _check_all(checks: _Checks, registry: list[Package], worker: Worker | None) -> bool:
+    """Check ``registry``, sharing it with ``worker`` (closed here); True if the worker
+    answered (else its packages are checked here)."""
+    shard_ids = set(worker.packages) if worker is not None else set()
+    answer: asyncio.Future[ShardResult | None] | None = None
+    try:
+        if worker is not None:
+            answer = asyncio.ensure_future(worker.result())
+        await asyncio.gather(*(checks.check(p) for p in registry if p.id not in shard_ids))
+        result = await answer if answer is not None else None
+    finally:
+        if worker is not None:
+            worker.close()
+    if result is not None:
+        checks.merge(result, len(shard_ids))
+    elif shard_ids:
+        log.info("lockfix: the second process failed; verifying its packages here")
+        await asyncio.gather(*(checks.check(p) for p in registry if p.id in shard_ids))
+    return result is not None
+
+
+async def _plan(client: IndexClient, planner: Planner) -> Plan:
+    """The plan, once every missing name it needs has been looked up on its indexes."""
+    while True:
+        plan = planner.plan()
+        if not plan.pending:
+            return plan
+        await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
+
+
+async def analyze_lock(
+    lock: Lock,
+    lock_dir: Path,
+    settings: Settings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    worker: Worker | None = None,
+) -> Analysis:
+    """Check ``lock`` (read from ``lock_dir``) against its indexes. ``progress(done, total)``
+    is called as packages are checked; ``worker``, a second process at work on part of the
+    lock (:func:`start_shard`), is closed here."""
+    _PER_WHEEL.set(settings.per_wheel)
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
-    warnings: list[Finding] = []
-    audit = ArtifactAudit()
-    async with _client(options, config, lock_dir) as client:
+    async with _client(settings, config, lock_dir) as client:
         registry = []
         for package in (p for p in lock.packages if p.source.is_registry):
-            if _skipped(package, options):
+            if _skipped(package, settings):
                 planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
             else:
                 registry.append(package)
-        wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = {}
-        done = 0
-        total = len(registry)
-        store = _facts_store(options)
-        if store is not None:
-            theirs = set(options.worker.packages) if options.worker is not None else set()
-            stamps = {}
-            for package in (p for p in registry if p.id not in theirs):
-                found = _facts_key(client, planner, package, options)
-                if found is not None:
-                    stamps[package.id] = found
-            stored = store.get_many(key for key, _ in stamps.values())
-            recalled = []
-            for package in registry:
-                key, fresh_until = stamps.get(package.id, ("", 0.0))
-                doc = stored.get(key)
-                if doc is not None and _recall(doc, package, planner, warnings, audit):
-                    client.reuse_page(fresh_until)
-                    recalled.append(package)
-            if recalled:
-                known = {p.id for p in recalled}
-                registry = [p for p in registry if p.id not in known]
-                done = len(recalled)
-                _recall_lowered(store, planner, [p.id for p in recalled])
-
-        async def tracked(package: Package) -> None:
-            nonlocal done
-            per_file = wheel_metadata.setdefault(package.id, {})
-            found: list[Finding] = []
-            complete = await _locked_metadata(client, planner, package, found, audit, per_file)
-            warnings.extend(found)
-            if store is not None and complete:
-                served = _facts_key(client, planner, package, options, served=True)
-                if served is not None:
-                    _remember(store, served[0], package, planner, found, audit, per_file, options)
-            done += 1
-            if options.progress:
-                options.progress(done, total)
-
-        worker = options.worker
-        shard_ids = set(worker.packages) if worker is not None else set()
-        answer: asyncio.Future[ShardResult | None] | None = None
-        try:
-            if worker is not None:
-                answer = asyncio.ensure_future(worker.result())
-            await asyncio.gather(*(tracked(p) for p in registry if p.id not in shard_ids))
-            result = await answer if answer is not None else None
-        finally:
-            if worker is not None:
-                worker.close()
-        if result is not None:
-            if result.evidence is not None:
-                planner.evidence.update(result.evidence)
-            warnings.extend(result.warnings)
-            if result.audit is not None:
-                audit.findings.extend(result.audit.findings)
-                audit.warnings.extend(result.audit.warnings)
-                audit.replacements.update(result.audit.replacements)
-            wheel_metadata.update(result.wheel_metadata)
-            client.stats.add(result.stats)
-            client.fresh_until = min(client.fresh_until, result.fresh_until)
-            done += len(shard_ids)
-            if options.progress:
-                options.progress(done, total)
-        elif shard_ids:
-            log.info("lockfix: the second process failed; verifying its packages here")
-            await asyncio.gather(*(tracked(p) for p in registry if p.id in shard_ids))
-        if options.per_wheel:
-            for package_id, per_file in wheel_metadata.items():
-                loose = loose_metadata(list(per_file.values())) if len(per_file) > 1 else None
-                if loose is not None and package_id in planner.evidence.metadata:
-                    planner.evidence.add_loose(package_id, loose)
+        store = _facts_store(settings)
+        checks = _Checks(client, planner, settings, store, progress, len(registry))
+        theirs = set(worker.packages) if worker is not None else set()
+        shared = await _check_all(checks, checks.recall(registry, theirs), worker)
+        if settings.per_wheel:
+            checks.add_loose()
+        audit, warnings = checks.audit, checks.warnings
         _in_lock_order(lock, planner, warnings, audit.warnings, audit.findings)
-        while True:
-            plan = planner.plan()
-            if not plan.pending:
-                break
-            await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
-        requests = client.stats.requests
-        fresh_until = client.fresh_until
-        processes = 2 if result is not None else 1
+        plan = await _plan(client, planner)
+        requests, fresh_until = client.stats.requests, client.fresh_until
     if store is not None:
         _remember_lowered(store, planner)
         store.close()
     promote_disagreements(plan, warnings)
-    _unverified_policy(lock, plan, options, {f.package for f in audit.findings})
+    _unverified_policy(lock, plan, settings, {f.package for f in audit.findings})
     return Analysis(
         lock,
         config,
@@ -678,13 +691,13 @@ async def analyze_lock(lock: Lock, lock_dir: Path, options: Options) -> Analysis
         requests,
         artifact_findings=audit.findings,
         artifact_replacements=audit.replacements,
-        wheel_metadata=wheel_metadata,
+        wheel_metadata=checks.wheel_metadata,
         fresh_until=fresh_until,
-        processes=processes,
+        processes=2 if shared else 1,
     )
 
 
-async def _add_missing(client: IndexClient, planner: Planner, missing) -> None:  # type: ignore[no-untyped-def]
+async def _add_missing(client: IndexClient, planner: Planner, missing: Missing) -> None:
     last_error: Exception | None = None
     for index_url in missing.indexes:
         try:

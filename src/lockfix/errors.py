@@ -5,6 +5,14 @@ from __future__ import annotations
 from lockfix.urls import redact
 
 
+class InputError(Exception):
+    """Bad input: the lock, a project file, a setting or an output path lockfix cannot use.
+
+    The command line shows the message as one line and exits 2; nothing has been written.
+    The message may quote a URL of the lock, credentials and all: it is redacted where shown.
+    """
+
+
 class IndexClientError(Exception):
     """Base class of everything the index layer raises for index/network problems."""
 

@@ -8,7 +8,8 @@ Writing (:func:`write_atomically`):
 
 - **atomic**: the text goes to a temp file in the target's own folder
   (``.<name>.lockfix-<random>.tmp``), is fsynced, given the target's mode, and renamed over
-  the target; the folder is fsynced after the rename. A reader sees the old or the new
+  the target; the folder is fsynced after the rename (:func:`lockfix._files.replace_file`,
+  which every file lockfix writes goes through). A reader sees the old or the new
   lock, never a mix.
 - **symlinks** are written through: the link's final target is replaced, the link stays.
 - **read-only** targets (no write bit, or not writable by this user) are refused rather
@@ -28,36 +29,24 @@ Writing (:func:`write_atomically`):
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import signal
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
+from lockfix._files import NotRegularFile, kind, read_regular, replace_file, temp_prefix
+from lockfix.errors import InputError
 
-from lockfix._files import NotRegularFile, kind, read_regular
-from lockfix.urls import redact_text
+__all__ = ["InputError", "check_output", "read_lock_text", "temp_files", "write_atomically"]
 
-EXIT_INPUT = 2
-TEMP_MARK = ".lockfix-"
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 # What this process read from each lock file (resolved path → bytes), for compare-and-swap.
 _read_bytes: dict[Path, bytes] = {}
-
-
-class InputError(click.ClickException):
-    exit_code = EXIT_INPUT
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        # the message may quote a URL of the lock, credentials and all
-        click.echo(f"lockfix: error: {redact_text(self.format_message())}", err=True)
 
 
 def _reason(error: OSError) -> str:
@@ -93,7 +82,7 @@ def read_lock_text(path: Path) -> str:
 
 def temp_files(target: Path) -> list[Path]:
     """The temp files :func:`write_atomically` may leave beside ``target`` (kill -9)."""
-    prefix = f".{target.name}{TEMP_MARK}"
+    prefix = temp_prefix(target)
     try:
         return [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
@@ -147,10 +136,10 @@ def _signals_held() -> Iterator[None]:
             signal.signal(sig, hold)
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(pending):
-            signal.raise_signal(sig)
+        for held, handler in previous.items():
+            signal.signal(held, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def _read_only(target: Path) -> bool:
@@ -210,40 +199,9 @@ def write_atomically(path: Path, text: str) -> None:
                 stale.unlink(missing_ok=True)
             mode = stat.S_IMODE(target.stat().st_mode) if exists else 0o644
             with _signals_held():
-                _replace(target, data, mode)
+                replace_file(target, data, mode)
             _read_bytes[target] = data
     except InputError:
         raise
     except OSError as error:
         raise InputError(f"{path}: cannot write: {_reason(error)}") from None
-
-
-def _replace(target: Path, data: bytes, mode: int) -> None:
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}{TEMP_MARK}", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_folder(target.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as error:  # some file systems cannot fsync a folder
-        if error.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)

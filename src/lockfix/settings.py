@@ -89,6 +89,58 @@ def load_file_settings(directory: Path) -> FileSettings:
     return settings
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a check or a repair runs with, besides the lock: the one settings object the
+    pipeline (:mod:`lockfix.engine`) takes, resolved by :func:`resolve`."""
+
+    cache_dir: Path | None = None
+    no_cache: bool = False
+    offline: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float | None = None
+    # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)
+    per_wheel: bool = True
+    # the run writes a lock (repair): a package that could not be verified (index or
+    # network failure) then stops it with nothing written, unless keep_going, with which
+    # it writes what was verified and leaves the rest
+    write: bool = False
+    keep_going: bool = False
+    # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
+    skip_packages: frozenset[str] = frozenset()
+    skip_indexes: frozenset[str] = frozenset()
+    # reuse what earlier runs learned about unchanged packages (lockfix.facts)
+    package_facts: bool = True
+
+
+def resolve(
+    file: FileSettings,
+    *,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    offline: bool = False,
+    concurrency: int | None = None,
+    single_wheel: bool = False,
+    write: bool = False,
+    keep_going: bool = False,
+    package_facts: bool = True,
+) -> Settings:
+    """The settings of a run: the command line's values over the environment's, over
+    ``file`` (the project's ``[tool.lockfix]``), over the defaults."""
+    return Settings(
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        offline=offline,
+        concurrency=resolve_concurrency(concurrency, file),
+        per_wheel=not single_wheel and file.per_wheel is not False,
+        write=write,
+        keep_going=keep_going,
+        skip_packages=file.skip_packages,
+        skip_indexes=file.skip_indexes,
+        package_facts=package_facts,
+    )
+
+
 def resolve_concurrency(cli: int | None, file: FileSettings) -> int:
     """The command line, then ``LOCKFIX_CONCURRENCY``, then the file, then the default."""
     if cli is not None:

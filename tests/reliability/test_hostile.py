@@ -127,7 +127,7 @@ def test_atomic_write_refuses_a_special_file(node: str, tmp_path: Path) -> None:
         "try:\n"
         "    write_atomically(Path(sys.argv[1]), 'version = 1\\n')\n"
         "except InputError as error:\n"
-        "    print(error.format_message())\n"
+        "    print(error)\n"
         "    sys.exit(2)\n"
     )
     result = subprocess.run(

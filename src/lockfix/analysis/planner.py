@@ -26,35 +26,18 @@ from collections.abc import Mapping
 
 from lockfix.analysis.compare import Comparison, tolerated_excess
 from lockfix.analysis.edges import write_edges
-from lockfix.analysis.evidence import UNREADABLE, Evidence, UnverifiedStatus
+from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.findings import Finding, FindingKind, Missing, Plan
 from lockfix.analysis.graph import Graph, Node
-from lockfix.analysis.lowering import Lowered, ManifestRules, legacy_overrides, lower_requirements
+from lockfix.analysis.lowering import Lowered, ManifestRules, legacy_overrides
 from lockfix.analysis.reachability import Reachability
-from lockfix.analysis.versions import NoMatchingVersion, Versions
+from lockfix.analysis.versions import Versions
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.dist.simple import ProjectPage
-from lockfix.lock.edits import MAIN, AddedPackage, PackagePlan, Table
+from lockfix.lock.edits import AddedPackage, Table
 from lockfix.lock.lockfile import Dependency, Lock, PackageId, Source
 from lockfix.lock.project import ProjectConfig
 from lockfix.markers import Marker
-
-# what the engine, the CLI and tests import from here
-__all__ = [
-    "MAIN",
-    "UNREADABLE",
-    "AddedPackage",
-    "Evidence",
-    "Finding",
-    "FindingKind",
-    "Missing",
-    "NoMatchingVersion",
-    "PackagePlan",
-    "Plan",
-    "Planner",
-    "Table",
-    "lower_requirements",
-]
 
 
 class Planner:

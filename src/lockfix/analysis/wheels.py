@@ -11,26 +11,28 @@ is the one an installer picks among the *locked* wheels, so the planner, unchang
 writes edges with the right markers. When every wheel agrees the first metadata is
 returned as is.
 
-The installer's choice is modelled on ``packaging.tags.sys_tags`` (pip, uv): among the
-wheels compatible with an environment the one with the most preferred tag wins —
-``cpXY-cpXY`` > ``cpXY-abi3`` > ``cpXY-none`` > older ``abi3`` > ``pyXY``/``py3`` on a
-platform > ``cpXY-none-any`` > ``pyXY-none-any``/``py3-none-any``; within one Python
-rank the newest manylinux/macOS version and the exact macOS arch (before ``universal2``)
-first. Environments are enumerated as cells — (sys_platform, platform_machine) from the
-wheels' platform tags plus "any other platform", each Python minor the tags mention (and
-one cell above), CPython / PyPy / other — and a wheel's selection marker is the union of
-the cells it wins. Markers cannot tell glibc from musl or the OS release apart: a glibc
-system new enough for every manylinux tag and a recent macOS are assumed (musllinux
-wheels rank below manylinux ones).
+The installer's choice follows ``packaging.tags`` (the order pip uses and uv keeps to):
+among the wheels compatible with an environment the one whose tag comes first in the
+environment's ``sys_tags()`` order wins, the order being built from ``cpython_tags``,
+``generic_tags`` (PyPy), ``compatible_tags`` and ``mac_platforms``. Environments are
+enumerated as cells — (sys_platform, platform_machine) from the wheels' platform tags
+plus "any other platform", each Python minor the tags mention (and one cell above),
+CPython / PyPy / other — and a wheel's selection marker is the union of the cells it
+wins. Markers cannot tell glibc from musl, a 32-bit Python on 64-bit Windows, or the OS
+release apart: a glibc system new enough for every manylinux tag, a 64-bit Python and a
+macOS as recent as every macOS tag are assumed; a musllinux wheel, or a ``win32`` wheel on
+64-bit Windows, is picked only where no other wheel fits.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lockfix.analysis.findings import Finding, Plan
@@ -57,11 +59,6 @@ IMPLEMENTATIONS = ("CPython", "PyPy", "other")
 _CP = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
 _PP = re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
 _PY = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
-_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
-_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_MUSLLINUX = re.compile(r"^musllinux_(\d+)_(\d+)_")
-_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(.+)$")
-_MACOS_FORMAT = {"intel": 1, "universal2": 2, "universal": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,92 +115,123 @@ def _implementation_marker(implementation: str) -> Marker:
 # -- the installer's preference ---------------------------------------------------------
 
 
-def _platform_key(platform: str, cell: Cell) -> tuple[int, ...] | None:
-    """Smaller is preferred; None when the platform tag does not install in the cell."""
-    pairs = platform_environments(platform)
-    if pairs is None:
-        return (0,)
-    if cell.platform is None or cell.platform not in pairs:
-        return None
-    legacy = _LEGACY_MANYLINUX.get(platform.split("_", 1)[0])
-    if legacy:
-        return (0, -legacy[0], -legacy[1])
-    match = _MANYLINUX.match(platform)
-    if match:
-        return (0, -int(match[1]), -int(match[2]))
-    match = _MUSLLINUX.match(platform)
-    if match:
-        return (1, -int(match[1]), -int(match[2]))
-    match = _MACOS.match(platform)
-    if match:
-        fmt = 0 if match[3] == cell.platform[1] else _MACOS_FORMAT.get(match[3], 4)
-        return (-int(match[1]), -int(match[2]), fmt)
-    if platform == "win32":  # AMD64 too, but only a 32-bit Python takes it
-        return (3,)
-    return (2,)  # plain linux_<arch>, win_amd64/win_arm64
+# packaging's manylinux order: each legacy alias right after the glibc version it names.
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+# Windows platform tags by machine: what a 64-bit (or ARM) Python takes, then what only a
+# 32-bit Python on that machine takes.
+_WINDOWS_PLATFORMS = {
+    "AMD64": (("win_amd64",), ("win32",)),
+    "ARM64": (("win_arm64",), ()),
+    "x86": (("win32",), ()),
+}
+_MANYLINUX = re.compile(r"^manylinux_2_(\d+)_")
+_MUSLLINUX = re.compile(r"^musllinux_1_(\d+)_")
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_")
 
 
-def _python_rank(interpreter: str, abi: str, any_platform: bool, cell: Cell) -> int | None:
-    """Where the interpreter/ABI pair comes in sys_tags() order (smaller first)."""
-    major, minor = cell.python
-    match = _CP.match(interpreter) or _PP.match(interpreter)
-    if match:
-        implementation = "CPython" if interpreter.startswith("cp") else "PyPy"
-        if cell.implementation != implementation:
-            return None
-        version = (int(match["major"]), int(match["minor"]))
-        if abi == "abi3" and implementation == "CPython":
-            if version[0] != major or version[1] > minor:
-                return None
-            return 1 if version[1] == minor else 3 + (minor - version[1])
-        if version != (major, minor) or cell.top:
-            return None
-        if abi == "none":
-            return 200 if any_platform else 2
-        if abi.endswith("t"):  # free-threaded build (cp313t): markers cannot select it
-            return None
-        return 0
-    match = _PY.match(interpreter)
-    if match and abi == "none":
-        if int(match["major"]) != major:
-            return None
-        if not match["minor"]:
-            position = 1
+def _newest(pattern: re.Pattern[str], platforms: Iterable[str], floor: int) -> int:
+    return max((int(m[1]) for p in platforms if (m := pattern.match(p))), default=floor)
+
+
+def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
+    """Platform tags of a glibc system new enough for every manylinux tag here, in the
+    order ``packaging.tags.platform_tags()`` gives on one (it has no public generator for
+    another system): manylinux newest first, then plain ``linux``."""
+    for minor in range(_newest(_MANYLINUX, platforms, 17), 4, -1):
+        yield f"manylinux_2_{minor}_{machine}"
+        if minor in _LEGACY_MANYLINUX:
+            yield f"{_LEGACY_MANYLINUX[minor]}_{machine}"
+    yield f"linux_{machine}"
+
+
+def _musl_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
+    for minor in range(_newest(_MUSLLINUX, platforms, 0), -1, -1):
+        yield f"musllinux_1_{minor}_{machine}"
+
+
+def _macos_version(platforms: frozenset[str]) -> tuple[int, int]:
+    """A macOS as recent as every macOS tag here (11 at least)."""
+    versions = [(int(m[1]), int(m[2])) for p in platforms if (m := _MACOS.match(p))]
+    return max([(11, 0), *versions])
+
+
+def _platform_tiers(cell: Cell, platforms: frozenset[str]) -> list[list[str]]:
+    """The platform tags among ``platforms`` an installer in ``cell`` takes, preferred
+    first: those of the common system (glibc Linux, a 64-bit Python on Windows), then
+    those only a rarer one takes (musl Linux, a 32-bit Python), which markers cannot tell
+    apart; a wheel for the rarer one is picked only where nothing else fits."""
+    if cell.platform is None:
+        return [[]]
+    system, machine = cell.platform
+    tiers: tuple[Iterable[str], ...] = ()
+    if system == "linux":
+        tiers = (_glibc_platforms(machine, platforms), _musl_platforms(machine, platforms))
+    elif system == "darwin":
+        tiers = (mac_platforms(_macos_version(platforms), machine),)
+    elif system == "win32":
+        tiers = _WINDOWS_PLATFORMS.get(machine, ())
+    return [[p for p in tier if p in platforms] for tier in tiers] or [[]]
+
+
+def _sys_tags(cell: Cell, accepted: list[str], abis: frozenset[tuple[str, str]]) -> Iterator[Tag]:
+    """``sys_tags()`` of the cell's Python on these platform tags. A free-threaded ABI
+    (``cp313t``) is never taken: markers cannot tell a free-threaded build apart."""
+    version = cell.python
+    interpreter: str | None = None
+    if cell.implementation in ("CPython", "PyPy"):
+        interpreter = ("cp" if cell.implementation == "CPython" else "pp") + "".join(
+            map(str, version)
+        )
+        own = sorted(
+            abi
+            for name, abi in abis
+            if name == interpreter and abi not in ("none", "abi3") and not abi.endswith("t")
+        )
+        if cell.implementation == "CPython":
+            yield from cpython_tags(version, own, accepted)
         else:
-            wanted = int(match["minor"])
-            if wanted > minor or (cell.top and wanted == minor):
-                return None
-            position = 0 if wanted == minor else 1 + (minor - wanted)
-        return (201 if any_platform else 100) + position
-    return None
+            yield from generic_tags(interpreter, own, accepted)
+    yield from compatible_tags(version, interpreter, accepted)
 
 
-def _tag_key(tag: object, cell: Cell) -> tuple[object, ...] | None:
-    interpreter, abi, platform = tag.interpreter, tag.abi, tag.platform  # type: ignore[attr-defined]
-    platform_key = _platform_key(platform, cell)
-    if platform_key is None:
-        return None
-    rank = _python_rank(interpreter, abi, platform == "any", cell)
-    if rank is None:
-        return None
-    return (rank, platform_key)
+@lru_cache(maxsize=4096)
+def _tag_ranks(
+    cell: Cell, platforms: frozenset[str], abis: frozenset[tuple[str, str]]
+) -> dict[Tag, int]:
+    """Each tag an installer in ``cell`` accepts → its place in ``sys_tags()`` order there
+    (``packaging.tags``, which pip follows and uv matches), for wheels with these platform
+    tags and (interpreter, ABI) pairs."""
+    ranks: dict[Tag, int] = {}
+    tiers = _platform_tiers(cell, platforms)
+    for rank, tag in enumerate(itertools.chain(*(_sys_tags(cell, t, abis) for t in tiers))):
+        ranks.setdefault(tag, rank)
+    return ranks
 
 
-def _wheel_tags(filename: str) -> frozenset[object]:
+@lru_cache(maxsize=65536)
+def _wheel_tags(filename: str) -> frozenset[Tag]:
     try:
-        return frozenset(parse_wheel_filename(filename)[3])
+        return parse_wheel_filename(filename)[3]
     except InvalidWheelFilename:
         return frozenset()
 
 
 def installer_choice(filenames: Sequence[str], cell: Cell) -> str | None:
-    """The wheel an installer in ``cell`` picks among ``filenames`` (None: none fits)."""
-    best: tuple[tuple[object, ...], int] | None = None
-    for position, filename in enumerate(filenames):
-        for tag in _wheel_tags(filename):
-            key = _tag_key(tag, cell)
-            if key is not None and (best is None or (key, position) < best):
-                best = (key, position)
+    """The wheel an installer in ``cell`` picks among ``filenames`` (None: none fits); on a
+    tie the first listed."""
+    tagged = [_wheel_tags(filename) for filename in filenames]
+    every = frozenset().union(*tagged)
+    ranks = _tag_ranks(
+        cell,
+        frozenset(tag.platform for tag in every),
+        frozenset((tag.interpreter, tag.abi) for tag in every),
+    )
+    best: tuple[int, int] | None = None
+    for position, tags in enumerate(tagged):
+        for tag in tags:
+            rank = ranks.get(tag)
+            if rank is not None and (best is None or (rank, position) < best):
+                best = (rank, position)
     return filenames[best[1]] if best else None
 
 
@@ -212,8 +240,8 @@ def _cells(filenames: Sequence[str]) -> tuple[list[Cell], set[Platform]]:
     minors: set[int] = set()
     for filename in filenames:
         for tag in _wheel_tags(filename):
-            platforms.update(platform_environments(tag.platform) or ())  # type: ignore[attr-defined]
-            interpreter = tag.interpreter  # type: ignore[attr-defined]
+            platforms.update(platform_environments(tag.platform) or ())
+            interpreter = tag.interpreter
             match = _CP.match(interpreter) or _PP.match(interpreter) or _PY.match(interpreter)
             if match and match["major"] == "3" and match["minor"]:
                 minors.add(int(match["minor"]))
@@ -424,8 +452,9 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
     origins: list[tuple[str, str, str]] = []
     for key, original in order.items():
         present = [t.get(key) for t in tables]
-        if all(p is not None for p in present) and len({p[0] for p in present if p}) == 1:
-            requires.extend(present[0][1])  # type: ignore[index]
+        everywhere = [p for p in present if p is not None]
+        if len(everywhere) == len(present) and len({p[0] for p in everywhere}) == 1:
+            requires.extend(everywhere[0][1])
             continue
         marker = Marker.FALSE
         for group, entry in zip(groups, present, strict=True):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+TYPE_CHECKING = False  # the start-up path does not import typing
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 _FORMATS = ("text", "json", "github")
 
@@ -84,14 +84,9 @@ def reused_verdict(argv: list[str]) -> bool:
         import platformdirs
 
         root = platformdirs.user_cache_path("lockfix")
-
-    options = {
-        "format": parsed["format"],
-        "single_wheel": False,
-        "concurrency": parsed["concurrency"],
-    }
-    path = parsed["path"]
-    key = verdict_key(data, path, os.path.dirname(os.path.realpath(path)), options)
+    key = verdict_key(
+        data, parsed["path"], output_format=parsed["format"], concurrency=parsed["concurrency"]
+    )
     report = VerdictCache(root).get(key)
     if report is None or (
         parsed["format"] != "json" and (not isinstance(report, str) or "\x1b" in report)
@@ -115,21 +110,19 @@ def reused_verdict(argv: list[str]) -> bool:
 EXIT_INTERRUPTED = 130  # Ctrl-C, as Python and uv report it (128 + SIGINT)
 
 
-def _exit_now(done: SystemExit) -> None:
-    """End the process as ``done`` would, without the interpreter's teardown: after a full
-    analysis, freeing its objects one by one took 0.15 s. atexit handlers still run."""
-    import atexit
-    import signal
+_exit_status = 1  # what the process ends with: an uncaught exception's 1 until main() decides
 
-    # The exit code is decided: a Ctrl-C from now on must not replace it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = done.code
-    if code is None or isinstance(code, int):
-        status = code or 0
-    else:
-        print(code, file=sys.stderr)
-        status = 1
-    atexit._run_exitfuncs()
+
+# Modules that run at start-up and may register exit handlers before main() does (coverage's
+# subprocess hook is one): with any of them loaded, the process exits normally.
+_START_UP_HOOKS = ("sitecustomize", "usercustomize", "coverage")
+
+
+def _end_without_teardown() -> None:
+    """The last exit handler to run (handlers run in reverse order of registration, and
+    :func:`main` registers it first): every other handler has run, so end the process here,
+    skipping the interpreter's teardown, which frees a full analysis object by object."""
+    status = _exit_status
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -138,7 +131,22 @@ def _exit_now(done: SystemExit) -> None:
     os._exit(status)
 
 
-def _interrupted() -> None:
+def _exit_now(done: SystemExit) -> NoReturn:
+    """Exit as ``done`` would; a Ctrl-C from now on no longer changes the exit code."""
+    import signal
+
+    global _exit_status
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = done.code
+    if code is None or isinstance(code, int):
+        _exit_status = code or 0
+    else:
+        print(code, file=sys.stderr)
+        _exit_status = 1
+    sys.exit(_exit_status)
+
+
+def _interrupted() -> NoReturn:
     print("Aborted!", file=sys.stderr)
     _exit_now(SystemExit(EXIT_INTERRUPTED))
 
@@ -163,19 +171,26 @@ def _run(cli: Any) -> int:
     return result if isinstance(result, int) else 0
 
 
-def main() -> None:
+def _main() -> int:
     if os.name != "posix":  # file locks (fcntl), atomic renames and signals as on POSIX
         print("lockfix: error: lockfix runs on POSIX systems only (Linux, macOS)", file=sys.stderr)
-        sys.exit(2)
+        return 2
     try:
         if reused_verdict(sys.argv[1:]):
-            sys.stdout.flush()
-            sys.exit(0)
+            return 0
         from lockfix.cli.main import main as cli
     except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    return _run(cli)
+
+
+def main() -> None:
+    import atexit
+
+    if not any(name in sys.modules for name in _START_UP_HOOKS):
+        atexit.register(_end_without_teardown)
     try:
-        code = _run(cli)
+        code = _main()
     except SystemExit as done:
         _exit_now(done)
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from lockfix.analysis.planner import Finding
+from lockfix.analysis.findings import Finding
 from lockfix.cli.report import finding_json, index_label, printable, redact_document
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.engine import Analysis
@@ -142,7 +142,8 @@ def explain_text(explanations: list[Explanation]) -> str:
 
 
 def explain_json(explanations: list[Explanation]) -> list[dict[str, Any]]:
-    return redact_document(_explain_json(explanations))  # type: ignore[no-any-return]
+    redacted: list[dict[str, Any]] = redact_document(_explain_json(explanations))
+    return redacted
 
 
 def _explain_json(explanations: list[Explanation]) -> list[dict[str, Any]]:

@@ -10,15 +10,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from lockfix import __version__
-from lockfix.safeio import InputError, check_output, read_lock_text, write_atomically
+from lockfix.errors import InputError
+from lockfix.safeio import check_output, read_lock_text, write_atomically
 
 if TYPE_CHECKING:
     from lockfix.engine import Analysis
+    from lockfix.lock.lockfile import Lock
+    from lockfix.settings import Settings
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -30,7 +33,7 @@ PROGRESS_AFTER = 1.0  # seconds before a progress line appears
 class Unverified(click.ClickException):
     exit_code = EXIT_UNVERIFIED
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         from lockfix.cli.report import printable  # the message may quote what an index sent
         from lockfix.urls import redact_text
 
@@ -38,12 +41,31 @@ class Unverified(click.ClickException):
         click.echo(printable(f"lockfix: could not verify {message}"), err=True)
 
 
-def _keep_going(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    ctx.meta["lockfix.keep_going"] = value  # read by lockfix.engine
+class BadInput(click.ClickException):
+    """An :class:`~lockfix.errors.InputError` as the command line shows it."""
+
+    exit_code = EXIT_INPUT
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        from lockfix.urls import redact_text  # the message may quote a URL of the lock
+
+        click.echo(f"lockfix: error: {redact_text(self.format_message())}", err=True)
+
+
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """Show lockfix's :class:`~lockfix.errors.InputError` as click shows its own errors."""
+    try:
+        yield
+    except InputError as error:
+        raise BadInput(str(error)) from None
 
 
 @dataclass(slots=True)
 class RunOptions:
+    """The command line's options as given; :func:`lockfix.settings.resolve` turns them and
+    the project's ``[tool.lockfix]`` into the settings the pipeline takes."""
+
     cache_dir: Path | None
     no_cache: bool
     offline: bool
@@ -51,6 +73,7 @@ class RunOptions:
     output_format: str
     quiet: bool
     verbose: bool
+    keep_going: bool = False
     single_wheel: bool = False  # wheels that disagree: uv's one-wheel view
 
 
@@ -88,8 +111,6 @@ def _options(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callabl
         click.option(
             "--keep-going",
             is_flag=True,
-            expose_value=False,
-            callback=_keep_going,
             help="Repair what could be verified, report the rest, exit 3.",
         ),
         click.option(
@@ -180,7 +201,28 @@ def _verbose(analysis: Analysis) -> None:
     click.echo(f"lockfix: {analysis.requests} request(s) to the indexes{shared}", err=True)
 
 
-def _analyze(path: Path, run: RunOptions, *, package_facts: bool = True) -> Analysis:
+def _analyze(
+    path: Path, run: RunOptions, *, write: bool = False, package_facts: bool = True
+) -> Analysis:
+    """Check the lock at ``path``; lockfix's errors come back as click's (exit 2 or 3)."""
+    from lockfix.engine import ResolutionError
+    from lockfix.errors import IndexClientError
+    from lockfix.index.http import TLSSettingsError
+    from lockfix.lock.project import ProjectError
+
+    try:
+        return _analyze_path(path, run, write, package_facts)
+    except InputError as error:
+        raise BadInput(str(error)) from None
+    except ResolutionError as error:
+        raise BadInput(f"{path}: {error}") from None
+    except (TLSSettingsError, ProjectError) as error:
+        raise BadInput(str(error)) from None
+    except IndexClientError as error:
+        raise Unverified(f"{path}: {error}") from None
+
+
+def _analyze_path(path: Path, run: RunOptions, write: bool, package_facts: bool) -> Analysis:
     from lockfix import _shard
     from lockfix.settings import SettingsError, check_environment
 
@@ -189,13 +231,11 @@ def _analyze(path: Path, run: RunOptions, *, package_facts: bool = True) -> Anal
     except SettingsError as error:
         raise InputError(str(error)) from None
     text = read_lock_text(path)
-    # Without fork, a new interpreter is started first, so that its start-up overlaps ours;
-    # start_shard gives it work, or it is ended unused.
-    spawned = None
-    if not _shard.forks() and _shard.wanted(len(text), run.offline):
-        spawned = _shard.Worker.spawn()
+    # The second process is started first, so that its start-up overlaps ours; start_shard
+    # gives it work, or it is ended unused.
+    spawned = _shard.Worker.spawn() if _shard.wanted(len(text), run.offline) else None
     try:
-        return _analyze_text(path, text, run, spawned, package_facts)
+        return _analyze_text(path, text, run, spawned, write, package_facts)
     finally:
         if spawned is not None:
             spawned.close()
@@ -227,15 +267,42 @@ def _block_store(run: RunOptions) -> Any:
     return FactsStore(run.cache_dir if run.cache_dir is not None else default_cache_dir())
 
 
-def _analyze_text(
-    path: Path, text: str, run: RunOptions, spawned: Any, package_facts: bool = True
-) -> Analysis:
-    from lockfix.engine import Options, ResolutionError, analyze_lock, start_shard
-    from lockfix.errors import IndexClientError
-    from lockfix.index.http import TLSSettingsError
-    from lockfix.lock.lockfile import LockError, parse_lock
+def _settings(lock_dir: Path, lock: Lock, run: RunOptions, **given: bool) -> Settings:
+    """The run's settings: the command line's, the environment's and ``[tool.lockfix]``;
+    the project's configuration is read here too, so that its errors come first."""
     from lockfix.lock.project import ProjectError, load_config
-    from lockfix.settings import SettingsError, load_file_settings, resolve_concurrency
+    from lockfix.settings import SettingsError, load_file_settings, resolve
+
+    _check_project_files(lock_dir)
+    try:
+        file = load_file_settings(lock_dir)
+        settings = resolve(
+            file,
+            cache_dir=run.cache_dir,
+            no_cache=run.no_cache,
+            offline=run.offline,
+            concurrency=run.concurrency,
+            single_wheel=run.single_wheel,
+            keep_going=run.keep_going,
+            **given,
+        )
+        load_config(lock_dir, lock)  # its errors before any request or second process
+    except (SettingsError, ProjectError) as error:
+        raise InputError(str(error)) from None
+    if file.unknown and not run.quiet:
+        click.echo(
+            f"lockfix: warning: {lock_dir / 'pyproject.toml'}: unknown [tool.lockfix] "
+            f"key(s) ignored: {', '.join(file.unknown)}",
+            err=True,
+        )
+    return settings
+
+
+def _analyze_text(
+    path: Path, text: str, run: RunOptions, spawned: Any, write: bool, package_facts: bool
+) -> Analysis:
+    from lockfix.engine import analyze_lock, start_shard
+    from lockfix.lock.lockfile import LockError, parse_lock
 
     blocks = _block_store(run) if package_facts else None
     try:
@@ -244,51 +311,19 @@ def _analyze_text(
         raise InputError(f"{path}: {error}") from None
     finally:
         if blocks is not None:
-            blocks.close()  # before any fork: no SQLite connection may cross one
+            blocks.close()
     lock_dir = path.resolve().parent
-    _check_project_files(lock_dir)
-    try:
-        settings = load_file_settings(lock_dir)
-        concurrency = resolve_concurrency(run.concurrency, settings)
-        load_config(lock_dir, lock)  # its errors before any request or second process
-    except (SettingsError, ProjectError) as error:
-        raise InputError(str(error)) from None
-    if settings.unknown and not run.quiet:
-        click.echo(
-            f"lockfix: warning: {lock_dir / 'pyproject.toml'}: unknown [tool.lockfix] "
-            f"key(s) ignored: {', '.join(settings.unknown)}",
-            err=True,
-        )
-    options = Options(
-        cache_dir=run.cache_dir,
-        no_cache=run.no_cache,
-        offline=run.offline,
-        concurrency=concurrency,
-        skip_packages=settings.skip_packages,
-        skip_indexes=settings.skip_indexes,
-        package_facts=package_facts,
-    )
-    if settings.per_wheel is not None:
-        options.per_wheel = settings.per_wheel
-    if run.single_wheel:
-        options.per_wheel = False
-    import asyncio  # not at the top: it costs half of `lockfix --version`
+    settings = _settings(lock_dir, lock, run, write=write, package_facts=package_facts)
+    import asyncio  # not at the top: commands that run no check never load it
 
-    # before any thread (the progress line) or event loop exists: it may fork
-    options.worker = start_shard(lock, lock_dir, options, spawned)
+    worker = start_shard(lock, lock_dir, settings, spawned) if spawned is not None else None
     try:
         with _progress(run) as progress:
-            options.progress = progress
-            analysis = asyncio.run(analyze_lock(lock, lock_dir, options))
-    except ResolutionError as error:
-        raise InputError(f"{path}: {error}") from None
-    except (TLSSettingsError, ProjectError) as error:
-        raise InputError(str(error)) from None
-    except IndexClientError as error:
-        raise Unverified(f"{path}: {error}") from None
+            coroutine = analyze_lock(lock, lock_dir, settings, progress=progress, worker=worker)
+            analysis = asyncio.run(coroutine)
     finally:
-        if options.worker is not None:
-            options.worker.close()
+        if worker is not None:
+            worker.close()
     if run.verbose:
         _verbose(analysis)
     return analysis
@@ -316,12 +351,13 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
         data = read_regular(path)
     except OSError:
         return None, None  # reported by read_lock_text
-    options = {
-        "format": run.output_format,
-        "single_wheel": run.single_wheel,
-        "concurrency": run.concurrency,
-    }
-    key = verdict_key(data, str(path), path.resolve().parent, options)
+    key = verdict_key(
+        data,
+        str(path),
+        output_format=run.output_format,
+        single_wheel=run.single_wheel,
+        concurrency=run.concurrency,
+    )
     return VerdictCache(_cache_root(run)), key
 
 
@@ -349,7 +385,8 @@ def _for_each_path(
         if len(paths) > 1 and run.output_format == "text" and not run.quiet:
             click.echo(f"==> {path} <==")
         try:
-            codes.append(one(path, documents))
+            with _input_errors():
+                codes.append(one(path, documents))
         except click.ClickException as error:
             error.show()
             codes.append(error.exit_code)
@@ -447,53 +484,42 @@ def repair(
     **raw: Any,
 ) -> None:
     """Rewrite the lock's dependency edges and packages to match its indexes."""
-    from lockfix.cli.report import (
-        github_report,
-        human_report,
-        json_document,
-        printable,
-        unified_diff,
-    )
-    from lockfix.lock.lockfile import LockError
-    from lockfix.lock.writer import apply_plan, replace_lock_artifacts
-
     run = RunOptions(**raw)
     if output is not None and len(paths) > 1:
         raise click.UsageError("-o/--output takes a single lock")
     if output is not None and not dry_run:
-        check_output(output)  # before any work: a FIFO or a device is never written
+        with _input_errors():
+            check_output(output)  # before any work: a FIFO or a device is never written
     _warn_old_uv(run)
-    text_output = run.output_format == "text" and not run.quiet
+    job = _Repair(run, output, show_diff, dry_run, exit_non_zero_on_fix, accept_index_artifacts)
+    _for_each_path(paths, run, job.one)
 
-    def one(path: Path, documents: list[Any]) -> int:
-        analysis = _analyze(path, run)
+
+@dataclass(slots=True)
+class _Repair:
+    """``repair``'s options, and the repair of one lock (:meth:`one`)."""
+
+    run: RunOptions
+    output: Path | None
+    show_diff: bool
+    dry_run: bool
+    exit_non_zero_on_fix: bool
+    accept_index_artifacts: bool
+
+    @property
+    def text_output(self) -> bool:
+        return self.run.output_format == "text" and not self.run.quiet
+
+    def one(self, path: Path, documents: list[Any]) -> int:
+        """Repair the lock at ``path``; its exit code."""
+        analysis = _analyze(path, self.run, write=True)
         plan = analysis.plan
         # Locked artifacts the index disagrees with are only replaced on request.
         artifacts = analysis.artifact_findings
-        refuse = bool(artifacts) and not accept_index_artifacts
-        try:
-            # no repair in place: two versions of a name are needed in one environment
-            new_text = analysis.lock.text if plan.unrepairable else apply_plan(analysis.lock, plan)
-            if artifacts and not refuse:
-                new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
-        except LockError as error:
-            raise InputError(f"{path}: refusing to write: {error}") from None
+        refuse = bool(artifacts) and not self.accept_index_artifacts
+        new_text = _repaired_text(path, analysis, replace_artifacts=bool(artifacts) and not refuse)
         changed = new_text != analysis.lock.text and not refuse and not plan.unrepairable
-        if run.output_format == "json":
-            documents.append(
-                json_document(
-                    plan,
-                    analysis.warnings,
-                    changed=changed,
-                    artifact_findings=artifacts,
-                    path=str(path),
-                )
-            )
-        elif run.output_format == "github":
-            report = github_report(analysis.lock, str(path), plan, analysis.warnings, artifacts)
-            click.echo(report, nl=False, err=show_diff)
-        elif text_output:
-            click.echo(human_report(plan, analysis.warnings, artifacts), nl=False, err=show_diff)
+        self._report(path, analysis, changed, documents)
         if plan.unrepairable:
             click.echo(f"lockfix: not writing {path}: {'; '.join(plan.unrepairable)}", err=True)
             return EXIT_FINDINGS
@@ -505,26 +531,66 @@ def repair(
                 err=True,
             )
             return EXIT_FINDINGS
-        if artifacts and text_output:
+        self._write(path, analysis, new_text, changed)
+        if plan.failed:  # --keep-going: the verified part is written, not the rest
+            _report_failed(path, analysis)
+            return EXIT_UNVERIFIED
+        return EXIT_FINDINGS if changed and self.exit_non_zero_on_fix else EXIT_CLEAN
+
+    def _report(self, path: Path, analysis: Analysis, changed: bool, documents: list[Any]) -> None:
+        from lockfix.cli.report import github_report, human_report, json_document
+
+        plan, artifacts = analysis.plan, analysis.artifact_findings
+        if self.run.output_format == "json":
+            documents.append(
+                json_document(
+                    plan,
+                    analysis.warnings,
+                    changed=changed,
+                    artifact_findings=artifacts,
+                    path=str(path),
+                )
+            )
+        elif self.run.output_format == "github":
+            report = github_report(analysis.lock, str(path), plan, analysis.warnings, artifacts)
+            click.echo(report, nl=False, err=self.show_diff)
+        elif self.text_output:
+            report = human_report(plan, analysis.warnings, artifacts)
+            click.echo(report, nl=False, err=self.show_diff)
+
+    def _write(self, path: Path, analysis: Analysis, new_text: str, changed: bool) -> None:
+        """Describe the replaced artifacts, show the diff, write the lock (as asked)."""
+        from lockfix.cli.report import printable, unified_diff
+
+        if analysis.artifact_findings and self.text_output:
             from lockfix.analysis.artifacts import describe_replacements
 
             lines = describe_replacements(analysis.lock.packages, analysis.artifact_replacements)
             click.echo("".join(f"{printable(line)}\n" for line in lines), nl=False, err=True)
-        if show_diff and changed:
+        if self.show_diff and changed:
             color = sys.stdout.isatty()
             click.echo(unified_diff(analysis.lock.text, new_text, str(path), color=color), nl=False)
-        if not dry_run:
-            destination = output or path
-            if changed or output is not None:
+        if not self.dry_run:
+            destination = self.output or path
+            if changed or self.output is not None:
                 write_atomically(destination, new_text)
-                if text_output:
+                if self.text_output:
                     click.echo(f"wrote {destination}", err=True)
-        if plan.failed:  # --keep-going: the verified part is written, not the rest
-            _report_failed(path, analysis)
-            return EXIT_UNVERIFIED
-        return EXIT_FINDINGS if changed and exit_non_zero_on_fix else EXIT_CLEAN
 
-    _for_each_path(paths, run, one)
+
+def _repaired_text(path: Path, analysis: Analysis, *, replace_artifacts: bool) -> str:
+    from lockfix.lock.lockfile import LockError
+    from lockfix.lock.writer import apply_plan, replace_lock_artifacts
+
+    plan = analysis.plan
+    try:
+        # no repair in place: two versions of a name are needed in one environment
+        new_text = analysis.lock.text if plan.unrepairable else apply_plan(analysis.lock, plan)
+        if replace_artifacts:
+            new_text = replace_lock_artifacts(new_text, analysis.artifact_replacements)
+    except LockError as error:
+        raise InputError(f"{path}: refusing to write: {error}") from None
+    return new_text
 
 
 @main.command()
@@ -548,7 +614,7 @@ def explain(package: str, path: Path, **raw: Any) -> None:
     try:
         explanations = explain_package(analysis, name, version)
     except NotInLock as error:
-        raise InputError(f"{path}: {error}") from None
+        raise BadInput(f"{path}: {error}") from None
     if run.output_format == "json":
         click.echo(json.dumps(explain_json(explanations), indent=2))
     elif not run.quiet:
@@ -587,11 +653,12 @@ def _human_size(size: int) -> str:
 
 # The names lockfix gives its entries, in this cache layout and the earlier ones (any
 # version number): folders, SQLite files and their journals, a set-aside damaged database,
-# the uv version memo and its temporary file.
+# the uv version memo and its temporary files.
 _CACHE_ENTRY = re.compile(
     r"(?:metadata|pages|verdicts)-v\d+"
     r"|(?:metadata|pages|facts)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
     r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
+    r"|\.uv-version-v\d+\.json\.lockfix-[0-9a-f]+\.tmp"
 )
 
 

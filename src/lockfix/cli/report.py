@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lockfix.analysis.planner import UNREADABLE, Finding, Plan
+from lockfix.analysis.evidence import UNREADABLE
+from lockfix.analysis.findings import Finding, Plan
 from lockfix.lock.lockfile import Lock, PackageId
 from lockfix.urls import redact_text
 
@@ -232,13 +233,13 @@ def github_report(
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:
     """The change as a unified diff, credentials in URLs masked (it is printed, maybe to a
     CI log; the lock itself is written as it is)."""
-    lines = difflib.unified_diff(
+    diff = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
         fromfile=f"a/{path}",
         tofile=f"b/{path}",
     )
-    lines = [redact_text(line) for line in lines]
+    lines = [redact_text(line) for line in diff]
     if not color:
         return "".join(lines)
     out = []

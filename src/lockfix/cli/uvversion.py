@@ -10,23 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
+import shutil
+
+from lockfix._files import replace_file
 
 FIXED_UV = (0, 10, 10)  # first uv whose resolver keeps per-index metadata apart
 _MEMO_FILE = "uv-version-v1.json"
 _VERSION = re.compile(r"\buv (\d+)\.(\d+)\.(\d+)")
-
-
-def uv_on_path() -> str | None:
-    if sys.platform == "win32":  # PATHEXT and friends: leave it to shutil
-        import shutil
-
-        return shutil.which("uv")
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(directory or os.curdir, "uv")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def _ask(uv: str) -> tuple[int, ...] | None:
@@ -46,7 +36,7 @@ def uv_version(memo_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...
     """The version of the ``uv`` on PATH, or None when there is none or it does not answer.
 
     With ``memo_dir``, the answer is kept there for as long as the binary is unchanged."""
-    uv = uv_on_path()
+    uv = shutil.which("uv")
     if uv is None:
         return None
     if memo_dir is None:
@@ -70,12 +60,8 @@ def uv_version(memo_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...
         return tuple(entry[1]) if isinstance(entry[1], list) else None
     version = _ask(uv)
     memo[real] = [identity, list(version) if version is not None else None]
-    temporary = f"{memo_path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(memo_dir, exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as stream:
-            json.dump(memo, stream)
-        os.replace(temporary, memo_path)
+    try:  # noqa: SIM105 (contextlib is not loaded on the reused-verdict path)
+        replace_file(memo_path, json.dumps(memo).encode(), parents=True, durable=False)
     except OSError:
         pass  # remembering is only a saving
     return version

@@ -16,9 +16,9 @@ import os
 import time
 
 from lockfix import __version__
-from lockfix._files import NotRegularFile, read_regular
+from lockfix._files import NotRegularFile, read_regular, replace_file
 
-TYPE_CHECKING = False  # typing itself costs 2 ms of start-up
+TYPE_CHECKING = False  # the start-up path does not import typing
 if TYPE_CHECKING:
     from typing import Any
 
@@ -40,12 +40,21 @@ def reusable() -> bool:
 
 
 def verdict_key(
-    lock_bytes: bytes, lock_path: str, lock_dir: str | os.PathLike[str], options: dict[str, Any]
+    lock_bytes: bytes,
+    lock_path: str,
+    *,
+    output_format: str,
+    single_wheel: bool = False,
+    concurrency: int | None = None,
 ) -> str:
-    """A digest of everything a check's outcome depends on besides the indexes.
+    """A digest of everything a ``check``'s outcome depends on besides the indexes: its
+    options, the lock and the project files beside it, lockfix's version and environment.
 
     ``lock_bytes`` are the file's bytes as read (no newline translation); ``lock_path`` is
-    the path as the report names it, ``lock_dir`` the real folder the lock is in."""
+    the path as given (the report names it). The only function that builds this key: the
+    fast path (:mod:`lockfix.cli._entry`) and the command line must agree on it."""
+    lock_dir = os.path.dirname(os.path.realpath(lock_path))
+    options = {"format": output_format, "single_wheel": single_wheel, "concurrency": concurrency}
     digest = hashlib.sha256()
     digest.update(f"lockfix {__version__}\0".encode())
     digest.update(json.dumps(options, sort_keys=True, default=str).encode() + b"\0")
@@ -93,11 +102,8 @@ class VerdictCache:
         if not time.time() < fresh_until:  # a NaN is never valid
             return
         path = self._path(key)
-        temporary = f"{path}.{os.getpid()}.tmp"
+        entry = {"fresh_until": min(fresh_until, 2**40), "report": report}
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as stream:
-                json.dump({"fresh_until": min(fresh_until, 2**40), "report": report}, stream)
-            os.replace(temporary, path)
+            replace_file(path, json.dumps(entry).encode(), parents=True, durable=False)
         except OSError:
             return  # a cache that cannot be written only costs time

@@ -139,16 +139,15 @@ def find_metadata_member(members: list[Member], project: str | None = None) -> M
     """
     from packaging.utils import canonicalize_name
 
-    candidates = [m for m in members if _DIST_INFO_METADATA.match(m.name)]
+    candidates = [(m, found[1]) for m in members if (found := _DIST_INFO_METADATA.match(m.name))]
     if not candidates:
         raise ZipFormatError("no .dist-info/METADATA in the archive")
     if len(candidates) > 1 and project is not None:
         want = canonicalize_name(project)
-        for m in candidates:
-            stem = _DIST_INFO_METADATA.match(m.name).group(1)  # type: ignore[union-attr]
+        for m, stem in candidates:
             if canonicalize_name(stem.split("-", 1)[0]) == want:
                 return m
-    return candidates[0]
+    return candidates[0][0]
 
 
 _METADATA_SUFFIX = b".dist-info/METADATA"
@@ -159,7 +158,7 @@ def metadata_member(
     directory: bytes, project: str | None = None, max_entries: int = 1_000_000
 ) -> Member:
     """``find_metadata_member(parse_central_directory(directory), project)``, without
-    decoding every entry (numpy/torch wheels have thousands): ~10× faster on big wheels.
+    decoding every entry (numpy/torch wheels have thousands).
 
     When ``.dist-info/METADATA`` occurs once in the directory, only the entry whose name
     ends there can be a candidate; the headers are walked (lengths only, exactly as the

@@ -52,7 +52,7 @@ class CoreMetadata:
     origins: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: its deep copy was a third of a cold run's cache writes.
+        # Not dataclasses.asdict: it deep-copies every field.
         return {
             "name": self.name,
             "version": self.version,
@@ -98,7 +98,7 @@ _ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 def _plain_headers(text: str) -> dict[str, list[str]] | None:
     """Lower-cased header name → raw values, as ``email.parser`` (compat32) reads a header
     block, for a block with LF line breaks only and no "From " line; None for any other,
-    which goes to ``email.parser`` itself (a METADATA parse then costs half as much)."""
+    which goes to ``email.parser`` itself."""
     if _ODD_BREAKS.search(text):
         return None
     fields: list[tuple[str, list[str]]] = []
@@ -128,7 +128,12 @@ def _plain_headers(text: str) -> dict[str, list[str]] | None:
 
 
 def parse_core_metadata(data: bytes) -> CoreMetadata:
-    """Parse an email-header style METADATA / PKG-INFO document."""
+    """Parse an email-header style METADATA / PKG-INFO document, leniently: only Name and
+    Version are required; undecodable bytes are replaced, repeated values dropped.
+
+    Reads the fields as ``packaging.metadata.parse_email`` does, but only the header
+    block, without the email package for the common shape: a cold check parses thousands
+    of documents, where ``parse_email`` costs several times more (benchmarks/README.md)."""
     if len(data) > MAX_METADATA_SIZE:
         raise MetadataError("metadata document too large")
     text = data.decode("utf-8", errors="replace")
@@ -265,10 +270,10 @@ def read_sdist_pkg_info(fileobj: IO[bytes], filename: str) -> bytes:
                     if len(parts) == 2 and parts[1] == "PKG-INFO" and ti.isfile():
                         if ti.size > MAX_METADATA_SIZE:
                             raise MetadataError("PKG-INFO larger than the size limit")
-                        f = tf.extractfile(ti)
-                        if f is None:
+                        member = tf.extractfile(ti)
+                        if member is None:
                             break
-                        return _bounded_read(f)
+                        return _bounded_read(member)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         raise MetadataError(f"cannot read PKG-INFO from {filename}: {e}") from e
     raise MetadataUnavailable(f"{filename}: no top-level PKG-INFO in the sdist")

@@ -24,13 +24,13 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from lockfix._files import replace_file
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.urls import origin
 
@@ -76,13 +76,13 @@ class MetadataCache:
     """Parsed core metadata by key (a sha256 hex digest), in one SQLite file, plus the page
     cache.
 
-    A cold run stores thousands of small entries: as one file each, creating the files
-    cost more than half a second here (ext4 inode allocation), and reading them back a
-    syscall apiece. In SQLite they are rows of one table, written in one transaction when
-    the run's client closes (:meth:`flush`; until then they are answered from memory) and
-    read by primary key. SQLite's locking keeps concurrent runs consistent; a damaged
-    database file is set aside and started afresh. A database another process keeps locked
-    for longer than :data:`BUSY_TIMEOUT` is left alone: the run goes on without it."""
+    A cold run stores thousands of small entries: as one file each, they would cost an inode
+    allocation apiece to write and a syscall apiece to read back. In SQLite they are rows of
+    one table, written in one transaction when the run's client closes (:meth:`flush`; until
+    then they are answered from memory) and read by primary key. SQLite's locking keeps
+    concurrent runs consistent; a damaged database file is set aside and started afresh. A
+    database another process keeps locked for longer than :data:`BUSY_TIMEOUT` is left
+    alone: the run goes on without it."""
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
@@ -226,21 +226,6 @@ class MetadataCache:
             return 0
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it over ``path``:
-    readers see the old entry or the new one, never part of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @dataclass(slots=True)
 class CachedPage:
     """One stored index page and what HTTP said about its freshness."""
@@ -342,7 +327,7 @@ class PageCache:
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
         try:
-            _write_atomically(self._path(page.url), data)
+            replace_file(self._path(page.url), data, parents=True, durable=False)
         except OSError:
             return None  # a cache that cannot be written is a slower run
         return _page_stamp(header, len(data))

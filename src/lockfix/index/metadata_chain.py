@@ -204,9 +204,9 @@ class MetadataChain:
         async with self._files:
             if file.is_wheel and self.ranges.usable(file.url):
                 whole = lambda response: self._consume(response, file, hashes)  # noqa: E731
-                md = await self.ranges.metadata(file, project, whole)
-                if md is not None:
-                    return _check(md, file), False
+                ranged = await self.ranges.metadata(file, project, whole)
+                if ranged is not None:
+                    return _check(ranged, file), False
             return _check(await self._download(file, hashes), file), False
 
     async def _pep658_bytes(self, url: str, caps: _IndexCaps) -> bytes | None:

@@ -556,7 +556,7 @@ def _load_blocks(text: str, store: BlockDocuments) -> dict[str, Any]:
     stored = store.documents(keys)
     packages: list[Any] = []
     for key, block in zip(keys, blocks[1:], strict=True):
-        doc = stored.get(key)
+        doc: Any = stored.get(key)
         if not _one_package(doc):
             try:
                 doc = loads(block)

@@ -232,7 +232,7 @@ def apply_plan(lock: Lock, plan: LockEdits) -> str:
     newline = lock.newline
     blocks = split_blocks(lock.text)
     removed = set(plan.removed)
-    entries: list[tuple[tuple, str]] = []
+    entries: list[tuple[tuple[object, ...], str]] = []
     for package in lock.packages:
         if package.id in removed:
             continue

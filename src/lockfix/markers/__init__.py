@@ -1,6 +1,6 @@
 """PEP 508 marker algebra: parse, combine, compare by meaning, simplify and print like uv.
 
-Markers are canonical decision diagrams (see ``_markers_bdd``): equal meaning is identity of
+Markers are canonical decision diagrams (see ``_bdd``): equal meaning is identity of
 the underlying node, so ``==``/``hash`` are semantic and ``&``, ``|``, ``~`` are cheap.
 
 Semantics follow uv:

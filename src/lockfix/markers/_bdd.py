@@ -23,7 +23,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Final
+from typing import Any, Final
 
 from packaging.version import InvalidVersion, Version
 
@@ -33,6 +33,9 @@ BOOL: Final = 2
 
 Release = tuple[int, ...]
 Cut = tuple[Release, int]
+# A node's labels: Cuts on a version variable, strings on a string variable (compared only
+# with labels of the same variable).
+Label = Any
 
 VERSION_VARS: Final = ("implementation_version", "python_full_version")
 STRING_VARS: Final = (
@@ -67,9 +70,9 @@ class Var:
 
     __slots__ = ("key", "kind", "name", "op", "rank", "value")
 
-    def __init__(self, key: tuple[object, ...], kind: int, name: str, op: str, value: str) -> None:
+    def __init__(self, key: tuple[int, object], kind: int, name: str, op: str, value: str) -> None:
         self.key = key
-        self.rank: int = key[0]  # type: ignore[assignment]
+        self.rank = key[0]
         self.kind = kind
         self.name = name
         self.op = op
@@ -79,11 +82,11 @@ class Var:
         return f"Var({self.name!r}, {self.op!r}, {self.value!r})"
 
 
-_VARS: dict[tuple[object, ...], Var] = {}
+_VARS: dict[tuple[int, object], Var] = {}
 
 
 def _intern_var(
-    key: tuple[object, ...], kind: int, name: str, op: str = "", value: str = ""
+    key: tuple[int, object], kind: int, name: str, op: str = "", value: str = ""
 ) -> Var:
     var = _VARS.get(key)
     if var is None:
@@ -115,7 +118,7 @@ class Node:
     __slots__ = ("kids", "labels", "uid", "var")
 
     def __init__(
-        self, var: Var | None, labels: tuple[object, ...], kids: tuple[Node, ...], uid: int
+        self, var: Var | None, labels: tuple[Label, ...], kids: tuple[Node, ...], uid: int
     ):
         self.var = var
         self.labels = labels
@@ -142,7 +145,7 @@ _or_cache: dict[tuple[Node, Node], Node] = {}
 _not_cache: dict[Node, Node] = {TRUE: FALSE, FALSE: TRUE}
 
 
-def mk(var: Var, labels: tuple[object, ...], kids: tuple[Node, ...]) -> Node:
+def mk(var: Var, labels: tuple[Label, ...], kids: tuple[Node, ...]) -> Node:
     """Return the unique reduced node for ``var`` with the given edges."""
     kind = var.kind
     if kind == BOOL:
@@ -220,7 +223,7 @@ def _apply(op: Callable[[Node, Node], Node], x: Node, y: Node) -> Node:
         if xl == yl:
             return mk(vx, xl, tuple(map(op, x.kids, y.kids)))
         if kind == STRING:
-            labels = tuple(sorted({*xl, *yl}))  # type: ignore[type-var]
+            labels = tuple(sorted({*xl, *yl}))
             xm = dict(zip(xl, x.kids, strict=False))
             ym = dict(zip(yl, y.kids, strict=False))
             xd = x.kids[-1]
@@ -234,10 +237,10 @@ def _apply(op: Callable[[Node, Node], Node], x: Node, y: Node) -> Node:
         cuts: list[object] = []
         vkids = [op(x.kids[0], y.kids[0])]
         while i < nx or j < ny:
-            if j == ny or (i < nx and xl[i] < yl[j]):  # type: ignore[operator]
+            if j == ny or (i < nx and xl[i] < yl[j]):
                 cuts.append(xl[i])
                 i += 1
-            elif i == nx or yl[j] < xl[i]:  # type: ignore[operator]
+            elif i == nx or yl[j] < xl[i]:
                 cuts.append(yl[j])
                 j += 1
             else:
@@ -246,7 +249,7 @@ def _apply(op: Callable[[Node, Node], Node], x: Node, y: Node) -> Node:
                 j += 1
             vkids.append(op(x.kids[i], y.kids[j]))
         return mk(vx, tuple(cuts), tuple(vkids))
-    if vx.key < vy.key:  # type: ignore[operator]
+    if vx.key < vy.key:
         return mk(vx, x.labels, tuple(op(k, y) for k in x.kids))
     return mk(vy, y.labels, tuple(op(x, k) for k in y.kids))
 
@@ -367,10 +370,14 @@ def exists_top(node: Node) -> Node:
     return or_all(node.kids) if node.var is not None else node
 
 
+def _is_extra(node: Node) -> bool:
+    return node.var is not None and node.var.rank == RANK_EXTRA
+
+
 def without_extras(root: Node) -> Node:
     # Extras are ordered last, so a non-terminal extra node roots a satisfiable, extras-only
     # sub-diagram.
-    return transform(root, lambda node, _go: TRUE if node.var.rank == RANK_EXTRA else None)  # type: ignore[union-attr]
+    return transform(root, lambda node, _go: TRUE if _is_extra(node) else None)
 
 
 def only_extras(root: Node) -> Node:
@@ -399,7 +406,9 @@ def restrict_extras(root: Node, values: Mapping[str, bool]) -> Node:
 
 
 def extra_names(root: Node) -> frozenset[str]:
-    return frozenset(n.var.value for n in iter_nodes(root) if n.var.rank == RANK_EXTRA)  # type: ignore[union-attr]
+    return frozenset(
+        n.var.value for n in iter_nodes(root) if n.var is not None and n.var.rank == RANK_EXTRA
+    )
 
 
 # -- restriction under an assumption (generalised cofactor) ---------------------------------
@@ -425,7 +434,7 @@ def restrict(f: Node, care: Node) -> Node:
         vc = c.var
         assert vc is not None
         if vf is not vc:
-            if vf.key > vc.key:  # type: ignore[operator]
+            if vf.key > vc.key:
                 result = go(f, exists_top(c))
             else:
                 result = mk(vf, f.labels, tuple(go(k, c) for k in f.kids))
@@ -453,7 +462,7 @@ def restrict(f: Node, care: Node) -> Node:
 def _restrict_string(f: Node, c: Node, go: Callable[[Node, Node], Node]) -> Node:
     var = f.var
     assert var is not None
-    labels = tuple(sorted({*f.labels, *c.labels}))  # type: ignore[type-var]
+    labels = tuple(sorted({*f.labels, *c.labels}))
     fm = dict(zip(f.labels, f.kids, strict=False))
     cm = dict(zip(c.labels, c.kids, strict=False))
     fd = f.kids[-1]
@@ -484,10 +493,10 @@ def _restrict_version(f: Node, c: Node, go: Callable[[Node, Node], Node]) -> Nod
     i = j = 0
     cells.append((f.kids[0], c.kids[0]))
     while i < len(fl) or j < len(cl):
-        if j == len(cl) or (i < len(fl) and fl[i] < cl[j]):  # type: ignore[operator]
+        if j == len(cl) or (i < len(fl) and fl[i] < cl[j]):
             cuts.append(fl[i])
             i += 1
-        elif i == len(fl) or cl[j] < fl[i]:  # type: ignore[operator]
+        elif i == len(fl) or cl[j] < fl[i]:
             cuts.append(cl[j])
             j += 1
         else:
@@ -533,11 +542,10 @@ def release_of(text: str) -> Release:
 def compare_versionish(lhs: str, rhs: str) -> int:
     """PEP 508 comparison: as versions when both parse, else as strings."""
     try:
-        a: object = Version(lhs)
-        b: object = Version(rhs)
+        a, b = Version(lhs), Version(rhs)
     except InvalidVersion:
-        a, b = lhs, rhs
-    return (a > b) - (a < b)  # type: ignore[operator]
+        return (lhs > rhs) - (lhs < rhs)
+    return (a > b) - (a < b)
 
 
 def evaluate(root: Node, lookup: Callable[[str], str], extras: frozenset[str]) -> bool:
@@ -550,11 +558,11 @@ def evaluate(root: Node, lookup: Callable[[str], str], extras: frozenset[str]) -
             rel = releases.get(var.name)
             if rel is None:
                 rel = releases[var.name] = release_of(lookup(var.name))
-            node = node.kids[bisect.bisect_right(node.labels, (rel, 0.5))]  # type: ignore[arg-type]
+            node = node.kids[bisect.bisect_right(node.labels, (rel, 0.5))]
         elif kind == STRING:
             value = lookup(var.name)
             labels = node.labels
-            i = bisect.bisect_left(labels, value)  # type: ignore[arg-type]
+            i = bisect.bisect_left(labels, value)
             node = node.kids[i] if i < len(labels) and labels[i] == value else node.kids[-1]
         else:
             if var.rank == RANK_EXTRA:

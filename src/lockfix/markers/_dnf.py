@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 from lockfix.markers._bdd import (
     ATOM_CONTAINS,
@@ -38,8 +38,9 @@ from lockfix.markers._bdd import (
 
 Interval = tuple[Cut | None, Cut | None]
 # VERSION: tuple of disjoint, non-adjacent intervals; STRING: ("==", str) or ("!=", frozenset);
-# BOOL: bool.
-Constraint = object
+# BOOL: bool. Which one a constraint is follows from its variable's kind, which the type
+# checker cannot see: hence Any.
+Constraint = Any
 Clause = dict[Var, Constraint]
 
 FALSE_TEXT: Final = "python_version < '0'"
@@ -119,20 +120,20 @@ def _bool_term(var: Var, value: bool) -> str:
 
 def clause_terms(clause: Clause) -> list[tuple[int, str]]:
     terms: list[tuple[int, str]] = []
-    for var in sorted(clause, key=lambda v: v.key):  # type: ignore[arg-type, return-value]
+    for var in sorted(clause, key=lambda v: v.key):
         c = clause[var]
         if var.kind == VERSION:
-            vterms = version_terms(var.name, c)  # type: ignore[arg-type]
+            vterms = version_terms(var.name, c)
             assert vterms is not None
             terms.extend((var.rank, t) for t in vterms)
         elif var.kind == STRING:
-            op, value = c  # type: ignore[misc]
+            op, value = c
             if op == "==":
                 terms.append((var.rank, f"{var.name} == {_quote(value)}"))
             else:
                 terms.extend((var.rank, f"{var.name} != {_quote(v)}") for v in sorted(value))
         else:
-            terms.append((var.rank, _bool_term(var, c)))  # type: ignore[arg-type]
+            terms.append((var.rank, _bool_term(var, c)))
     return terms
 
 
@@ -141,7 +142,7 @@ def clause_terms(clause: Clause) -> list[tuple[int, str]]:
 
 def _cell(node: Node, i: int) -> Interval:
     labels = node.labels
-    return (labels[i - 1] if i else None, labels[i] if i < len(labels) else None)  # type: ignore[return-value]
+    return (labels[i - 1] if i else None, labels[i] if i < len(labels) else None)
 
 
 def _edge_groups(node: Node) -> Iterator[tuple[Constraint, Node]]:
@@ -200,7 +201,7 @@ def _selected(node: Node, c: Constraint) -> list[Node]:
     if var.kind == BOOL:
         return [kids[0] if c else kids[1]]
     if var.kind == STRING:
-        op, value = c  # type: ignore[misc]
+        op, value = c
         labels = node.labels
         if op == "==":
             for label, kid in zip(labels, kids, strict=False):
@@ -213,7 +214,7 @@ def _selected(node: Node, c: Constraint) -> list[Node]:
     return [
         kid
         for i, kid in enumerate(kids)
-        if any(_overlaps(_cell(node, i), interval) for interval in c)  # type: ignore[attr-defined]
+        if any(_overlaps(_cell(node, i), interval) for interval in c)
     ]
 
 
@@ -228,7 +229,8 @@ def holds(f: Node, clause: Clause) -> bool:
             return False
         result = memo.get(node)
         if result is None:
-            c = clause.get(node.var)  # type: ignore[arg-type]
+            assert node.var is not None  # TRUE and FALSE are the only terminals
+            c = clause.get(node.var)
             kids = node.kids if c is None else _selected(node, c)
             result = memo[node] = all(go(k) for k in kids)
         return result
@@ -252,8 +254,8 @@ def _contained(a: Clause, b: Clause) -> bool:
             if ca != cb:
                 return False
         elif var.kind == STRING:
-            op_b, val_b = cb  # type: ignore[misc]
-            op_a, val_a = ca  # type: ignore[misc]
+            op_b, val_b = cb
+            op_a, val_a = ca
             if op_b == "==":
                 if ca != cb:
                     return False
@@ -262,10 +264,7 @@ def _contained(a: Clause, b: Clause) -> bool:
                     return False
             elif not val_b <= val_a:
                 return False
-        elif not all(
-            any(_interval_inside(ia, ib) for ib in cb)  # type: ignore[attr-defined]
-            for ia in ca  # type: ignore[attr-defined]
-        ):
+        elif not all(any(_interval_inside(ia, ib) for ib in cb) for ia in ca):
             return False
     return True
 
@@ -307,15 +306,15 @@ def _widen_version(
 
 
 def _expand(f: Node, clause: Clause, cuts: dict[Var, list[Cut]]) -> Clause:
-    for var in sorted(clause, key=lambda v: v.key):  # type: ignore[arg-type, return-value]
+    for var in sorted(clause, key=lambda v: v.key):
         c = clause.pop(var)
         if holds(f, clause):
             continue
         clause[var] = c
         if var.kind == VERSION:
-            clause[var] = _widen_version(f, clause, var, c, cuts.get(var, []))  # type: ignore[arg-type]
-        elif var.kind == STRING and c[0] == "!=":  # type: ignore[index]
-            kept = set(c[1])  # type: ignore[index]
+            clause[var] = _widen_version(f, clause, var, c, cuts.get(var, []))
+        elif var.kind == STRING and c[0] == "!=":
+            kept = set(c[1])
             for value in sorted(kept):
                 if len(kept) == 1:
                     break
@@ -331,9 +330,9 @@ def cube(clause: Clause) -> Node:
     parts: list[Node] = []
     for var, c in clause.items():
         if var.kind == BOOL:
-            parts.append(literal(var, c))  # type: ignore[arg-type]
+            parts.append(literal(var, c))
         elif var.kind == STRING:
-            op, value = c  # type: ignore[misc]
+            op, value = c
             if op == "==":
                 parts.append(string_eq(var, value))
             else:
@@ -341,7 +340,7 @@ def cube(clause: Clause) -> Node:
         else:
             cuts: list[Cut] = []
             truth = [False]
-            for lo, hi in c:  # type: ignore[attr-defined]
+            for lo, hi in c:
                 if lo is None:
                     truth[0] = True
                 else:
@@ -369,7 +368,7 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
     for node in iter_nodes(upper):
         assert node.var is not None
         if node.var.kind == VERSION:
-            cuts.setdefault(node.var, set()).update(node.labels)  # type: ignore[arg-type]
+            cuts.setdefault(node.var, set()).update(node.labels)
     sorted_cuts = {var: sorted(values) for var, values in cuts.items()}
 
     clauses: list[Clause] = []
@@ -383,13 +382,13 @@ def to_dnf(f: Node, dont_care: Node = FALSE) -> list[Clause]:
             continue
         clause = _expand(upper, path, sorted_cuts)
         key = _freeze(clause)
-        i = index.get(key)
-        if i is None:
+        found = index.get(key)
+        if found is None:
             index[key] = len(clauses)
             clauses.append(clause)
             last.append(n)
         else:
-            last[i] = n
+            last[found] = n
     # Like uv, a clause reached by several paths is listed where the last of them was.
     clauses = [clauses[i] for i in sorted(range(len(clauses)), key=last.__getitem__)]
 
@@ -443,7 +442,7 @@ def _merge_version_clauses(
     """
     variables = sorted(
         {v for c in clauses for v in c if v.kind == VERSION},
-        key=lambda v: v.key,  # type: ignore[arg-type, return-value]
+        key=lambda v: v.key,
     )
     merged_any = True
     while merged_any:
@@ -457,7 +456,7 @@ def _merge_version_clauses(
             for indices in groups.values():
                 if len(indices) < 2:
                     continue
-                union = _union([iv for i in indices for iv in clauses[i][var]])  # type: ignore[attr-defined]
+                union = _union([iv for i in indices for iv in clauses[i][var]])
                 if union != ((None, None),) and version_terms(var.name, union) is None:
                     continue
                 merged = dict(clauses[indices[0]])
@@ -484,15 +483,15 @@ def _reduce(f: Node, dont_care: Node, clauses: list[Clause]) -> None:
     for node in iter_nodes(f):
         assert node.var is not None
         if node.var.kind == STRING:
-            values.setdefault(node.var, set()).update(node.labels)  # type: ignore[arg-type]
+            values.setdefault(node.var, set()).update(node.labels)
     cubes = [cube(c) for c in clauses]
     for i, clause in enumerate(clauses):
         for var, c in list(clause.items()):
-            if var.kind != STRING or c[0] != "!=":  # type: ignore[index]
+            if var.kind != STRING or c[0] != "!=":
                 continue
             others = or_all([dont_care, *(cubes[j] for j in range(len(clauses)) if j != i)])
             uncovered = and_(f, not_(others))
-            for value in sorted(values.get(var, set()) - c[1]):  # type: ignore[index]
+            for value in sorted(values.get(var, set()) - c[1]):
                 clause[var] = ("==", value)
                 candidate = cube(clause)
                 if and_(uncovered, not_(candidate)) is FALSE:

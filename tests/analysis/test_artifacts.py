@@ -546,7 +546,7 @@ def test_replacing_artifacts_keeps_crlf_and_the_rest_of_the_block() -> None:
 # --- real locks against real PyPI (opt-in: pytest -m network) -----------------------------
 
 REAL_LOCKS = sorted(
-    (Path(__file__).resolve().parents[2] / "shared" / "real-locks").glob("*/uv.lock")
+    (Path(__file__).resolve().parents[3] / "shared" / "real-locks").glob("*/uv.lock")
 )
 PYPI = "https://pypi.org/simple"
 # Files the maintainers deleted from PyPI after these locks were written: real findings.

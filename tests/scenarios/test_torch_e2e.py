@@ -20,8 +20,8 @@ from fixtures.builder import build_scenario
 from fixtures.scenarios import NVIDIA_PINS, get_scenario, make_project
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
-from semantic import semantic_differences
+from tests.helpers import installed, run_lockfix
+from tests.semantic import semantic_differences
 
 OLD, NEW = "0.10.9", "0.13.9"
 VARIANTS = ("torch_groups", "torch_extras", "torch_absent")
@@ -76,14 +76,7 @@ def repaired(case: Case) -> str:
 
 
 def _versions(case: Case, project: Path, *args: str) -> dict[str, str]:
-    run_uv(NEW, ["sync", "--frozen", *args], project, case.tmp)
-    out = run_uv(
-        NEW,
-        ["pip", "list", "--format", "json", "--python", str(project / ".venv")],
-        project,
-        case.tmp,
-    ).stdout
-    return {entry["name"]: entry["version"] for entry in json.loads(out)}
+    return installed(project, args, case.tmp)
 
 
 def _installed(case: Case, project: Path, *args: str) -> set[str]:

@@ -29,14 +29,14 @@ from fixtures.scenarios import (
     reference_wheel_scenario,
 )
 from fixtures.server import IndexServer
-from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
+from fixtures.uvrun import base_python, run_uv, uv_bin
 from lockfix.analysis.lowering import lower_requirements
 from lockfix.analysis.wheels import merge_wheel_metadata, wheel_selections
 from lockfix.dist.metadata import CoreMetadata, parse_core_metadata
 from lockfix.lock.lockfile import parse_lock
 from lockfix.markers import Marker
-from semantic import Selection, environments, install, selections
+from tests.helpers import run_lockfix
+from tests.semantic import Selection, environments, install, selections
 
 NEW = "0.13.9"
 PLATFORMS = {
@@ -239,6 +239,121 @@ def test_free_threaded_wheels_are_not_picked_by_a_regular_python() -> None:
             env = _env(platform, python)
             chosen = [f for f, m in selections.items() if m.evaluate(env)]
             assert chosen == [installer_pick(files, platform, python)], (platform, python)
+
+
+def _tagged_wheel(directory: Path, tag: str) -> str:
+    """A minimal installable wheel ``pick-1.0-<tag>.whl`` whose module names its tag."""
+    import base64
+    import hashlib
+    import zipfile
+
+    filename = f"pick-1.0-{tag}.whl"
+    files = {
+        "pick/__init__.py": f"TAG = {tag!r}\n",
+        "pick-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: pick\nVersion: 1.0\n",
+        "pick-1.0.dist-info/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n"
+        ),
+    }
+    record = ""
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record += f"{name},sha256={digest.decode()},{len(text)}\n"
+    files["pick-1.0.dist-info/RECORD"] = record + "pick-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(directory / filename, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return filename
+
+
+# uv's --python-platform for each cell's platform; uv is told a glibc and a macOS as recent
+# as lockfix assumes.
+UV_PLATFORMS = {
+    ("linux", "x86_64"): "x86_64-manylinux_2_40",
+    ("linux", "aarch64"): "aarch64-manylinux_2_40",
+    ("darwin", "arm64"): "aarch64-apple-darwin",
+    ("darwin", "x86_64"): "x86_64-apple-darwin",
+    ("win32", "AMD64"): "x86_64-pc-windows-msvc",
+    ("win32", "ARM64"): "aarch64-pc-windows-msvc",
+}
+PICK_TAGS = (
+    "cp312-cp312-manylinux_2_17_x86_64",
+    "cp312-abi3-manylinux_2_28_x86_64",
+    "cp311-abi3-manylinux_2_34_x86_64",
+    "py3-none-manylinux_2_5_x86_64",
+    "cp313-cp313-musllinux_1_2_x86_64",
+    "cp311-cp311-manylinux2014_aarch64",
+    "cp310-abi3-manylinux_2_31_aarch64",
+    "cp312-cp312-macosx_14_0_arm64",
+    "cp311-abi3-macosx_11_0_arm64",
+    "cp312-cp312-macosx_10_9_universal2",
+    "cp313-cp313-macosx_10_13_x86_64",
+    "cp39-abi3-macosx_10_9_x86_64",
+    "cp312-none-win_amd64",
+    "cp39-abi3-win_amd64",
+    "cp313-cp313-win32",
+    "cp311-cp311-win_arm64",
+    "py3-none-any",
+    "cp312-none-any",
+    "py311-none-any",
+)
+
+
+@pytest.mark.uv
+@pytest.mark.skipif(not uv_bin(NEW).exists(), reason="real uv binaries missing")
+def test_installer_choice_is_the_wheel_uv_installs(tmp_path: Path) -> None:
+    """For each platform and Python, the order in which uv 0.13.9 installs the wheels (the
+    one it installs, then the one it installs once that is gone, …) is lockfix's order,
+    down to where uv installs none; there lockfix falls back to a musllinux or 32-bit
+    Windows wheel (markers cannot tell those systems apart) and nothing else."""
+    from lockfix.analysis.wheels import Cell, installer_choice
+
+    every = sorted(_tagged_wheel(tmp_path, tag) for tag in PICK_TAGS)
+    python = base_python()
+    for (system, machine), uv_platform in UV_PLATFORMS.items():
+        for minor in (10, 11, 12, 13, 14):
+            left = list(every)
+            while left:
+                offer = tmp_path / "offer"
+                shutil.rmtree(offer, ignore_errors=True)
+                offer.mkdir()
+                for filename in left:
+                    (offer / filename).hardlink_to(tmp_path / filename)
+                target = tmp_path / "target"
+                shutil.rmtree(target, ignore_errors=True)
+                installed = run_uv(
+                    NEW,
+                    [
+                        "pip",
+                        "install",
+                        "--offline",
+                        "--no-index",
+                        "--find-links",
+                        str(offer),
+                        "--target",
+                        str(target),
+                        "--python",
+                        python,
+                        "--python-platform",
+                        uv_platform,
+                        "--python-version",
+                        f"3.{minor}",
+                        "pick",
+                    ],
+                    tmp_path,
+                    tmp_path / "uv",
+                    check=False,
+                    MACOSX_DEPLOYMENT_TARGET="15.0",
+                )
+                ours = installer_choice(left, Cell((system, machine), (3, minor), "CPython"))
+                where = (uv_platform, minor, left)
+                if installed.returncode != 0:
+                    assert ours is None or "musllinux" in ours or "win32" in ours, where
+                    break
+                text = (target / "pick" / "__init__.py").read_text()
+                uv_pick = f"pick-1.0-{text.split(chr(39))[1]}.whl"
+                assert ours == uv_pick, where
+                left.remove(uv_pick)
 
 
 # -- end to end: current uv, lockfix repair, uv sync on this machine ----------------------
@@ -598,12 +713,13 @@ def test_single_wheel_view_is_uvs(case: Case) -> None:
     """With per_wheel=False lockfix checks against the first wheel only, as before."""
     import asyncio
 
-    from lockfix.engine import Options, analyze_lock
+    from lockfix.engine import analyze_lock
+    from lockfix.settings import Settings
 
     project = case.project("single", case.uv_lock)
     lock = parse_lock(case.uv_lock)
-    options = Options(cache_dir=case.root / "cache", per_wheel=False)
-    analysis = asyncio.run(analyze_lock(lock, project, options))
+    settings = Settings(cache_dir=case.root / "cache", per_wheel=False)
+    analysis = asyncio.run(analyze_lock(lock, project, settings))
     assert not any(f.kind == "wheels-disagree" for f in analysis.plan.findings)
     assert any(w.kind == "wheels-disagree" for w in analysis.warnings)
     # here the first locked wheel is also the one uv read: uv's lock passes that view

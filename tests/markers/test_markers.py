@@ -25,7 +25,7 @@ from lockfix.markers import (
 )
 
 # shared/ sits beside the checkout (locally and in CI)
-REAL_LOCKS = Path(__file__).resolve().parent.parent.parent / "shared" / "real-locks"
+REAL_LOCKS = Path(__file__).resolve().parents[3] / "shared" / "real-locks"
 LOCK_FILES = sorted(REAL_LOCKS.glob("*/uv.lock"))
 
 

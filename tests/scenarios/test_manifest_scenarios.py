@@ -22,8 +22,8 @@ from fixtures.lock_scenarios import _block_span, remove_package
 from fixtures.manifest_scenarios import MANIFEST_SHAPES, ManifestShape, build_manifest_registry
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
-from semantic import semantic_differences
+from tests.helpers import run_lockfix
+from tests.semantic import semantic_differences
 
 NEW = "0.13.9"
 OLD = "0.10.9"  # reads an override of a requirement under several extras differently

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import importlib.metadata
 import io
 import re
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packaging.metadata import parse_email
 
 from lockfix.dist import _zip, metadata
 from lockfix.dist.metadata import (
@@ -549,3 +551,31 @@ def test_core_metadata_json_has_every_field() -> None:
     md = parse_core_metadata(TORCH_LIKE)
     expected = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(md).items()}
     assert md.to_json() == expected
+
+
+def _installed_metadata() -> list[bytes]:
+    """The METADATA of every distribution installed where the tests run: real documents
+    written by many build backends over many years."""
+    found: dict[str, bytes] = {}
+    for dist in importlib.metadata.distributions():
+        text = dist.read_text("METADATA")
+        if text is not None:
+            found.setdefault(text, text.encode())
+    return list(found.values())
+
+
+def test_parse_core_metadata_reads_real_metadata_as_packaging_does() -> None:
+    """The fields lockfix reads, as ``packaging.metadata.parse_email`` reads them (lockfix
+    only unfolds lines and drops repeated values) on real METADATA files."""
+    documents = _installed_metadata()
+    assert len(documents) >= 20
+    for data in documents:
+        md = parse_core_metadata(data)
+        raw, unparsed = parse_email(data)
+        assert not {"name", "version", "requires-dist", "requires-python"} & set(unparsed)
+        assert md.name == raw["name"] and md.version == raw["version"]
+        assert md.metadata_version == raw["metadata_version"]
+        assert md.requires_python == raw.get("requires_python")
+        assert md.requires_dist == tuple(dict.fromkeys(raw.get("requires_dist", [])))
+        assert md.provides_extra == tuple(dict.fromkeys(raw.get("provides_extra", [])))
+        assert md.dynamic == tuple(dict.fromkeys(raw.get("dynamic", [])))

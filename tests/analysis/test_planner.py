@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lockfix.analysis.planner import Plan, Planner
+from lockfix.analysis.findings import Plan
+from lockfix.analysis.planner import Planner
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.lock.lockfile import parse_lock
 from lockfix.lock.project import infer_config
@@ -204,7 +205,7 @@ def test_an_analysis_of_a_big_lock_has_a_short_repr() -> None:
     from lockfix.analysis.evidence import Evidence
     from lockfix.engine import Analysis
 
-    text = (Path(__file__).parent.parent / "fixtures/bench/real/uv.lock").read_text()
+    text = (Path(__file__).parents[2] / "fixtures/bench/real/uv.lock").read_text()
     lock = parse_lock(text)
     planner = Planner(lock, infer_config(lock))
     analysis = Analysis(lock, planner.config, planner.plan())
@@ -257,7 +258,7 @@ b = [
     assert kinds(result) == set() and result.removed == []
 
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 _UV_LOCKS = sorted((_REPO / "fixtures" / "locks").glob("*/reference.uv.lock")) + sorted(
     (_REPO.parent / "shared" / "real-locks").glob("*/uv.lock")
 )

@@ -8,7 +8,6 @@ reference installs for each selection, equal the reference in meaning, and be st
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 from fixtures.lock_scenarios import CASES, SHAPES, Case, build_registry, corrupt
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
 from lockfix.lock.lockfile import PackageId, parse_lock
-from semantic import semantic_differences
+from tests.helpers import installed, run_lockfix
+from tests.semantic import semantic_differences
 
 NEW = "0.13.9"
 
@@ -57,14 +56,7 @@ class World:
         return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
     def installed(self, project: Path, selection: tuple[str, ...]) -> set[str]:
-        venv = project / ".venv"
-        if venv.exists():
-            shutil.rmtree(venv)
-        run_uv(NEW, ["sync", "--frozen", *selection], project, self.tmp)
-        out = run_uv(
-            NEW, ["pip", "list", "--format", "json", "--python", str(venv)], project, self.tmp
-        ).stdout
-        return {f"{e['name']}=={e['version']}" for e in json.loads(out)}
+        return {f"{n}=={v}" for n, v in installed(project, selection, self.tmp).items()}
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from fixtures.builder import build_scenario
 from fixtures.server import Fault, IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix.lock.lockfile import parse_lock
-from test_torch_e2e import NEW, OLD, Case
+from tests.scenarios.test_torch_e2e import NEW, OLD, Case
 
 pytestmark = pytest.mark.skipif(
     not (uv_bin(OLD).exists() and uv_bin(NEW).exists()),

@@ -16,7 +16,7 @@ from lockfix.lock.edits import MAIN, PackagePlan
 from lockfix.lock.lockfile import Artifact, LockError, parse_lock, split_blocks
 from lockfix.lock.writer import apply_plan, format_upload_time, replace_lock_artifacts
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REAL_LOCKS = sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock"))
 FIXTURE_LOCKS = sorted((REPO / "fixtures" / "locks").glob("*/*.uv.lock"))
 ALL_LOCKS = REAL_LOCKS + FIXTURE_LOCKS

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_lockfix
+from tests.helpers import run_lockfix
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REAL_LOCKS = sorted((REPO.parent / "shared" / "real-locks").glob("*/uv.lock"))
 PYPI = "https://pypi.org/simple"
 

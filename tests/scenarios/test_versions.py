@@ -22,8 +22,8 @@ from fixtures.builder import build_scenario
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from fixtures.version_scenarios import make_pins_project, pins_scenario
-from helpers import run_lockfix
-from semantic import semantic_differences
+from tests.helpers import installed, run_lockfix
+from tests.semantic import semantic_differences
 
 OLD, NEW = "0.10.9", "0.13.9"
 SELECTIONS = ((), ("--extra", "cpu"), ("--extra", "cu128"))
@@ -60,14 +60,7 @@ class Pins:
         return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
     def installed(self, project: Path, selection: tuple[str, ...]) -> set[str]:
-        venv = project / ".venv"
-        if venv.exists():
-            shutil.rmtree(venv)
-        run_uv(NEW, ["sync", "--frozen", *selection], project, self.tmp)
-        out = run_uv(
-            NEW, ["pip", "list", "--format", "json", "--python", str(venv)], project, self.tmp
-        ).stdout
-        return {f"{e['name']}=={e['version']}" for e in json.loads(out)}
+        return {f"{n}=={v}" for n, v in installed(project, selection, self.tmp).items()}
 
 
 @pytest.fixture(scope="module")

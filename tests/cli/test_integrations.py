@@ -18,9 +18,9 @@ import pytest
 
 from fixtures.uvrun import base_python, run_uv, uv_bin
 from lockfix import __version__
-from test_torch_e2e import NEW, OLD, Case
+from tests.scenarios.test_torch_e2e import NEW, OLD, Case
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(

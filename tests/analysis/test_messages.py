@@ -7,7 +7,7 @@ from lockfix.analysis.wheels import merge_wheel_metadata
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.lock.lockfile import parse_lock
 from lockfix.lock.project import infer_config
-from test_planner import lock_text, metadata, package, plan
+from tests.analysis.test_planner import lock_text, metadata, package, plan
 
 TOML_TABLE = 'toml = [\n    { name = "tomli" },\n]\n'
 

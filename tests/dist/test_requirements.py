@@ -9,7 +9,7 @@ from lockfix.cli.report import human_report, json_document
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.dist.requirements import parse_requirement, parse_specifiers, unreadable_lines
 from lockfix.markers import InvalidMarker, Marker
-from test_planner import EDGE, REGISTRY, lock_text, metadata, package
+from tests.analysis.test_planner import EDGE, REGISTRY, lock_text, metadata, package
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from fixtures.scenarios import NVIDIA_PINS, get_scenario, make_project, pyprojec
 from fixtures.server import Fault, IndexServer, negotiate
 from fixtures.uvrun import run_uv, uv_bin, uv_env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UV_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
     "text/html;q=0.01"

@@ -26,8 +26,8 @@ from fixtures.index_data import PROJECTS, TRITON, make_project, scenario
 from fixtures.lock_scenarios import drop_edge, remove_package
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from helpers import run_lockfix
-from semantic import semantic_differences
+from tests.helpers import installed, run_lockfix
+from tests.semantic import semantic_differences
 
 OLD, NEW = "0.10.9", "0.13.9"
 
@@ -64,14 +64,7 @@ class World:
         return run_lockfix(*args, cwd=cwd, cache=self.root / "cache")
 
     def installed(self, project: Path) -> set[str]:
-        run_uv(NEW, ["sync", "--frozen"], project, self.tmp)
-        listing = run_uv(
-            NEW,
-            ["pip", "list", "--format", "json", "--python", str(project / ".venv")],
-            project,
-            self.tmp,
-        ).stdout
-        return {f"{e['name']}=={e['version']}" for e in json.loads(listing)}
+        return {f"{n}=={v}" for n, v in installed(project, (), self.tmp).items()}
 
 
 @pytest.fixture(scope="module")
