@@ -86,11 +86,21 @@ for module, path, key in json.loads(os.environ["PHASES"]):
             finally:
                 add(__k, time.process_time() - t)
     setattr(owner, name, w)
+dumped = []
 def dump():
+    if dumped:
+        return
+    dumped.append(True)
     add("total (after interpreter start)", time.process_time() - T0)
     with open(os.environ["PHASES_OUT"], "a") as out:
         out.write(json.dumps(acc) + "\n")
 atexit.register(dump)
+# the CLI ends with os._exit from an exit handler registered after this one (run before it)
+real_exit = os._exit
+def end(status):
+    dump()
+    real_exit(status)
+os._exit = end
 sys.argv = ["lockfix", *sys.argv[1:]]
 _entry.main()
 """
