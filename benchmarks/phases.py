@@ -35,12 +35,18 @@ PHASES: tuple[tuple[str, str, str], ...] = (
     ("lockfix.engine", "_facts_key", "analyze_lock/facts keys"),
     ("lockfix.facts", "FactsStore.get_many", "analyze_lock/facts lookup"),
     ("lockfix.engine", "_recall", "analyze_lock/recall"),
-    ("lockfix.analysis.planner", "Planner.add_metadata", "analyze_lock/recall/Requires-Dist check"),
+    (
+        "lockfix.analysis.evidence",
+        "Evidence.add_metadata",
+        "analyze_lock/recall/Requires-Dist check",
+    ),
+    ("lockfix.engine", "_recall_lowered", "analyze_lock/stored lowered requirements"),
     ("lockfix.engine", "_locked_metadata", "analyze_lock/packages checked in full"),
     ("lockfix.analysis.planner", "Planner.plan", "analyze_lock/plan"),
-    ("lockfix.analysis.planner", "Planner.reachability", "analyze_lock/plan/reachability"),
-    ("lockfix.analysis.planner", "lower_requirements", "analyze_lock/plan/lower_requirements"),
-    ("lockfix.analysis.planner", "Planner._activations", "analyze_lock/plan/expected edges"),
+    ("lockfix.analysis.reachability", "Reachability.compute", "analyze_lock/plan/reachability"),
+    ("lockfix.analysis.graph", "lower_requirements", "analyze_lock/plan/lower_requirements"),
+    ("lockfix.analysis.graph", "Graph.activations", "analyze_lock/plan/expected edges"),
+    ("lockfix.engine", "_remember_lowered", "analyze_lock/lowered requirements stored"),
     ("lockfix.facts", "FactsStore.close", "analyze_lock/facts write"),
 )
 
@@ -80,11 +86,21 @@ for module, path, key in json.loads(os.environ["PHASES"]):
             finally:
                 add(__k, time.process_time() - t)
     setattr(owner, name, w)
+dumped = []
 def dump():
+    if dumped:
+        return
+    dumped.append(True)
     add("total (after interpreter start)", time.process_time() - T0)
     with open(os.environ["PHASES_OUT"], "a") as out:
         out.write(json.dumps(acc) + "\n")
 atexit.register(dump)
+# the CLI ends with os._exit from an exit handler registered after this one (run before it)
+real_exit = os._exit
+def end(status):
+    dump()
+    real_exit(status)
+os._exit = end
 sys.argv = ["lockfix", *sys.argv[1:]]
 _entry.main()
 """
@@ -136,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         cells = [statistics.median(r.get(key, 0.0) for r in runs) if runs else 0.0 for runs in rows]
         print(f"{key:<48}" + "".join(f"{c:>26.3f}" for c in cells))
+    total = "total (after interpreter start)"
+    for i in range(1, len(rows)):
+        # run k of each tree ran next to run k of the first: a pair of the same minutes
+        ratios = sorted(b[total] / a[total] for a, b in zip(rows[0], rows[i], strict=False))
+        if ratios:
+            print(
+                f"total, {names[i][-24:]} / {names[0][-24:]} per pair: median "
+                f"{statistics.median(ratios):.3f} (range {ratios[0]:.3f}-{ratios[-1]:.3f})"
+            )
     return 0
 
 

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from hashlib import sha256
 from pathlib import Path
 
@@ -19,7 +20,17 @@ import pytest
 from fixtures.lock_scenarios import SHAPES, build_registry, drop_edge
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.facts import DISABLE_VARIABLE, FACTS_DATABASE, FactsStore
+from lockfix import facts
+from lockfix.analysis.lowering import ManifestRules, lower_requirements
+from lockfix.dist.metadata import CoreMetadata
+from lockfix.facts import (
+    DISABLE_VARIABLE,
+    FACTS_DATABASE,
+    FactsStore,
+    decode_lowered,
+    encode_lowered,
+    lowered_key,
+)
 from lockfix.lock.lockfile import Lock, LockError, parse_lock
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
@@ -231,3 +242,124 @@ def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path:
     with pytest.raises(LockError) as pieces:
         parse_lock(broken, FactsStore(tmp_path))
     assert str(pieces.value) == str(whole.value)
+
+
+# -- stored lowered requirements -------------------------------------------------------------
+
+LINES = (
+    "alpha>=1.0",
+    "Beta[Fast,slow] (<3,>=2) ; python_version < '3.12' and sys_platform == 'win32'",
+    "gamma ; extra == 'cli' or extra == 'all'",
+    "delta==1.*; extra == 'all' and platform_release >= '5'",
+    "self-pkg[cli] ; extra == 'all'",
+    "epsilon>=7.2.0<8.0.0",  # read after uv's repairs
+    "zeta ; os_name == 'nt' and extra == 'Docs'",
+    "eta ; python_version != '3.13t'",  # a comparison uv leaves out
+    "theta @ https://example.invalid/theta.whl",  # a URL requirement: never an edge
+)
+OVERRIDES = (
+    'overrides = [{ name = "gamma", specifier = ">=2" }, '
+    '{ name = "alpha", marker = "sys_platform == \'linux\'" }]'
+)
+
+
+def _rules(manifest: str) -> ManifestRules:
+    return ManifestRules.from_manifest(tomllib.loads(manifest))
+
+
+def _meta(*lines: str, extras: tuple[str, ...] = ("cli", "all", "docs")) -> CoreMetadata:
+    return CoreMetadata("Self_Pkg", "1.0", lines, None, extras, (), "2.3")
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("manifest", ["", OVERRIDES, 'excludes = ["delta"]'])
+def test_stored_lowered_requirements_read_back_as_lowered(manifest: str, legacy: bool) -> None:
+    rules = _rules(manifest)
+    lowered = lower_requirements(_meta(*LINES), rules, legacy_overrides=legacy)
+    assert len(lowered) > 2
+    doc = encode_lowered(lowered)
+    assert doc is not None
+    back = decode_lowered(json.loads(json.dumps(doc)))
+    assert list(back.items()) == list(lowered.items())  # tables and lines in the same order
+    for table, requirements in lowered.items():
+        for mine, theirs in zip(back[table], requirements, strict=True):
+            assert str(mine.marker) == str(theirs.marker)
+            assert str(mine.specifier) == str(theirs.specifier)
+
+
+def test_lowered_requirements_are_keyed_by_everything_that_lowers_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = _rules(OVERRIDES)
+    key = lowered_key(_meta(*LINES), rules, False)
+    store = FactsStore(tmp_path)
+    store.put_lowered(key, {"tables": []})
+    store.close()
+    assert list(FactsStore(tmp_path).lowered([key])) == [key]
+    changed_line = (LINES[0].replace("1.0", "1.1"), *LINES[1:])
+    others = [
+        lowered_key(_meta(*changed_line), rules, False),
+        lowered_key(_meta(*LINES[1:]), rules, False),
+        lowered_key(_meta(*LINES, extras=("cli", "all")), rules, False),
+        lowered_key(_meta(*LINES), _rules(OVERRIDES.replace(">=2", ">=3")), False),
+        lowered_key(_meta(*LINES), _rules(OVERRIDES + '\nexcludes = ["eta"]'), False),
+        lowered_key(_meta(*LINES), _rules(""), False),
+        lowered_key(_meta(*LINES), rules, True),
+    ]
+    monkeypatch.setattr(facts, "__version__", "0.0.0+another")
+    others.append(lowered_key(_meta(*LINES), rules, False))
+    monkeypatch.undo()
+    monkeypatch.setattr(facts, "LOWERED_FORMAT", "another")
+    others.append(lowered_key(_meta(*LINES), rules, False))
+    assert len({key, *others}) == len(others) + 1
+    assert FactsStore(tmp_path).lowered(others) == {}
+
+
+def lowered_rows(cache: Path) -> int:
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        return int(db.execute("SELECT count(*) FROM lowered").fetchone()[0])
+
+
+def test_stored_lowered_requirements_answer_only_for_the_manifest_they_were_lowered_under(
+    project, tmp_path: Path
+) -> None:
+    directory, _, _ = project
+    cache = tmp_path / "cache"
+    first = check(directory, cache, "--format", "json")
+    assert first.returncode == 0, first.stderr
+    assert lowered_rows(cache) > 0
+    forget_verdicts(cache)
+    assert check(directory, cache, "--format", "json").stdout == first.stdout
+    # Stored tables that say "no requirements": a check that reads them finds every locked
+    # edge of the recalled packages extra.
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        db.execute("UPDATE lowered SET doc = ?", ('{"tables":[]}',))
+    forget_verdicts(cache)
+    poisoned = check(directory, cache, "--format", "json")
+    assert poisoned.stdout != first.stdout
+    # The same lock with one more manifest override: the stored tables do not answer.
+    text = (directory / "uv.lock").read_text()
+    manifest = '[manifest]\noverrides = [{ name = "numpyish", specifier = ">=0" }]\n\n'
+    at = text.index("[[package]]")
+    edited = copy_project(directory, tmp_path / "edited", text[:at] + manifest + text[at:])
+    forget_verdicts(cache)
+    with_store = check(edited, cache, "--format", "json")
+    forget_verdicts(cache)
+    without = check(edited, cache, "--format", "json", facts=False)
+    assert with_store.returncode == without.returncode, with_store.stderr
+    assert with_store.stdout == without.stdout
+
+
+def test_corrupt_stored_lowered_requirements_are_a_miss(project, tmp_path: Path) -> None:
+    directory, _, _ = project
+    cache = tmp_path / "cache"
+    first = check(directory, cache, "--format", "json")
+    assert first.returncode == 0 and lowered_rows(cache) > 0
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        keys = [row[0] for row in db.execute("SELECT key FROM lowered")]
+        bad = ['{"tables": 1}', '{"tables":[["x", null, [[1, [], "", "", ""]]]]}', "{", "[]"]
+        for key, doc in zip(keys, bad * len(keys), strict=False):
+            db.execute("UPDATE lowered SET doc = ? WHERE key = ?", (doc, key))
+    forget_verdicts(cache)
+    again = check(directory, cache, "--format", "json")
+    assert again.returncode == 0 and again.stdout == first.stdout

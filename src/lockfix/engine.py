@@ -9,8 +9,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
 
 from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix._shard import setting as processes_setting
@@ -29,7 +31,15 @@ from lockfix.dist.metadata import CoreMetadata, MetadataError, MetadataUnavailab
 from lockfix.dist.requirements import unreadable_lines
 from lockfix.dist.simple import IndexFile
 from lockfix.errors import IndexClientError, ProjectNotFound
-from lockfix.facts import FactsStore, decode_metadata, encode_metadata, facts_key
+from lockfix.facts import (
+    FactsStore,
+    decode_lowered,
+    decode_metadata,
+    encode_lowered,
+    encode_metadata,
+    facts_key,
+    lowered_key,
+)
 from lockfix.facts import enabled as facts_enabled
 from lockfix.index.auth import CredentialProvider
 from lockfix.index.cache import MetadataCache, default_cache_dir, origin_key
@@ -258,6 +268,9 @@ def _facts_store(settings: Settings) -> FactsStore | None:
     return FactsStore(settings.cache_dir if settings.cache_dir is not None else default_cache_dir())
 
 
+_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
+
+
 def _facts_key(
     client: IndexClient,
     planner: Planner,
@@ -277,9 +290,16 @@ def _facts_key(
         found = client.page_stamp(index_url, package.name, flat=flat)
     if found is None:
         return None
-    # what the check of a package reads from the lock: its id and its files (not its edges
-    # or resolution-markers, which only the planner reads)
-    locked = repr((package.id, package.sdist, package.wheels))
+    files = [package.sdist, *package.wheels]
+    # what the check of a package reads from the lock: its id and its files, every field of
+    # each (not its edges or resolution-markers, which only the planner reads)
+    source = package.id.source
+    locked = [
+        package.id.name,
+        package.id.version,
+        [source.kind, source.location, source.subdirectory],
+        [None if a is None else [getattr(a, f) for f in _ARTIFACT_FIELDS] for a in files],
+    ]
     return facts_key(locked, found[0], per_wheel=settings.per_wheel, flat=flat), found[1]
 
 
@@ -361,12 +381,53 @@ def _recall(
         return False
     if metadata is None:
         return False
-    planner.evidence.add_metadata(package.id, metadata)
+    # stored only after its Requires-Dist lines were all read (see _remember)
+    planner.evidence.add_metadata(package.id, metadata, checked=True)
     if loose is not None:
         planner.evidence.add_loose(package.id, loose)
     warnings.extend(found)
     audit.warnings.extend(kept)
     return True
+
+
+def _lowered_keys(
+    planner: Planner, package_ids: list[PackageId]
+) -> dict[str, tuple[PackageId, CoreMetadata, bool]]:
+    """lowered_key → (package, metadata, override rule) of each package's metadata in the
+    evidence, under each override rule the plan may choose."""
+    rules = planner.rules
+    keys: dict[str, tuple[PackageId, CoreMetadata, bool]] = {}
+    for package_id in package_ids:
+        metadata = planner.evidence.metadata.get(package_id)
+        if metadata is None:
+            continue
+        for legacy in (False, True) if rules.overrides else (False,):
+            keys[lowered_key(metadata, rules, legacy)] = (package_id, metadata, legacy)
+    return keys
+
+
+def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[PackageId]) -> None:
+    """Hand the planner the stored lowered requirements of these packages' metadata."""
+    keys = _lowered_keys(planner, package_ids)
+    specifiers: dict[str, SpecifierSet] = {}
+    for key, doc in store.lowered(keys).items():
+        package_id, metadata, legacy = keys[key]
+        try:
+            tables = decode_lowered(doc, specifiers)
+        except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
+            continue
+        planner.evidence.add_lowered(package_id, metadata, legacy, tables)
+
+
+def _remember_lowered(store: FactsStore, planner: Planner) -> None:
+    """Store the requirements the plan lowered from registry packages' metadata."""
+    legacy, lowered = planner.lowered_here()
+    for package_id, metadata, tables in lowered:
+        if planner.evidence.metadata.get(package_id) is not metadata:
+            continue  # declared by the project, or a package to add
+        doc = encode_lowered(tables)
+        if doc is not None:
+            store.put_lowered(lowered_key(metadata, planner.rules, legacy), doc)
 
 
 def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:
@@ -517,6 +578,7 @@ class _Checks:
                 self.client.reuse_page(fresh_until)
                 recalled.add(package.id)
         self.done = len(recalled)
+        _recall_lowered(self.store, self.planner, [p.id for p in registry if p.id in recalled])
         return [p for p in registry if p.id not in recalled]
 
     async def check(self, package: Package) -> None:
@@ -617,6 +679,7 @@ async def analyze_lock(
         plan = await _plan(client, planner)
         requests, fresh_until = client.stats.requests, client.fresh_until
     if store is not None:
+        _remember_lowered(store, planner)
         store.close()
     promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, settings, {f.package for f in audit.findings})

@@ -13,7 +13,12 @@ against the locked files, nothing unverified. Everything else is checked afresh 
 time.
 
 The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
-its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded.
+its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded,
+and the requirements the planner lowered from each metadata
+(:func:`lockfix.analysis.lowering.lower_requirements`), by :func:`lowered_key`: the
+metadata's name, Requires-Dist and Provides-Extra, the manifest's excludes and overrides,
+and the override rule. A package answered from its facts takes them instead of reading
+its Requires-Dist lines again.
 
 The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
 written in one transaction when the run ends. An entry that does not decode is a miss; a
@@ -32,14 +37,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
 from lockfix import __version__
+from lockfix.analysis.lowering import Lowered, LoweredRequirement, ManifestRules
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.index.cache import BUSY_TIMEOUT, _damaged
+from lockfix.markers import InvalidMarker, Marker
 
 FACTS_DATABASE = "facts-v1.sqlite"
 # Part of every key: a change to what is stored, or to how the engine computes it, must
 # come with a new value here (so that entries written by other code are never read).
 FORMAT = "lockfix-facts-1"
+# The same for stored lowered requirements: a change to lower_requirements' output (or to
+# the marker algebra it uses) must come with a new value here.
+LOWERED_FORMAT = "lockfix-lowered-1"
 DISABLE_VARIABLE = "LOCKFIX_PACKAGE_FACTS"  # "0": neither read nor write stored facts
 
 
@@ -47,11 +59,74 @@ def enabled() -> bool:
     return os.environ.get(DISABLE_VARIABLE, "").strip() != "0"
 
 
-def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
+def facts_key(locked: object, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
     """The key of a package's facts: what the lock says of it (``locked``: its id and
-    files), its page's stamp, the options."""
+    files, as JSON values), its page's stamp, the options."""
     doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+
+def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
+    """The key of ``metadata``'s lowered requirements under ``rules`` (made by
+    :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``)."""
+    doc = [
+        LOWERED_FORMAT,
+        __version__,
+        rules.fingerprint,
+        legacy,
+        metadata.name,
+        metadata.requires_dist,
+        metadata.provides_extra,
+    ]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+
+def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
+    """The stored form of lowered requirements; None when a specifier or marker would not
+    read back as the same value."""
+    out = []
+    for (kind, name), requirements in tables.items():
+        rows = []
+        for r in requirements:
+            specifier, marker = str(r.specifier), str(r.marker)
+            try:
+                exact = SpecifierSet(specifier) == r.specifier and Marker.parse(marker) == r.marker
+            except (InvalidSpecifier, InvalidMarker):
+                exact = False
+            if not exact:
+                return None
+            rows.append([r.name, list(r.extras), specifier, marker, r.text])
+        out.append([kind, name, rows])
+    return {"tables": out}
+
+
+def decode_lowered(
+    doc: dict[str, Any], specifiers: dict[str, SpecifierSet] | None = None
+) -> Lowered:
+    """The tables :func:`encode_lowered` stored. Raises ValueError, TypeError, KeyError
+    (or InvalidSpecifier, InvalidMarker) on what it did not write. ``specifiers``: those
+    read so far, by their text (shared between calls; none is ever modified)."""
+    if specifiers is None:
+        specifiers = {}
+    tables: Lowered = {}
+    for kind, name, rows in doc["tables"]:
+        if not (kind is None or isinstance(kind, str)) or not (
+            name is None or isinstance(name, str)
+        ):
+            raise TypeError("not a table")
+        requirements = tables.setdefault((kind, name), [])
+        for target, extras, specifier, marker, text in rows:
+            parsed = specifiers.get(specifier)
+            if parsed is None:
+                parsed = specifiers[specifier] = SpecifierSet(specifier)
+            if not (isinstance(target, str) and isinstance(text, str) and isinstance(extras, list)):
+                raise TypeError("not a requirement")
+            requirements.append(
+                LoweredRequirement(
+                    target, tuple(str(e) for e in extras), parsed, Marker.parse(marker), text
+                )
+            )
+    return tables
 
 
 class FactsStore:
@@ -62,6 +137,7 @@ class FactsStore:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
         self._pending_blocks: dict[str, str] = {}
+        self._pending_lowered: dict[str, str] = {}
         self._unusable = False
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
@@ -74,7 +150,7 @@ class FactsStore:
             try:
                 self.database.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT)
-                for table in ("facts", "blocks"):
+                for table in ("facts", "blocks", "lowered"):
                     db.execute(
                         f"CREATE TABLE IF NOT EXISTS {table} "
                         "(key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
@@ -138,11 +214,19 @@ class FactsStore:
     def put_document(self, key: str, text: str) -> None:
         self._pending_blocks[key] = text
 
+    # lowered requirements, by lowered_key
+    def lowered(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return self.get_many(keys, "lowered")
+
+    def put_lowered(self, key: str, doc: dict[str, Any]) -> None:
+        self._pending_lowered[key] = json.dumps(doc, separators=(",", ":"))
+
     def close(self) -> None:
         """Write the entries stored in this run (one transaction) and close the database."""
         pending, self._pending = self._pending, {}
         blocks, self._pending_blocks = self._pending_blocks, {}
-        if pending or blocks:
+        lowered, self._pending_lowered = self._pending_lowered, {}
+        if pending or blocks or lowered:
             db = self._connect(create=True)
             if db is not None:
                 try:
@@ -152,6 +236,9 @@ class FactsStore:
                         )
                         db.executemany(
                             "INSERT OR REPLACE INTO blocks VALUES (?, ?)", blocks.items()
+                        )
+                        db.executemany(
+                            "INSERT OR REPLACE INTO lowered VALUES (?, ?)", lowered.items()
                         )
                 except sqlite3.Error:
                     self._failed()

@@ -146,6 +146,30 @@ def test_dependency_metadata_stands_in_for_the_index() -> None:
     assert kinds(plan(text, metadata("lib"), metadata("dep"))) == set()
 
 
+def test_lowered_requirements_handed_over_count_only_for_their_own_metadata() -> None:
+    """Requirements lowered earlier (stored by the engine) stand in for lowering the very
+    metadata they came from, under the override rule they were lowered with; never for
+    other metadata, or where the project declares the package's metadata."""
+    from lockfix.analysis.evidence import Evidence
+
+    def run(manifest: str, legacy: bool, same: bool) -> set[tuple[str, str, str | None]]:
+        lock = parse_lock(lock_text(manifest, package("lib", EDGE) + package("dep")))
+        lib, dep = (next(p for p in lock.packages if p.name == n) for n in ("lib", "dep"))
+        evidence = Evidence()
+        meta = metadata("lib", "dep>=1")
+        evidence.add_metadata(lib.id, meta)
+        evidence.add_metadata(dep.id, metadata("dep"))
+        # tables that say lib requires nothing: the locked edge to dep then looks extra
+        evidence.add_lowered(lib.id, meta if same else metadata("lib", "dep>=1"), legacy, {})
+        return kinds(Planner(lock, infer_config(lock), evidence).plan())
+
+    assert ("lib", "extra-dependency", "dep") in run("", legacy=False, same=True)
+    assert run("", legacy=False, same=False) == set()
+    assert run("", legacy=True, same=True) == set()
+    declared = '\n[[manifest.dependency-metadata]]\nname = "lib"\nrequires-dist = ["dep"]\n'
+    assert run(declared, legacy=False, same=True) == set()
+
+
 def test_an_extra_with_nothing_to_install_is_not_named_on_edges() -> None:
     text = lock_text("", package("lib", EDGE) + package("dep"))
     lib = metadata("lib", "dep[toml]")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from lockfix.analysis.environment import Environment, union
 from lockfix.analysis.evidence import Evidence, Unverified
 from lockfix.analysis.lowering import (
+    Lowered,
     LoweredRequirement,
     ManifestRules,
     contains,
@@ -55,9 +56,8 @@ class Graph:
         self.members = {m.id for m in lock.members}
         # the lines behind each expected edge: (parent, table, target) → lines
         self.declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
-        self._lowered: dict[
-            PackageId, tuple[CoreMetadata, dict[Table, list[LoweredRequirement]]]
-        ] = {}
+        # package → (metadata, its tables, whether the tables were lowered in this run)
+        self._lowered: dict[PackageId, tuple[CoreMetadata, Lowered, bool]] = {}
         # a requirement on a name locked at several versions: the part of its marker that
         # no edge of the lock covers and no version is proven for (see targets), and the
         # versions proven later from what is installed there anyway (see settle)
@@ -101,9 +101,23 @@ class Graph:
         cached = self._lowered.get(package_id)
         if cached is not None and cached[0] is metadata:
             return cached[1]
-        lowered = lower_requirements(metadata, self.rules, legacy_overrides=self.legacy_overrides)
-        self._lowered[package_id] = (metadata, lowered)
+        lowered = self.evidence.known_lowering(package_id, metadata, self.legacy_overrides)
+        fresh = lowered is None
+        if lowered is None:
+            lowered = lower_requirements(
+                metadata, self.rules, legacy_overrides=self.legacy_overrides
+            )
+        self._lowered[package_id] = (metadata, lowered, fresh)
         return lowered
+
+    def lowered_here(self) -> list[tuple[PackageId, CoreMetadata, Lowered]]:
+        """The requirements this graph lowered itself (not taken from the evidence), under
+        its current override rule."""
+        return [
+            (package_id, metadata, tables)
+            for package_id, (metadata, tables, fresh) in self._lowered.items()
+            if fresh
+        ]
 
     def targets(
         self, parent: PackageId, table: Table, requirement: LoweredRequirement

@@ -7,6 +7,7 @@ overrides replace them, as the uv that wrote the lock did.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,9 @@ class ManifestRules:
         default_factory=dict
     )
     roots: tuple[Root, ...] = ()
+    # the manifest entries behind ``excludes`` and ``overrides`` as written (JSON): equal
+    # text, equal lowering of any metadata
+    fingerprint: str = ""
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> ManifestRules:
@@ -96,11 +100,15 @@ class ManifestRules:
                         tuple(entry.get("provides-extras", ())),
                     )
                 )
+        fingerprint = json.dumps(
+            [manifest.get("excludes"), manifest.get("overrides")], sort_keys=True, default=repr
+        )
         return cls(
             excludes,
             {k: tuple(v) for k, v in overrides.items()},
             {k: tuple(v) for k, v in metadata.items()},
             _manifest_roots(manifest),
+            fingerprint,
         )
 
     def declared(self, package_id: PackageId) -> CoreMetadata | None:
@@ -117,9 +125,6 @@ class ManifestRules:
                     metadata_version="2.3",
                 )
         return None
-
-
-NO_RULES = ManifestRules()
 
 
 def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
@@ -146,6 +151,12 @@ def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
             )
         )
     return tuple(roots)
+
+
+NO_RULES = ManifestRules.from_manifest({})
+
+
+Lowered = dict[Table, list[LoweredRequirement]]
 
 
 def lower_requirements(

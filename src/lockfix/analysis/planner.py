@@ -29,9 +29,10 @@ from lockfix.analysis.edges import write_edges
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.findings import Finding, FindingKind, Missing, Plan
 from lockfix.analysis.graph import Graph, Node
-from lockfix.analysis.lowering import ManifestRules, legacy_overrides
+from lockfix.analysis.lowering import Lowered, ManifestRules, legacy_overrides
 from lockfix.analysis.reachability import Reachability
 from lockfix.analysis.versions import Versions
+from lockfix.dist.metadata import CoreMetadata
 from lockfix.dist.simple import ProjectPage
 from lockfix.lock.edits import AddedPackage, Table
 from lockfix.lock.lockfile import Dependency, Lock, PackageId, Source
@@ -55,6 +56,11 @@ class Planner:
     @property
     def added(self) -> dict[str, AddedPackage]:
         return self.graph.added
+
+    def lowered_here(self) -> tuple[bool, list[tuple[PackageId, CoreMetadata, Lowered]]]:
+        """The override rule of the last :meth:`plan` (True: the older one) and the
+        requirements it lowered itself rather than took from the evidence."""
+        return self.graph.legacy_overrides, self.graph.lowered_here()
 
     def choose(self, missing: Missing, index_url: str, page: ProjectPage) -> AddedPackage:
         """Pick the version uv would lock for a missing name from one index's page."""
