@@ -12,6 +12,20 @@ from pathlib import Path
 
 from fixtures.uvrun import UV_VERSIONS, run_uv
 
+# A shell starts a background job (`cmd &` in a script: scripts/ci.sh runs the second Python
+# so) with SIGINT ignored, and an ignored signal stays ignored across exec, as lockfix then
+# rightly leaves it. A test that sends Ctrl-C starts lockfix as a terminal starts a foreground
+# command: SIGINT at its default.
+_SIGINT_AT_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def interruptible(argv: Sequence[str]) -> list[str]:
+    """``argv`` (its first item an absolute path) run with SIGINT at its default."""
+    return [sys.executable, "-c", _SIGINT_AT_DEFAULT, *argv]
+
 
 def run_lockfix(
     *args: str, cwd: Path, cache: Path, env: dict[str, str] | None = None

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.server import Fault
+from tests.helpers import interruptible
 
 from .conftest import Index, Run, record
 
@@ -60,7 +61,7 @@ def start(index: Index, project: Path, hook: Path | None = None) -> subprocess.P
     if hook is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
-        [sys.executable, "-m", "lockfix", "repair", "uv.lock", "-q", "--no-cache"],
+        interruptible([sys.executable, "-m", "lockfix", "repair", "uv.lock", "-q", "--no-cache"]),
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
