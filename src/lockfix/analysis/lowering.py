@@ -82,10 +82,7 @@ class ManifestRules:
         for entry in manifest.get("overrides", ()) or ():
             if not isinstance(entry, Mapping) or "name" not in entry:
                 continue
-            try:
-                specifier = SpecifierSet(entry.get("specifier", ""))
-            except InvalidSpecifier:
-                specifier = SpecifierSet()
+            specifier = _entry_specifier(entry)
             extras = tuple(sorted({canonicalize_name(e) for e in entry.get("extras", ()) or ()}))
             overrides.setdefault(canonicalize_name(entry["name"]), []).append(
                 Override(extras, specifier, Marker.parse(entry.get("marker", "")))
@@ -127,6 +124,14 @@ class ManifestRules:
         return None
 
 
+def _entry_specifier(entry: Mapping[str, Any]) -> SpecifierSet:
+    """A manifest entry's specifier; one uv wrote but packaging cannot read allows any version."""
+    try:
+        return SpecifierSet(entry.get("specifier", ""))
+    except InvalidSpecifier:
+        return SpecifierSet()
+
+
 def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
     entries: list[Any] = list(manifest.get("requirements", ()) or ())
     groups = manifest.get("dependency-groups") or {}
@@ -137,10 +142,7 @@ def _manifest_roots(manifest: Mapping[str, Any]) -> tuple[Root, ...]:
     for entry in entries:
         if not isinstance(entry, Mapping) or "name" not in entry:
             continue
-        try:
-            specifier = SpecifierSet(entry.get("specifier", ""))
-        except InvalidSpecifier:
-            specifier = SpecifierSet()
+        specifier = _entry_specifier(entry)
         roots.append(
             Root(
                 canonicalize_name(entry["name"]),
