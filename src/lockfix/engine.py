@@ -303,29 +303,6 @@ def _facts_key(
     return facts_key(locked, found[0], per_wheel=settings.per_wheel, flat=flat), found[1]
 
 
-def _finding_doc(finding: Finding) -> dict[str, str | None]:
-    return {
-        "kind": finding.kind,
-        "message": finding.message,
-        "target": finding.target,
-        "requirement": finding.requirement,
-        "fix": finding.fix,
-        "harm": finding.harm,
-    }
-
-
-def _finding(package_id: PackageId, doc: dict[str, str | None]) -> Finding:
-    return Finding(
-        package_id,
-        str(doc["kind"]),
-        str(doc["message"]),
-        target=doc.get("target"),
-        requirement=doc.get("requirement"),
-        fix=doc.get("fix"),
-        harm=doc.get("harm"),
-    )
-
-
 def _remember(
     store: FactsStore,
     key: str,
@@ -358,8 +335,8 @@ def _remember(
         {
             "metadata": encode_metadata(planner.evidence.metadata[pid]),
             "loose": encode_metadata(loose),
-            "warnings": [_finding_doc(f) for f in found],
-            "audit_warnings": [_finding_doc(f) for f in audit.warnings if f.package == pid],
+            "warnings": [f.detail() for f in found],
+            "audit_warnings": [f.detail() for f in audit.warnings if f.package == pid],
         },
     )
 
@@ -375,8 +352,8 @@ def _recall(
     try:
         metadata = decode_metadata(doc["metadata"])
         loose = decode_metadata(doc.get("loose"))
-        found = [_finding(package.id, f) for f in doc["warnings"]]  # type: ignore[attr-defined]
-        kept = [_finding(package.id, f) for f in doc["audit_warnings"]]  # type: ignore[attr-defined]
+        found = [Finding.from_detail(package.id, f) for f in doc["warnings"]]  # type: ignore[attr-defined]
+        kept = [Finding.from_detail(package.id, f) for f in doc["audit_warnings"]]  # type: ignore[attr-defined]
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
     if metadata is None:

@@ -54,6 +54,30 @@ class Finding:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", FindingKind(self.kind))  # ValueError: unknown kind
 
+    def detail(self) -> dict[str, str | None]:
+        """What the finding says of its package, as JSON output and stored facts keep it."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "target": self.target,
+            "requirement": self.requirement,
+            "fix": self.fix,
+            "harm": self.harm,
+        }
+
+    @classmethod
+    def from_detail(cls, package: PackageId, detail: dict[str, str | None]) -> Finding:
+        """The finding :meth:`detail` described (KeyError, ValueError: not one)."""
+        return cls(
+            package,
+            str(detail["kind"]),
+            str(detail["message"]),
+            target=detail.get("target"),
+            requirement=detail.get("requirement"),
+            fix=detail.get("fix"),
+            harm=detail.get("harm"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Missing:

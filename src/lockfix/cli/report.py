@@ -98,12 +98,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "package": finding.package.name,
         "version": finding.package.version,
         "source": finding.package.source.location,
-        "kind": finding.kind,
-        "message": finding.message,
-        "target": finding.target,
-        "requirement": finding.requirement,
-        "fix": finding.fix,
-        "harm": finding.harm,
+        **finding.detail(),
     }
 
 
