@@ -234,23 +234,29 @@ def _as_a_user() -> list[str]:
     return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
 
 
-@pytest.mark.parametrize("command", ["check", "repair"])
-def test_unreadable(tmp_path: Path, command: str) -> None:
-    """chmod 000 (see :func:`_as_a_user`)."""
-    path = tmp_path / "uv.lock"
-    path.write_text(MINIMAL)
-    path.chmod(0)
+def _run_with_unreadable(path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``lockfix COMMAND uv.lock --no-cache`` in ``path``'s folder, as a user, while ``path``
+    is chmod 000."""
     prefix = _as_a_user()
+    path.chmod(0)
     try:
-        result = subprocess.run(
+        return subprocess.run(
             [*prefix, sys.executable, "-m", "lockfix", command, "uv.lock", "--no-cache"],
-            cwd=tmp_path,
+            cwd=path.parent,
             capture_output=True,
             text=True,
             timeout=60,
         )
     finally:
         path.chmod(0o644)
+
+
+@pytest.mark.parametrize("command", ["check", "repair"])
+def test_unreadable(tmp_path: Path, command: str) -> None:
+    """chmod 000 (see :func:`_as_a_user`)."""
+    path = tmp_path / "uv.lock"
+    path.write_text(MINIMAL)
+    result = _run_with_unreadable(path, command)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot read" in lines[0] and "uv.lock" in lines[0], lines
@@ -357,17 +363,7 @@ def test_unreadable_project_file(tmp_path: Path, name: str) -> None:
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     path = tmp_path / name
     path.write_text(INDEX.replace("[[tool.uv.index]]", "[[index]]"))
-    path.chmod(0)
-    try:
-        result = subprocess.run(
-            [*_as_a_user(), sys.executable, "-m", "lockfix", "check", "uv.lock", "--no-cache"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        path.chmod(0o644)
+    result = _run_with_unreadable(path, "check")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"lockfix: error: {path}: cannot read: Permission denied"], lines
