@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import marshal
 import os
 import re
 import shutil
@@ -12,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
-from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,8 @@ from lockfix.facts import (
     encode_lowered,
     lowered_key,
 )
-from lockfix.lock.lockfile import Lock, LockError, parse_lock
+from lockfix.lock import lockfile
+from lockfix.lock.lockfile import Lock, LockError, _record_keys, parse_lock
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 
@@ -194,19 +195,25 @@ def _same_lock(a: Lock, b: Lock) -> bool:
     return a.packages == b.packages and a.blocks == b.blocks and a.manifest == b.manifest
 
 
+def _digests(lock: Lock) -> list[str]:
+    return [p.locked_digest for p in lock.packages]
+
+
 @pytest.mark.parametrize("path", [p for p in REAL_LOCKS if p.exists()], ids=str)
-def test_stored_block_documents_read_as_the_whole_text_does(path: Path, tmp_path: Path) -> None:
+def test_stored_block_packages_read_as_the_whole_text_does(path: Path, tmp_path: Path) -> None:
     text = path.read_text()
     plain = parse_lock(text)
     store = FactsStore(tmp_path)
-    assert _same_lock(parse_lock(text, store), plain)
+    first = parse_lock(text, store)
+    assert _same_lock(first, plain) and _digests(first) == _digests(plain)
     store.close()
     again = FactsStore(tmp_path)
-    assert len(again.documents([sha256(b.encode()).hexdigest() for b in plain.blocks[1:]])) > 0
-    assert _same_lock(parse_lock(text, again), plain)
+    assert len(again.records(_record_keys(plain.blocks[1:]))) > 0
+    stored = parse_lock(text, again)
+    assert _same_lock(stored, plain) and _digests(stored) == _digests(plain)
 
 
-def test_a_changed_block_is_decoded_afresh_and_corrupt_documents_are_ignored(
+def test_a_changed_block_is_decoded_afresh_and_corrupt_records_are_ignored(
     project, tmp_path: Path
 ) -> None:
     directory, _, _ = project
@@ -215,17 +222,96 @@ def test_a_changed_block_is_decoded_afresh_and_corrupt_documents_are_ignored(
     parse_lock(text, store)
     store.close()
     with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
-        keys = [row[0] for row in db.execute("SELECT key FROM blocks")]
-        assert keys
-        # a document that decodes but is not one package table, and one that does not decode
-        db.execute("UPDATE blocks SET doc = ? WHERE key = ?", ('{"package": []}', keys[0]))
-        db.execute("UPDATE blocks SET doc = ? WHERE key != ?", ("{", keys[0]))
+        keys = [row[0] for row in db.execute("SELECT key FROM packages")]
+        assert len(keys) > 2
+        # a record of another shape, one that does not decode, and text instead of bytes
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", (marshal.dumps((1, 2)), keys[0]))
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", (b"\xff\x00", keys[1]))
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", ("text", keys[2]))
     assert _same_lock(parse_lock(text, FactsStore(tmp_path)), parse_lock(text))
     changed = re.sub(r'(name = "delta"\nversion = ")([^"]+)"', r'\g<1>9.9.9"', text, count=1)
     assert changed != text
     lock = parse_lock(changed, FactsStore(tmp_path))
     assert _same_lock(lock, parse_lock(changed))
     assert any(p.name == "delta" and p.version == "9.9.9" for p in lock.packages)
+
+
+def test_block_records_are_keyed_by_the_lockfix_version_and_the_record_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocks = ["[[package]]\nname = 'a'\n"]
+    key = _record_keys(blocks)
+    monkeypatch.setattr(lockfile, "__version__", "0.0.0-other")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(lockfile, "RECORD_FORMAT", "another-format")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    assert _record_keys(blocks) == key != _record_keys(["[[package]]\nname = 'b'\n"])
+
+
+BLOCK = """[[package]]
+name = "demo"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+resolution-markers = ["sys_platform == 'linux'"]
+dependencies = [{ name = "dep" }]
+sdist = { url = "https://files.example/demo-1.0.tar.gz", hash = "sha256:HASH", size = 10, \
+upload-time = "2024-01-01T00:00:00Z" }
+wheels = [{ url = "https://files.example/demo-1.0-py3-none-any.whl", hash = "sha256:HASH", \
+size = 20, upload-time = "2024-01-01T00:00:00Z" }]
+
+[[package]]
+name = "dep"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+
+
+def _demo_digest(text: str, store: FactsStore | None = None) -> str:
+    lock = parse_lock('version = 1\nrevision = 3\nrequires-python = ">=3.9"\n\n' + text, store)
+    return lock.packages[0].locked_digest
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_locked_digest_changes_with_the_id_and_every_file_field_only(
+    tmp_path: Path, stored: bool
+) -> None:
+    """What a package's facts are keyed by: its id and every field of every locked file,
+    and nothing the planner alone reads (edges, resolution markers)."""
+
+    def digest(text: str) -> str:
+        if not stored:
+            return _demo_digest(text)
+        store = FactsStore(tmp_path)
+        _demo_digest(text, store)
+        store.close()
+        return _demo_digest(text, FactsStore(tmp_path))  # from the stored record
+
+    text = BLOCK.replace("HASH", "a" * 64)
+    base = digest(text)
+    assert base == _demo_digest(text)
+    for old, new in [
+        ('name = "demo"', 'name = "demo2"'),
+        ('version = "1.0"', 'version = "1.1"'),
+        ('https://pypi.org/simple" }\nresolution', 'https://other.example/simple" }\nresolution'),
+        ("demo-1.0.tar.gz", "demo-1.0.zip"),
+        ("py3-none-any.whl", "py2.py3-none-any.whl"),
+        ('hash = "sha256:' + "a" * 64, 'hash = "sha256:' + "b" * 64),
+        ("size = 10,", "size = 11,"),
+        ("size = 20,", "size = 21,"),
+        ('upload-time = "2024-01-01T00:00:00Z" }]', 'upload-time = "2024-01-02T00:00:00Z" }]'),
+        ('tar.gz", hash', 'tar.gz", filename = "demo-1.0.tar.gz", hash'),
+        ('{ url = "https://files.example/demo-1.0-py3', '{ path = "demo-1.0-py3'),
+    ]:
+        assert old in text, old
+        assert digest(text.replace(old, new, 1)) != base, new
+    for old, new in [
+        ('dependencies = [{ name = "dep" }]', "dependencies = []"),
+        ("[\"sys_platform == 'linux'\"]", "[\"sys_platform == 'darwin'\"]"),
+    ]:
+        assert old in text, old
+        assert digest(text.replace(old, new, 1)) == base, new
 
 
 def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path: Path) -> None:

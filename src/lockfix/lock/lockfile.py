@@ -8,14 +8,15 @@ blocks that change.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import hashlib
 import json
+import marshal
 import re
+import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -23,6 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from lockfix import __version__
 from lockfix._toml import TOMLDecodeError, loads
 from lockfix.markers import InvalidMarker, Marker
 
@@ -267,10 +269,26 @@ class Package:
     wheels: tuple[Artifact, ...]
     metadata: Mapping[str, Any]
     block: int = -1  # index into Lock.blocks
+    _digest: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def locked_digest(self) -> str:
+        """The sha256 of what the lock says of the package apart from its edges, resolution
+        markers and metadata: its id and every field of every locked file."""
+        if self._digest is None:
+            source = self.id.source
+            doc = [
+                self.id.name,
+                self.id.version,
+                [source.kind, source.location, source.subdirectory],
+                [None if a is None else list(_artifact_row(a)) for a in (self.sdist, *self.wheels)],
+            ]
+            self._digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+        return self._digest
 
     @property
     def version(self) -> str | None:
@@ -532,44 +550,142 @@ def split_blocks(text: str) -> list[str]:
     return blocks
 
 
-class BlockDocuments(Protocol):
-    """Stored TOML documents of ``[[package]]`` blocks, by the sha256 of the block's text."""
+class BlockRecords(Protocol):
+    """Stored packages of ``[[package]]`` blocks (:func:`_record`), by :func:`_record_keys`."""
 
-    def documents(self, keys: list[str]) -> dict[str, Any]: ...
+    def records(self, keys: list[str]) -> dict[str, bytes]: ...
 
-    def put_document(self, key: str, text: str) -> None: ...
+    def put_record(self, key: str, record: bytes) -> None: ...
 
 
-def _load_blocks(text: str, store: BlockDocuments) -> dict[str, Any]:
-    """The TOML document of the lock, each ``[[package]]`` block decoded once and stored:
-    the same as :func:`loads` of the whole text. Anything but a header without ``package``
-    followed by blocks that each hold exactly one package table is decoded as a whole
-    (so that errors read the same too)."""
-    blocks = split_blocks(text)
+# Part of every record key: a change to what a record holds, to how a block is read into a
+# Package, or to Package.locked_digest must come with a new value here. The lockfix version
+# and the Python version (marshal's format) are part of the key too.
+RECORD_FORMAT = "lockfix-package-record-1"
+_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
+
+
+def _artifact_row(artifact: Artifact) -> tuple[Any, ...]:
+    return tuple(getattr(artifact, name) for name in _ARTIFACT_FIELDS)
+
+
+def _dependency_row(dep: Dependency) -> tuple[Any, ...]:
+    source = dep.source
+    where = None if source is None else (source.kind, source.location, source.subdirectory)
+    return (dep.name, dep.version, where, dep.extras, dep.marker)
+
+
+def _record_keys(blocks: list[str]) -> list[str]:
+    """The key of each block's record: the sha256 of the record format, the lockfix and
+    Python versions and the block's text."""
+    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.version_info[:2]}\0".encode()
+    prefix = hashlib.sha256(seed)
+    keys = []
+    for block in blocks:
+        digest = prefix.copy()
+        digest.update(block.encode())
+        keys.append(digest.hexdigest())
+    return keys
+
+
+def _record(package: Package) -> bytes | None:
+    """The stored form of a package read and checked from its block (with its
+    :attr:`Package.locked_digest`); None when its metadata holds what marshal does not
+    keep (a TOML date)."""
+    package_id, source = package.id, package.id.source
+    optional, dev = package.optional_dependencies, package.dev_dependencies
+    record: tuple[Any, ...] = (
+        package_id.name,
+        package_id.version,
+        (source.kind, source.location, source.subdirectory),
+        package.resolution_markers,
+        tuple(map(_dependency_row, package.dependencies)),
+        {k: tuple(map(_dependency_row, v)) for k, v in optional.items()},
+        {k: tuple(map(_dependency_row, v)) for k, v in dev.items()},
+        None if package.sdist is None else _artifact_row(package.sdist),
+        tuple(map(_artifact_row, package.wheels)),
+        package.metadata,
+        package.locked_digest,
+    )
+    try:
+        return marshal.dumps(record)
+    except ValueError:
+        return None
+
+
+def _dependencies(rows: tuple[Any, ...]) -> tuple[Dependency, ...]:
+    return tuple(
+        Dependency(name, version, None if where is None else Source(*where), extras, marker)
+        for name, version, where, extras, marker in rows
+    )
+
+
+def _from_record(record: bytes) -> Package | None:
+    """The package :func:`_record` stored; None for what it did not write."""
+    try:
+        (
+            name,
+            version,
+            source,
+            resolution_markers,
+            dependencies,
+            optional,
+            dev,
+            sdist,
+            wheels,
+            metadata,
+            digest,
+        ) = marshal.loads(record)
+        if not (isinstance(digest, str) and isinstance(metadata, dict)):
+            return None
+        return Package(
+            id=PackageId(name, version, Source(*source)),
+            resolution_markers=resolution_markers,
+            dependencies=_dependencies(dependencies),
+            optional_dependencies={k: _dependencies(v) for k, v in optional.items()},
+            dev_dependencies={k: _dependencies(v) for k, v in dev.items()},
+            sdist=None if sdist is None else Artifact(*sdist),
+            wheels=tuple(Artifact(*w) for w in wheels),
+            metadata=metadata,
+            _digest=digest,
+        )
+    except (EOFError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _load_blocks(
+    text: str, blocks: list[str], store: BlockRecords
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The TOML document of the lock, each ``[[package]]`` block either a :class:`Package`
+    stored before or its decoded table: the same as :func:`loads` of the whole text. Anything
+    but a header without ``package`` followed by blocks that each hold exactly one package
+    table is decoded as a whole (so that errors read the same too). With the document, the
+    record key of each block (None: decoded as a whole)."""
     try:
         data = loads(blocks[0])
     except (TOMLDecodeError, RecursionError):
-        return loads(text)
+        return loads(text), None
     if "package" in data:
-        return loads(text)
-    keys = [hashlib.sha256(block.encode()).hexdigest() for block in blocks[1:]]
-    stored = store.documents(keys)
+        return loads(text), None
+    keys = _record_keys(blocks[1:])
+    stored = store.records(keys)
     packages: list[Any] = []
     for key, block in zip(keys, blocks[1:], strict=True):
-        doc: Any = stored.get(key)
+        record = stored.get(key)
+        package = None if record is None else _from_record(record)
+        if package is not None:
+            packages.append(package)
+            continue
+        try:
+            doc = loads(block)
+        except (TOMLDecodeError, RecursionError):
+            return loads(text), None
         if not _one_package(doc):
-            try:
-                doc = loads(block)
-            except (TOMLDecodeError, RecursionError):
-                return loads(text)
-            if not _one_package(doc):
-                return loads(text)
-            with contextlib.suppress(TypeError, ValueError):  # a TOML date: not for JSON
-                store.put_document(key, json.dumps(doc, separators=(",", ":")))
+            return loads(text), None
         packages.append(doc["package"][0])
     if packages:
         data["package"] = packages
-    return data
+    return data, keys
 
 
 def _one_package(doc: Any) -> bool:
@@ -582,19 +698,24 @@ def _one_package(doc: Any) -> bool:
     )
 
 
-def parse_lock(text: str, store: BlockDocuments | None = None) -> Lock:
+def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
     """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse.
-    ``store``: where the documents of blocks seen before are kept (:func:`_load_blocks`)."""
+    ``store``: where the packages of blocks read before are kept (:func:`_load_blocks`)."""
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
+    blocks = split_blocks(text)
+    keys = None
     try:
-        data = loads(text) if store is None else _load_blocks(text, store)
+        if store is None:
+            data = loads(text)
+        else:
+            data, keys = _load_blocks(text, blocks, store)
     except TOMLDecodeError as error:
         raise LockError(f"not valid TOML: {error}") from None
     except RecursionError:
         raise LockError("not valid TOML: arrays or tables nested too deeply") from None
     try:
-        return _read(text, data)
+        lock = _read(text, data, blocks)
     except LockError:
         raise
     except RecursionError:
@@ -602,9 +723,18 @@ def parse_lock(text: str, store: BlockDocuments | None = None) -> Lock:
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
         # A value of the wrong type somewhere (found by fuzzing): still one clear error.
         raise LockError(f"malformed lock ({type(error).__name__}: {error})") from None
+    if store is not None and keys is not None:
+        for key, raw, package in zip(keys, data["package"], lock.packages, strict=True):
+            if not isinstance(raw, Package):
+                record = _record(package)
+                if record is not None:
+                    store.put_record(key, record)
+    return lock
 
 
-def _read(text: str, data: dict[str, Any]) -> Lock:
+def _read(text: str, data: dict[str, Any], blocks: list[str]) -> Lock:
+    """The lock of ``data``: its TOML document, where a package table may already be the
+    :class:`Package` read from it (:func:`_load_blocks`)."""
     if "version" not in data:
         raise LockError("not a uv lock: no top-level `version`")
     if data["version"] != SUPPORTED_LOCK_VERSION:
@@ -618,9 +748,8 @@ def _read(text: str, data: dict[str, Any]) -> Lock:
     requires_python = data.get("requires-python")
     if requires_python is not None:
         _specifiers(requires_python, "`requires-python`")
-    packages = [_package(p) for p in raw_packages]
+    packages = [p if isinstance(p, Package) else _package(p) for p in raw_packages]
 
-    blocks = split_blocks(text)
     if len(blocks) - 1 == len(packages):
         for index, package in enumerate(packages):
             package.block = index + 1
