@@ -213,6 +213,10 @@ def test_stored_block_packages_read_as_the_whole_text_does(path: Path, tmp_path:
     assert _same_lock(stored, plain) and _digests(stored) == _digests(plain)
 
 
+SELECT_RECORD = "SELECT record FROM packages WHERE key = ?"
+UPDATE_RECORD = "UPDATE packages SET record = ? WHERE key = ?"
+
+
 def test_a_changed_block_is_decoded_afresh_and_corrupt_records_are_ignored(
     project, tmp_path: Path
 ) -> None:
@@ -228,6 +232,15 @@ def test_a_changed_block_is_decoded_afresh_and_corrupt_records_are_ignored(
         db.execute("UPDATE packages SET record = ? WHERE key = ?", (marshal.dumps((1, 2)), keys[0]))
         db.execute("UPDATE packages SET record = ? WHERE key = ?", (b"\xff\x00", keys[1]))
         db.execute("UPDATE packages SET record = ? WHERE key = ?", ("text", keys[2]))
+        # one of the right shape whose files are not rows of a file's fields
+        for key in keys[3:]:
+            record = list(marshal.loads(db.execute(SELECT_RECORD, (key,)).fetchone()[0]))
+            if record[8]:
+                record[8] = tuple(row[:-1] for row in record[8])
+                db.execute(UPDATE_RECORD, (marshal.dumps(tuple(record)), key))
+                break
+        else:
+            raise AssertionError("no record with wheels")
     assert _same_lock(parse_lock(text, FactsStore(tmp_path)), parse_lock(text))
     changed = re.sub(r'(name = "delta"\nversion = ")([^"]+)"', r'\g<1>9.9.9"', text, count=1)
     assert changed != text

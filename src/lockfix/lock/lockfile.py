@@ -258,6 +258,51 @@ class Artifact:
         return {algorithm: digest}
 
 
+class LockedFiles:
+    """A package's locked sdist and wheels; those of a stored record (:func:`_from_record`)
+    are built from its rows when first asked for."""
+
+    __slots__ = ("_rows", "_sdist", "_wheels")
+
+    def __init__(self, sdist: Artifact | None, wheels: tuple[Artifact, ...]) -> None:
+        self._sdist, self._wheels = sdist, wheels
+        self._rows: tuple[Any, Any] | None = None
+
+    @classmethod
+    def from_rows(cls, sdist: tuple[Any, ...] | None, wheels: tuple[Any, ...]) -> LockedFiles:
+        """The files of these :func:`_artifact_row` rows."""
+        files = cls(None, ())
+        files._rows = (sdist, wheels)
+        return files
+
+    def _build(self) -> None:
+        if self._rows is not None:
+            sdist, wheels = self._rows
+            self._sdist = None if sdist is None else Artifact(*sdist)
+            self._wheels = tuple(Artifact(*w) for w in wheels)
+            self._rows = None
+
+    @property
+    def sdist(self) -> Artifact | None:
+        self._build()
+        return self._sdist
+
+    @property
+    def wheels(self) -> tuple[Artifact, ...]:
+        self._build()
+        return self._wheels
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LockedFiles):
+            return NotImplemented
+        return self.sdist == other.sdist and self.wheels == other.wheels
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LockedFiles(sdist={self.sdist!r}, wheels={self.wheels!r})"
+
+
 @dataclass(slots=True)
 class Package:
     id: PackageId
@@ -265,8 +310,7 @@ class Package:
     dependencies: tuple[Dependency, ...]
     optional_dependencies: dict[str, tuple[Dependency, ...]]
     dev_dependencies: dict[str, tuple[Dependency, ...]]
-    sdist: Artifact | None
-    wheels: tuple[Artifact, ...]
+    files: LockedFiles
     metadata: Mapping[str, Any]
     block: int = -1  # index into Lock.blocks
     _digest: str | None = field(default=None, compare=False, repr=False)
@@ -274,6 +318,14 @@ class Package:
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def sdist(self) -> Artifact | None:
+        return self.files.sdist
+
+    @property
+    def wheels(self) -> tuple[Artifact, ...]:
+        return self.files.wheels
 
     @property
     def locked_digest(self) -> str:
@@ -489,10 +541,12 @@ def _package(table: object) -> Package:
             table.get("dev-dependencies", table.get("dependency-groups")),
             f"{where}: `dev-dependencies`",
         ),
-        sdist=Artifact.from_toml(sdist, f"{where}: sdist") if sdist else None,
-        wheels=tuple(
-            Artifact.from_toml(w, f"{where}: wheel")
-            for w in _array(table.get("wheels", []), f"{where}: `wheels`")
+        files=LockedFiles(
+            Artifact.from_toml(sdist, f"{where}: sdist") if sdist else None,
+            tuple(
+                Artifact.from_toml(w, f"{where}: wheel")
+                for w in _array(table.get("wheels", []), f"{where}: `wheels`")
+            ),
         ),
         metadata=metadata,
     )
@@ -636,7 +690,13 @@ def _from_record(record: bytes) -> Package | None:
             metadata,
             digest,
         ) = marshal.loads(record)
-        if not (isinstance(digest, str) and isinstance(metadata, dict)):
+        width = len(_ARTIFACT_FIELDS)
+        if not (
+            isinstance(digest, str)
+            and isinstance(metadata, dict)
+            and (sdist is None or len(sdist) == width)
+            and all(len(w) == width for w in wheels)
+        ):
             return None
         return Package(
             id=PackageId(name, version, Source(*source)),
@@ -644,8 +704,7 @@ def _from_record(record: bytes) -> Package | None:
             dependencies=_dependencies(dependencies),
             optional_dependencies={k: _dependencies(v) for k, v in optional.items()},
             dev_dependencies={k: _dependencies(v) for k, v in dev.items()},
-            sdist=None if sdist is None else Artifact(*sdist),
-            wheels=tuple(Artifact(*w) for w in wheels),
+            files=LockedFiles.from_rows(sdist, wheels),
             metadata=metadata,
             _digest=digest,
         )
@@ -754,7 +813,7 @@ def _read(text: str, data: dict[str, Any], blocks: list[str]) -> Lock:
         for index, package in enumerate(packages):
             package.block = index + 1
     # the line break most lines end with (one stray CRLF does not make an LF lock CRLF)
-    newline = "\r\n" if 2 * text.count("\r\n") > text.count("\n") else "\n"
+    newline = "\r\n" if "\r\n" in text and 2 * text.count("\r\n") > text.count("\n") else "\n"
     lock = Lock(
         text=text,
         newline=newline,
