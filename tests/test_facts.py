@@ -327,6 +327,88 @@ def test_the_locked_digest_changes_with_the_id_and_every_file_field_only(
         assert digest(text.replace(old, new, 1)) == base, new
 
 
+LONG_HEADER = 'version = 1\nrevision = 3\nrequires-python = ">=3.9"\n\n'
+LONG_WHEELS = "".join(
+    f'    {{ url = "https://files.example/long-1.0-cp3{i}-none-any.whl", '
+    f'hash = "sha256:{i:064x}", size = {1000 + i}, upload-time = "2024-01-01T00:00:00Z" }},\n'
+    for i in range(40)
+)
+LONG_BLOCK = f"""[[package]]
+name = "long"
+version = "1.0"
+source = {{ registry = "https://pypi.org/simple" }}
+resolution-markers = [
+    "sys_platform == 'linux'",
+]
+sdist = {{ url = "https://files.example/long-1.0.tar.gz", hash = "sha256:{"c" * 64}", size = 9 }}
+wheels = [
+{LONG_WHEELS}]
+
+[package.optional-dependencies]
+extra = []
+"""
+# each: the block as uv would write it, changed so that its pieces might read differently
+LONG_CHANGES = {
+    "markers changed": ("sys_platform == 'linux'", "sys_platform == 'darwin'"),
+    "a wheel changed": ("size = 1007,", "size = 2007,"),
+    "wheels in a header's table": (
+        "resolution-markers",
+        "  [package.metadata]\nresolution-markers",
+    ),
+    "wheels inside a string": ("sdist = {", 'description = """\nsdist = {'),
+    "wheels twice": ("extra = []", "extra = []\n[package.wheels]"),
+    "a table both before and after": ("sdist = {", "optional-dependencies = {}\nsdist = {"),
+    "after the tail's table": (
+        "[package.optional-dependencies]\n",
+        "[package.optional-dependencies]\nx = 1\n",
+    ),
+    "the wheel list left open": ("\n]\n\n[package.opt", "\n\n[package.opt"),
+    "no tail": ("\n[package.optional-dependencies]\nextra = []\n", ""),
+}
+
+
+def _read_or_error(text: str, store: FactsStore | None = None) -> Lock | str:
+    try:
+        return parse_lock(text, store)
+    except LockError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("change", LONG_CHANGES)
+@pytest.mark.parametrize("seen", [False, True])
+def test_a_changed_block_read_in_pieces_reads_as_the_whole_text_does(
+    tmp_path: Path, change: str, seen: bool
+) -> None:
+    """A block's long wheel list is decoded apart from the rest and stored, so that a block
+    changed elsewhere reuses it: only where that reads the same as the whole block."""
+    if seen:  # the wheel list of the unchanged block is stored
+        store = FactsStore(tmp_path)
+        assert _same_lock(
+            parse_lock(LONG_HEADER + LONG_BLOCK, store), parse_lock(LONG_HEADER + LONG_BLOCK)
+        )
+        store.close()
+        with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
+            assert db.execute("SELECT count(*) FROM packages").fetchone()[0] == 2
+    old, new = LONG_CHANGES[change]
+    assert old in LONG_BLOCK
+    text = LONG_HEADER + LONG_BLOCK.replace(old, new, 1)
+    whole = _read_or_error(text)
+    store = FactsStore(tmp_path)
+    pieces = _read_or_error(text, store)
+    store.close()
+    if isinstance(whole, str) or isinstance(pieces, str):
+        assert pieces == whole
+    else:
+        assert _same_lock(pieces, whole)
+        assert _digests(pieces) == _digests(whole)
+    if change in ("markers changed", "a wheel changed"):
+        # the new block, and its wheel list unless the stored one is the same text
+        added = 1 if seen and change == "markers changed" else 2
+        with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
+            rows = db.execute("SELECT count(*) FROM packages").fetchone()[0]
+        assert rows == added + (2 if seen else 0)
+
+
 def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path: Path) -> None:
     text = (REPO / "fixtures" / "bench" / "real" / "uv.lock").read_text()
     # a top-level table after the packages: only the whole text says where it belongs

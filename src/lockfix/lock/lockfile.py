@@ -8,6 +8,7 @@ blocks that change.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -629,10 +630,11 @@ def _dependency_row(dep: Dependency) -> tuple[Any, ...]:
     return (dep.name, dep.version, where, dep.extras, dep.marker)
 
 
-def _record_keys(blocks: list[str]) -> list[str]:
+def _record_keys(blocks: list[str], part: str = "") -> list[str]:
     """The key of each block's record: the sha256 of the record format, the lockfix and
-    Python versions and the block's text."""
-    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.version_info[:2]}\0".encode()
+    Python versions and the block's text. ``part``: that of what is stored of a part of
+    blocks (``"wheels"``: :func:`_split_wheels`)."""
+    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.version_info[:2]}\0{part}".encode()
     prefix = hashlib.sha256(seed)
     keys = []
     for block in blocks:
@@ -729,22 +731,87 @@ def _load_blocks(
     keys = _record_keys(blocks[1:])
     stored = store.records(keys)
     packages: list[Any] = []
-    for key, block in zip(keys, blocks[1:], strict=True):
+    for key in keys:
         record = stored.get(key)
-        package = None if record is None else _from_record(record)
-        if package is not None:
-            packages.append(package)
-            continue
-        try:
-            doc = loads(block)
-        except (TOMLDecodeError, RecursionError):
-            return loads(text), None
-        if not _one_package(doc):
-            return loads(text), None
-        packages.append(doc["package"][0])
+        packages.append(None if record is None else _from_record(record))
+    new = [i for i, package in enumerate(packages) if package is None]
+    splits = {i: split for i in new if (split := _split_wheels(blocks[i + 1])) is not None}
+    pieces = _record_keys([split[1] for split in splits.values()], "wheels")
+    wheel_keys = dict(zip(splits, pieces, strict=True))
+    stored_wheels = store.records(list(wheel_keys.values())) if wheel_keys else {}
+    for i in new:
+        doc = None
+        if i in splits:
+            key = wheel_keys[i]
+            doc = _pieced_document(splits[i], stored_wheels.get(key), key, store)
+        if doc is None:
+            try:
+                doc = loads(blocks[i + 1])
+            except (TOMLDecodeError, RecursionError):
+                return loads(text), None
+            if not _one_package(doc):
+                return loads(text), None
+        packages[i] = doc["package"][0]
     if packages:
         data["package"] = packages
     return data, keys
+
+
+# A wheel list shorter than this is decoded with the rest of its block.
+_WHEELS_APART = 2048
+_BRACKET_LINE = re.compile(r"\n[ \t]*\[")
+
+
+def _split_wheels(block: str) -> tuple[str, str, str] | None:
+    """(head, wheels, tail): ``block`` cut around its ``wheels = [`` … ``]`` lines, when the
+    head holds no table header (so that the wheels belong to the package table) and the
+    wheel list is long enough to be worth decoding apart; else None."""
+    start = block.find("\nwheels = [\n")
+    if start < 0:
+        return None
+    end = block.find("\n]\n", start)
+    if end < 0 or end - start < _WHEELS_APART:
+        return None
+    head = block[: start + 1]
+    if _BRACKET_LINE.search(head) is not None:
+        return None
+    return head, block[start + 1 : end + 3], block[end + 3 :]
+
+
+def _pieced_document(
+    split: tuple[str, str, str], stored: bytes | None, key: str, store: BlockRecords
+) -> dict[str, Any] | None:
+    """The document of a block from its pieces (:func:`_split_wheels`): the head and the
+    tail decoded, the wheel list taken from ``stored`` (its record) or decoded and stored
+    under ``key``. That is the document of the whole block when each piece decodes on its
+    own (so that each ends where a statement may end) and they set different keys of the
+    package table; None when they do not (the block is then decoded whole)."""
+    head, wheels, tail = split
+    try:
+        head_doc = loads(head)
+        tail_doc = loads(PACKAGE_HEADER + "\n" + tail)
+    except (TOMLDecodeError, RecursionError):
+        return None
+    if not (_one_package(head_doc) and _one_package(tail_doc)):
+        return None
+    value = None
+    if stored is not None:
+        with contextlib.suppress(EOFError, ValueError, TypeError):
+            value = marshal.loads(stored)
+    if not isinstance(value, list):
+        try:
+            wheels_doc = loads(wheels)
+        except (TOMLDecodeError, RecursionError):
+            return None
+        if list(wheels_doc) != ["wheels"] or not isinstance(wheels_doc["wheels"], list):
+            return None
+        value = wheels_doc["wheels"]
+        with contextlib.suppress(ValueError):  # a TOML date: not kept
+            store.put_record(key, marshal.dumps(value))
+    first, rest = head_doc["package"][0], tail_doc["package"][0]
+    if "wheels" in first or "wheels" in rest or first.keys() & rest.keys():
+        return None
+    return {"package": [{**first, **rest, "wheels": value}]}
 
 
 def _one_package(doc: Any) -> bool:
