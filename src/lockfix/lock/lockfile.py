@@ -591,8 +591,30 @@ def _manifest(raw: object) -> Mapping[str, Any]:
 PACKAGE_HEADER = "[[package]]"
 
 
+# besides "\n", what ends a line for str.splitlines or is whitespace for str.strip in ASCII
+_OTHER_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
 def split_blocks(text: str) -> list[str]:
-    """Split lock text into the header and one slice per ``[[package]]`` block, losslessly."""
+    """Split lock text into the header and one slice per ``[[package]]`` block, losslessly:
+    a block starts at each line (as :meth:`str.splitlines` cuts them) that is the header
+    once stripped of white space."""
+    if not text.isascii() or any(c in text for c in _OTHER_BREAKS):
+        return _split_lines(text)
+    # lines end at "\n" alone and only " " and "\t" are white space: find the headers
+    starts = []
+    found = text.find(PACKAGE_HEADER)
+    while found >= 0:
+        line = text.rfind("\n", 0, found) + 1
+        end = text.find("\n", found)
+        after = text[found + len(PACKAGE_HEADER) : end if end >= 0 else len(text)]
+        if not text[line:found].strip(" \t") and not after.strip(" \t"):
+            starts.append(line)
+        found = text.find(PACKAGE_HEADER, found + len(PACKAGE_HEADER))
+    return [text[a:b] for a, b in zip([0, *starts], [*starts, len(text)], strict=True)]
+
+
+def _split_lines(text: str) -> list[str]:
     blocks: list[str] = []
     start = 0
     position = 0
