@@ -281,6 +281,24 @@ source = { registry = "https://pypi.org/simple" }
 """
 
 
+def test_the_facts_key_changes_with_each_of_its_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def key() -> str:
+        return facts.facts_key("a" * 64, "b" * 64, per_wheel=False, flat=False)
+
+    base = key()
+    assert facts.facts_key("c" * 64, "b" * 64, per_wheel=False, flat=False) != base
+    assert facts.facts_key("a" * 64, "c" * 64, per_wheel=False, flat=False) != base
+    assert facts.facts_key("a" * 64, "b" * 64, per_wheel=True, flat=False) != base
+    assert facts.facts_key("a" * 64, "b" * 64, per_wheel=False, flat=True) != base
+    monkeypatch.setattr(facts, "FORMAT", "another-format")
+    assert key() != base
+    monkeypatch.undo()
+    monkeypatch.setattr(facts, "__version__", "0.0.0-other")
+    assert key() != base
+    monkeypatch.undo()
+    assert key() == base
+
+
 def _demo_digest(text: str, store: FactsStore | None = None) -> str:
     lock = parse_lock('version = 1\nrevision = 3\nrequires-python = ">=3.9"\n\n' + text, store)
     return lock.packages[0].locked_digest

@@ -63,8 +63,8 @@ def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> s
     """The key of a package's facts: what the lock says of it (``locked``: the digest of its
     id and files, :attr:`lockfix.lock.lockfile.Package.locked_digest`), its page's stamp,
     the options."""
-    doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+    text = f"{FORMAT}\0{__version__}\0{per_wheel:d}\0{flat:d}\0{page_stamp}\0{locked}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
