@@ -249,7 +249,7 @@ def test_a_changed_block_is_decoded_afresh_and_corrupt_records_are_ignored(
     assert any(p.name == "delta" and p.version == "9.9.9" for p in lock.packages)
 
 
-def test_block_records_are_keyed_by_the_lockfix_version_and_the_record_format(
+def test_block_records_are_keyed_by_the_versions_and_the_record_format(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocks = ["[[package]]\nname = 'a'\n"]
@@ -258,6 +258,9 @@ def test_block_records_are_keyed_by_the_lockfix_version_and_the_record_format(
     assert _record_keys(blocks) != key
     monkeypatch.undo()
     monkeypatch.setattr(lockfile, "RECORD_FORMAT", "another-format")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(lockfile.sys.implementation, "cache_tag", "otherpython-399")
     assert _record_keys(blocks) != key
     monkeypatch.undo()
     assert _record_keys(blocks) == key != _record_keys(["[[package]]\nname = 'b'\n"])

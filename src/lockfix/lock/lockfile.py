@@ -637,7 +637,7 @@ class BlockRecords(Protocol):
 
 # Part of every record key: a change to what a record holds, to how a block is read into a
 # Package, or to Package.locked_digest must come with a new value here. The lockfix version
-# and the Python version (marshal's format) are part of the key too.
+# and the Python implementation and version (marshal's format) are part of the key too.
 RECORD_FORMAT = "lockfix-package-record-1"
 _ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
 
@@ -653,10 +653,11 @@ def _dependency_row(dep: Dependency) -> tuple[Any, ...]:
 
 
 def _record_keys(blocks: list[str], part: str = "") -> list[str]:
-    """The key of each block's record: the sha256 of the record format, the lockfix and
-    Python versions and the block's text. ``part``: that of what is stored of a part of
-    blocks (``"wheels"``: :func:`_split_wheels`)."""
-    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.version_info[:2]}\0{part}".encode()
+    """The key of each block's record: the sha256 of the record format, the lockfix version,
+    the Python implementation and version (marshal's format) and the block's text.
+    ``part``: the key of what is stored of a part of blocks (``"wheels"``:
+    :func:`_split_wheels`)."""
+    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.implementation.cache_tag}\0{part}".encode()
     prefix = hashlib.sha256(seed)
     keys = []
     for block in blocks:
