@@ -12,10 +12,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures.lock_scenarios import SHAPES, build_registry, drop_edge
 from fixtures.server import IndexServer
@@ -428,6 +431,56 @@ def test_a_changed_block_read_in_pieces_reads_as_the_whole_text_does(
         with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
             rows = db.execute("SELECT count(*) FROM packages").fetchone()[0]
         assert rows == added + (2 if seen else 0)
+
+
+# lines that could make a block's pieces read otherwise than the whole block
+_ODD_LINES = [
+    "[package.metadata]",
+    "  [package.metadata]",
+    "[package.wheels]",
+    "[[package.wheels]]",
+    "wheels = []",
+    "wheels = [",
+    "]",
+    "x = [",
+    '"""',
+    "'''",
+    'd = """',
+    "metadata = {}",
+    "optional-dependencies = {}",
+    "# wheels = [",
+    "[other]",
+    "",
+]
+
+
+# where to add them: around the head's lines and the wheel list's end, or anywhere
+_WHERE = st.one_of(st.integers(0, 10), st.integers(47, 54), st.integers(0, 60))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_WHERE, st.sampled_from(_ODD_LINES)), min_size=1, max_size=3))
+def test_a_block_read_in_pieces_reads_as_the_whole_block_whatever_lines_are_added(
+    inserts: list[tuple[int, str]],
+) -> None:
+    lines = LONG_BLOCK.splitlines(keepends=True)
+    for at, line in inserts:
+        lines.insert(min(at, len(lines)), line + "\n")
+    text = LONG_HEADER + "".join(lines)
+    whole = _read_or_error(text)
+    with tempfile.TemporaryDirectory() as folder:
+        store = FactsStore(folder)  # the unchanged block's wheel list stored
+        parse_lock(LONG_HEADER + LONG_BLOCK, store)
+        store.close()
+        for _ in range(2):  # with the stored wheel list, then with what this read stored
+            store = FactsStore(folder)
+            pieces = _read_or_error(text, store)
+            store.close()
+            if isinstance(whole, str) or isinstance(pieces, str):
+                assert pieces == whole
+            else:
+                assert _same_lock(pieces, whole)
+                assert _digests(pieces) == _digests(whole)
 
 
 def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path: Path) -> None:
