@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import marshal
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import tomllib
-from hashlib import sha256
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures.lock_scenarios import SHAPES, build_registry, drop_edge
 from fixtures.server import IndexServer
@@ -31,7 +34,8 @@ from lockfix.facts import (
     encode_lowered,
     lowered_key,
 )
-from lockfix.lock.lockfile import Lock, LockError, parse_lock
+from lockfix.lock import lockfile
+from lockfix.lock.lockfile import Lock, LockError, _record_keys, parse_lock
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 
@@ -194,19 +198,29 @@ def _same_lock(a: Lock, b: Lock) -> bool:
     return a.packages == b.packages and a.blocks == b.blocks and a.manifest == b.manifest
 
 
+def _digests(lock: Lock) -> list[str]:
+    return [p.locked_digest for p in lock.packages]
+
+
 @pytest.mark.parametrize("path", [p for p in REAL_LOCKS if p.exists()], ids=str)
-def test_stored_block_documents_read_as_the_whole_text_does(path: Path, tmp_path: Path) -> None:
+def test_stored_block_packages_read_as_the_whole_text_does(path: Path, tmp_path: Path) -> None:
     text = path.read_text()
     plain = parse_lock(text)
     store = FactsStore(tmp_path)
-    assert _same_lock(parse_lock(text, store), plain)
+    first = parse_lock(text, store)
+    assert _same_lock(first, plain) and _digests(first) == _digests(plain)
     store.close()
     again = FactsStore(tmp_path)
-    assert len(again.documents([sha256(b.encode()).hexdigest() for b in plain.blocks[1:]])) > 0
-    assert _same_lock(parse_lock(text, again), plain)
+    assert len(again.records(_record_keys(plain.blocks[1:]))) > 0
+    stored = parse_lock(text, again)
+    assert _same_lock(stored, plain) and _digests(stored) == _digests(plain)
 
 
-def test_a_changed_block_is_decoded_afresh_and_corrupt_documents_are_ignored(
+SELECT_RECORD = "SELECT record FROM packages WHERE key = ?"
+UPDATE_RECORD = "UPDATE packages SET record = ? WHERE key = ?"
+
+
+def test_a_changed_block_is_decoded_afresh_and_corrupt_records_are_ignored(
     project, tmp_path: Path
 ) -> None:
     directory, _, _ = project
@@ -215,17 +229,258 @@ def test_a_changed_block_is_decoded_afresh_and_corrupt_documents_are_ignored(
     parse_lock(text, store)
     store.close()
     with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
-        keys = [row[0] for row in db.execute("SELECT key FROM blocks")]
-        assert keys
-        # a document that decodes but is not one package table, and one that does not decode
-        db.execute("UPDATE blocks SET doc = ? WHERE key = ?", ('{"package": []}', keys[0]))
-        db.execute("UPDATE blocks SET doc = ? WHERE key != ?", ("{", keys[0]))
+        keys = [row[0] for row in db.execute("SELECT key FROM packages")]
+        assert len(keys) > 2
+        # a record of another shape, one that does not decode, and text instead of bytes
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", (marshal.dumps((1, 2)), keys[0]))
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", (b"\xff\x00", keys[1]))
+        db.execute("UPDATE packages SET record = ? WHERE key = ?", ("text", keys[2]))
+        # one of the right shape whose files are not rows of a file's fields
+        for key in keys[3:]:
+            record = list(marshal.loads(db.execute(SELECT_RECORD, (key,)).fetchone()[0]))
+            if record[8]:
+                record[8] = tuple(row[:-1] for row in record[8])
+                db.execute(UPDATE_RECORD, (marshal.dumps(tuple(record)), key))
+                break
+        else:
+            raise AssertionError("no record with wheels")
     assert _same_lock(parse_lock(text, FactsStore(tmp_path)), parse_lock(text))
     changed = re.sub(r'(name = "delta"\nversion = ")([^"]+)"', r'\g<1>9.9.9"', text, count=1)
     assert changed != text
     lock = parse_lock(changed, FactsStore(tmp_path))
     assert _same_lock(lock, parse_lock(changed))
     assert any(p.name == "delta" and p.version == "9.9.9" for p in lock.packages)
+
+
+def test_block_records_are_keyed_by_the_versions_and_the_record_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocks = ["[[package]]\nname = 'a'\n"]
+    key = _record_keys(blocks)
+    monkeypatch.setattr(lockfile, "__version__", "0.0.0-other")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(lockfile, "RECORD_FORMAT", "another-format")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(lockfile.sys.implementation, "cache_tag", "otherpython-399")
+    assert _record_keys(blocks) != key
+    monkeypatch.undo()
+    assert _record_keys(blocks) == key != _record_keys(["[[package]]\nname = 'b'\n"])
+
+
+BLOCK = """[[package]]
+name = "demo"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+resolution-markers = ["sys_platform == 'linux'"]
+dependencies = [{ name = "dep" }]
+sdist = { url = "https://files.example/demo-1.0.tar.gz", hash = "sha256:HASH", size = 10, \
+upload-time = "2024-01-01T00:00:00Z" }
+wheels = [{ url = "https://files.example/demo-1.0-py3-none-any.whl", hash = "sha256:HASH", \
+size = 20, upload-time = "2024-01-01T00:00:00Z" }]
+
+[[package]]
+name = "dep"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+
+
+def test_the_facts_key_changes_with_each_of_its_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def key() -> str:
+        return facts.facts_key("a" * 64, "b" * 64, per_wheel=False, flat=False)
+
+    base = key()
+    assert facts.facts_key("c" * 64, "b" * 64, per_wheel=False, flat=False) != base
+    assert facts.facts_key("a" * 64, "c" * 64, per_wheel=False, flat=False) != base
+    assert facts.facts_key("a" * 64, "b" * 64, per_wheel=True, flat=False) != base
+    assert facts.facts_key("a" * 64, "b" * 64, per_wheel=False, flat=True) != base
+    monkeypatch.setattr(facts, "FORMAT", "another-format")
+    assert key() != base
+    monkeypatch.undo()
+    monkeypatch.setattr(facts, "__version__", "0.0.0-other")
+    assert key() != base
+    monkeypatch.undo()
+    assert key() == base
+
+
+def _demo_digest(text: str, store: FactsStore | None = None) -> str:
+    lock = parse_lock('version = 1\nrevision = 3\nrequires-python = ">=3.9"\n\n' + text, store)
+    return lock.packages[0].locked_digest
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_locked_digest_changes_with_the_id_and_every_file_field_only(
+    tmp_path: Path, stored: bool
+) -> None:
+    """What a package's facts are keyed by: its id and every field of every locked file,
+    and nothing the planner alone reads (edges, resolution markers)."""
+
+    def digest(text: str) -> str:
+        if not stored:
+            return _demo_digest(text)
+        store = FactsStore(tmp_path)
+        _demo_digest(text, store)
+        store.close()
+        return _demo_digest(text, FactsStore(tmp_path))  # from the stored record
+
+    text = BLOCK.replace("HASH", "a" * 64)
+    base = digest(text)
+    assert base == _demo_digest(text)
+    for old, new in [
+        ('name = "demo"', 'name = "demo2"'),
+        ('version = "1.0"', 'version = "1.1"'),
+        ('https://pypi.org/simple" }\nresolution', 'https://other.example/simple" }\nresolution'),
+        ("demo-1.0.tar.gz", "demo-1.0.zip"),
+        ("py3-none-any.whl", "py2.py3-none-any.whl"),
+        ('hash = "sha256:' + "a" * 64, 'hash = "sha256:' + "b" * 64),
+        ("size = 10,", "size = 11,"),
+        ("size = 20,", "size = 21,"),
+        ('upload-time = "2024-01-01T00:00:00Z" }]', 'upload-time = "2024-01-02T00:00:00Z" }]'),
+        ('tar.gz", hash', 'tar.gz", filename = "demo-1.0.tar.gz", hash'),
+        ('{ url = "https://files.example/demo-1.0-py3', '{ path = "demo-1.0-py3'),
+    ]:
+        assert old in text, old
+        assert digest(text.replace(old, new, 1)) != base, new
+    for old, new in [
+        ('dependencies = [{ name = "dep" }]', "dependencies = []"),
+        ("[\"sys_platform == 'linux'\"]", "[\"sys_platform == 'darwin'\"]"),
+    ]:
+        assert old in text, old
+        assert digest(text.replace(old, new, 1)) == base, new
+
+
+LONG_HEADER = 'version = 1\nrevision = 3\nrequires-python = ">=3.9"\n\n'
+LONG_WHEELS = "".join(
+    f'    {{ url = "https://files.example/long-1.0-cp3{i}-none-any.whl", '
+    f'hash = "sha256:{i:064x}", size = {1000 + i}, upload-time = "2024-01-01T00:00:00Z" }},\n'
+    for i in range(40)
+)
+LONG_BLOCK = f"""[[package]]
+name = "long"
+version = "1.0"
+source = {{ registry = "https://pypi.org/simple" }}
+resolution-markers = [
+    "sys_platform == 'linux'",
+]
+sdist = {{ url = "https://files.example/long-1.0.tar.gz", hash = "sha256:{"c" * 64}", size = 9 }}
+wheels = [
+{LONG_WHEELS}]
+
+[package.optional-dependencies]
+extra = []
+"""
+# each: the block as uv would write it, changed so that its pieces might read differently
+LONG_CHANGES = {
+    "markers changed": ("sys_platform == 'linux'", "sys_platform == 'darwin'"),
+    "a wheel changed": ("size = 1007,", "size = 2007,"),
+    "wheels in a header's table": (
+        "resolution-markers",
+        "  [package.metadata]\nresolution-markers",
+    ),
+    "wheels inside a string": ("sdist = {", 'description = """\nsdist = {'),
+    "wheels twice": ("extra = []", "extra = []\n[package.wheels]"),
+    "a table both before and after": ("sdist = {", "optional-dependencies = {}\nsdist = {"),
+    "after the tail's table": (
+        "[package.optional-dependencies]\n",
+        "[package.optional-dependencies]\nx = 1\n",
+    ),
+    "the wheel list left open": ("\n]\n\n[package.opt", "\n\n[package.opt"),
+    "no tail": ("\n[package.optional-dependencies]\nextra = []\n", ""),
+}
+
+
+def _read_or_error(text: str, store: FactsStore | None = None) -> Lock | str:
+    try:
+        return parse_lock(text, store)
+    except LockError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("change", LONG_CHANGES)
+@pytest.mark.parametrize("seen", [False, True])
+def test_a_changed_block_read_in_pieces_reads_as_the_whole_text_does(
+    tmp_path: Path, change: str, seen: bool
+) -> None:
+    """A block's long wheel list is decoded apart from the rest and stored, so that a block
+    changed elsewhere reuses it: only where that reads the same as the whole block."""
+    if seen:  # the wheel list of the unchanged block is stored
+        store = FactsStore(tmp_path)
+        assert _same_lock(
+            parse_lock(LONG_HEADER + LONG_BLOCK, store), parse_lock(LONG_HEADER + LONG_BLOCK)
+        )
+        store.close()
+        with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
+            assert db.execute("SELECT count(*) FROM packages").fetchone()[0] == 2
+    old, new = LONG_CHANGES[change]
+    assert old in LONG_BLOCK
+    text = LONG_HEADER + LONG_BLOCK.replace(old, new, 1)
+    whole = _read_or_error(text)
+    store = FactsStore(tmp_path)
+    pieces = _read_or_error(text, store)
+    store.close()
+    if isinstance(whole, str) or isinstance(pieces, str):
+        assert pieces == whole
+    else:
+        assert _same_lock(pieces, whole)
+        assert _digests(pieces) == _digests(whole)
+    if change in ("markers changed", "a wheel changed"):
+        # the new block, and its wheel list unless the stored one is the same text
+        added = 1 if seen and change == "markers changed" else 2
+        with sqlite3.connect(tmp_path / FACTS_DATABASE) as db:
+            rows = db.execute("SELECT count(*) FROM packages").fetchone()[0]
+        assert rows == added + (2 if seen else 0)
+
+
+# lines that could make a block's pieces read otherwise than the whole block
+_ODD_LINES = [
+    "[package.metadata]",
+    "  [package.metadata]",
+    "[package.wheels]",
+    "[[package.wheels]]",
+    "wheels = []",
+    "wheels = [",
+    "]",
+    "x = [",
+    '"""',
+    "'''",
+    'd = """',
+    "metadata = {}",
+    "optional-dependencies = {}",
+    "# wheels = [",
+    "[other]",
+    "",
+]
+
+
+# where to add them: around the head's lines and the wheel list's end, or anywhere
+_WHERE = st.one_of(st.integers(0, 10), st.integers(47, 54), st.integers(0, 60))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_WHERE, st.sampled_from(_ODD_LINES)), min_size=1, max_size=3))
+def test_a_block_read_in_pieces_reads_as_the_whole_block_whatever_lines_are_added(
+    inserts: list[tuple[int, str]],
+) -> None:
+    lines = LONG_BLOCK.splitlines(keepends=True)
+    for at, line in inserts:
+        lines.insert(min(at, len(lines)), line + "\n")
+    text = LONG_HEADER + "".join(lines)
+    whole = _read_or_error(text)
+    with tempfile.TemporaryDirectory() as folder:
+        store = FactsStore(folder)  # the unchanged block's wheel list stored
+        parse_lock(LONG_HEADER + LONG_BLOCK, store)
+        store.close()
+        for _ in range(2):  # with the stored wheel list, then with what this read stored
+            store = FactsStore(folder)
+            pieces = _read_or_error(text, store)
+            store.close()
+            if isinstance(whole, str) or isinstance(pieces, str):
+                assert pieces == whole
+            else:
+                assert _same_lock(pieces, whole)
+                assert _digests(pieces) == _digests(whole)
 
 
 def test_a_lock_whose_blocks_are_not_one_package_each_reads_as_a_whole(tmp_path: Path) -> None:

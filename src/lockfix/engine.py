@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -268,9 +268,6 @@ def _facts_store(settings: Settings) -> FactsStore | None:
     return FactsStore(settings.cache_dir if settings.cache_dir is not None else default_cache_dir())
 
 
-_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
-
-
 def _facts_key(
     client: IndexClient,
     planner: Planner,
@@ -290,16 +287,9 @@ def _facts_key(
         found = client.page_stamp(index_url, package.name, flat=flat)
     if found is None:
         return None
-    files = [package.sdist, *package.wheels]
     # what the check of a package reads from the lock: its id and its files, every field of
     # each (not its edges or resolution-markers, which only the planner reads)
-    source = package.id.source
-    locked = [
-        package.id.name,
-        package.id.version,
-        [source.kind, source.location, source.subdirectory],
-        [None if a is None else [getattr(a, f) for f in _ARTIFACT_FIELDS] for a in files],
-    ]
+    locked = package.locked_digest
     return facts_key(locked, found[0], per_wheel=settings.per_wheel, flat=flat), found[1]
 
 

@@ -12,7 +12,7 @@ revalidated. Only a complete outcome is stored: every file's metadata read, no f
 against the locked files, nothing unverified. Everything else is checked afresh each
 time.
 
-The same database keeps the TOML document of each ``[[package]]`` block by the sha256 of
+The same database keeps the package read from each ``[[package]]`` block by the sha256 of
 its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded,
 and the requirements the planner lowered from each metadata
 (:func:`lockfix.analysis.lowering.lower_requirements`), by :func:`lowered_key`: the
@@ -59,11 +59,12 @@ def enabled() -> bool:
     return os.environ.get(DISABLE_VARIABLE, "").strip() != "0"
 
 
-def facts_key(locked: object, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
-    """The key of a package's facts: what the lock says of it (``locked``: its id and
-    files, as JSON values), its page's stamp, the options."""
-    doc = [FORMAT, __version__, per_wheel, flat, page_stamp, locked]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> str:
+    """The key of a package's facts: what the lock says of it (``locked``: the digest of its
+    id and files, :attr:`lockfix.lock.lockfile.Package.locked_digest`), its page's stamp,
+    the options."""
+    text = f"{FORMAT}\0{__version__}\0{per_wheel:d}\0{flat:d}\0{page_stamp}\0{locked}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
@@ -136,7 +137,7 @@ class FactsStore:
         self.database = Path(root) / FACTS_DATABASE
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
-        self._pending_blocks: dict[str, str] = {}
+        self._pending_records: dict[str, bytes] = {}
         self._pending_lowered: dict[str, str] = {}
         self._unusable = False
 
@@ -150,11 +151,15 @@ class FactsStore:
             try:
                 self.database.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT)
-                for table in ("facts", "blocks", "lowered"):
+                for table in ("facts", "lowered"):
                     db.execute(
                         f"CREATE TABLE IF NOT EXISTS {table} "
                         "(key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
                     )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS packages "
+                    "(key TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID"
+                )
             except sqlite3.DatabaseError as error:
                 if db is not None:
                     db.close()
@@ -207,12 +212,25 @@ class FactsStore:
     def put(self, key: str, doc: dict[str, Any]) -> None:
         self._pending[key] = json.dumps(doc, separators=(",", ":"))
 
-    # lockfile.BlockDocuments: the TOML documents of lock blocks, by the sha256 of their text
-    def documents(self, keys: list[str]) -> dict[str, Any]:
-        return self.get_many(keys, "blocks")
+    # lockfile.BlockRecords: the packages read from lock blocks, by the key of their text
+    def records(self, keys: list[str]) -> dict[str, bytes]:
+        db = self._connect(create=False)
+        if db is None or not keys:
+            return {}
+        found: dict[str, bytes] = {}
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT key, record FROM packages WHERE key IN ({marks})"
+                found.update(row for row in db.execute(query, chunk) if isinstance(row[1], bytes))
+        except sqlite3.Error:
+            self._failed()
+            return {}
+        return found
 
-    def put_document(self, key: str, text: str) -> None:
-        self._pending_blocks[key] = text
+    def put_record(self, key: str, record: bytes) -> None:
+        self._pending_records[key] = record
 
     # lowered requirements, by lowered_key
     def lowered(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -224,9 +242,9 @@ class FactsStore:
     def close(self) -> None:
         """Write the entries stored in this run (one transaction) and close the database."""
         pending, self._pending = self._pending, {}
-        blocks, self._pending_blocks = self._pending_blocks, {}
+        records, self._pending_records = self._pending_records, {}
         lowered, self._pending_lowered = self._pending_lowered, {}
-        if pending or blocks or lowered:
+        if pending or records or lowered:
             db = self._connect(create=True)
             if db is not None:
                 try:
@@ -235,7 +253,7 @@ class FactsStore:
                             "INSERT OR REPLACE INTO facts VALUES (?, ?)", pending.items()
                         )
                         db.executemany(
-                            "INSERT OR REPLACE INTO blocks VALUES (?, ?)", blocks.items()
+                            "INSERT OR REPLACE INTO packages VALUES (?, ?)", records.items()
                         )
                         db.executemany(
                             "INSERT OR REPLACE INTO lowered VALUES (?, ?)", lowered.items()

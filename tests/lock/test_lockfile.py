@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
@@ -79,6 +81,46 @@ def test_split_blocks_is_lossless_with_crlf() -> None:
     text = FIXTURE_LOCKS[0].read_text().replace("\n", "\r\n")
     assert "".join(split_blocks(text)) == text
     assert parse_lock(text).newline == "\r\n"
+
+
+def _split_as_lines(text: str) -> list[str]:
+    """What split_blocks promises, from str.splitlines and str.strip themselves."""
+    blocks, start, position = [], 0, 0
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\r\n").strip() == "[[package]]":
+            blocks.append(text[start:position])
+            start = position
+        position += len(line)
+    return [*blocks, text[start:]]
+
+
+_PIECES = ["[[package]]", "[[package]] ", "x[[package]]", "[[package]]]", "a = 1", " ", "\t"]
+_PIECES += ["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028"]
+_PIECES += ["\u3000"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+def test_split_blocks_cuts_at_header_lines_as_splitlines_and_strip_see_them(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    assert split_blocks(text) == _split_as_lines(text)
+
+
+@pytest.mark.parametrize("odd", _PIECES[4:])
+def test_split_blocks_with_each_line_break_and_white_space(odd: str) -> None:
+    for text in (
+        f"a = 1\n{odd}[[package]]\nb = 2\n",
+        f"a = 1\n[[package]]{odd}\nb = 2\n",
+        f"a = 1{odd}[[package]]{odd}b = 2{odd}[[package]]",
+    ):
+        assert split_blocks(text) == _split_as_lines(text)
+
+
+def test_split_blocks_of_real_locks() -> None:
+    for path in ALL_LOCKS:
+        text = path.read_text()
+        assert split_blocks(text) == _split_as_lines(text)
 
 
 GOOD = FIXTURE_LOCKS[0].read_text() if FIXTURE_LOCKS else ""

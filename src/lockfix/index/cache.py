@@ -2,7 +2,8 @@
 
 Layout under the cache root::
 
-    metadata-v2.sqlite               parsed CoreMetadata (or an "unavailable" verdict) by key
+    metadata-v2.sqlite               parsed CoreMetadata (or an "unavailable" verdict) by key,
+                                     and the stamps of stored pages (PageCache.stamp)
     pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
     verdicts-v1/<aa>/<key>.json      clean `check` reports, while their pages stay fresh
     uv-version-v1.json               `uv --version` of each uv binary seen (path, size, mtime)
@@ -24,9 +25,10 @@ import json
 import os
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import platformdirs
 
@@ -87,9 +89,10 @@ class MetadataCache:
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.database = self.root / METADATA_DATABASE
-        self.pages = PageCache(self.root / "pages-v2")
+        self.pages = PageCache(self.root / "pages-v2", self)
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
+        self._pending_stamps: dict[str, PageStamp] = {}
         self._exit_hook = False
         self._busy = False  # another process held the database too long: not used this run
 
@@ -106,6 +109,11 @@ class MetadataCache:
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS metadata "
                     "(sha256 TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID"
+                )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS page_stamps (key TEXT PRIMARY KEY, "
+                    "size INTEGER, mtime_ns INTEGER, stamp TEXT, fetched_at REAL, max_age REAL) "
+                    "WITHOUT ROWID"
                 )
             except sqlite3.DatabaseError as error:
                 if db is not None:
@@ -135,7 +143,8 @@ class MetadataCache:
     def flush(self) -> None:
         """Write the entries stored since the last flush (one transaction)."""
         pending, self._pending = self._pending, {}
-        if not pending:
+        stamps, self._pending_stamps = self._pending_stamps, {}
+        if not pending and not stamps:
             return
         db = self._connect(create=True)
         if db is None:
@@ -143,6 +152,10 @@ class MetadataCache:
         try:
             with db:
                 db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?)", pending.items())
+                db.executemany(
+                    "INSERT OR REPLACE INTO page_stamps VALUES (?, ?, ?, ?, ?, ?)",
+                    ((key, *row) for key, row in stamps.items()),
+                )
         except sqlite3.Error as error:
             self._given_up(error)
 
@@ -195,9 +208,45 @@ class MetadataCache:
         if key is None:
             return
         self._pending[key] = json.dumps(doc, separators=(",", ":"))
+        self._close_at_exit()
+
+    def _close_at_exit(self) -> None:
         if not self._exit_hook:  # a run that never closes its client still keeps them
             atexit.register(self.close)
             self._exit_hook = True
+
+    # PageStamps: what PageCache.stamp read from a page file, by the page's key
+    def page_stamp(self, key: str) -> PageStamp | None:
+        row = self._pending_stamps.get(key)
+        if row is not None:
+            return row
+        db = self._connect(create=False)
+        if db is None:
+            return None
+        try:
+            found = db.execute(
+                "SELECT size, mtime_ns, stamp, fetched_at, max_age FROM page_stamps WHERE key = ?",
+                (key,),
+            ).fetchone()
+        except sqlite3.Error as error:
+            self._given_up(error)
+            return None
+        if found is None:
+            return None
+        size, mtime_ns, stamp, fetched_at, max_age = found
+        if not (
+            isinstance(size, int)
+            and isinstance(mtime_ns, int)
+            and isinstance(stamp, str)
+            and isinstance(fetched_at, float)
+            and isinstance(max_age, float)
+        ):
+            return None
+        return PageStamp(size, mtime_ns, stamp, fetched_at, max_age)
+
+    def put_page_stamp(self, key: str, row: PageStamp) -> None:
+        self._pending_stamps[key] = row
+        self._close_at_exit()
 
     def stored(self, sha256s: list[str]) -> set[str]:
         """Those of ``sha256s`` (lower-case hex) that have an entry."""
@@ -251,14 +300,45 @@ def _page_stamp(header: bytes, size: int) -> str:
     return hashlib.sha256(header + b"\n" + str(size).encode()).hexdigest()
 
 
+class PageStamp(NamedTuple):
+    """What :meth:`PageCache.stamp` read from a page file, with the size and modification
+    time (ns) of the file it read it from."""
+
+    size: int
+    mtime_ns: int
+    stamp: str
+    fetched_at: float
+    max_age: float
+
+
+class PageStamps(Protocol):
+    """Where :meth:`PageCache.stamp` keeps what it read from page files, by page key."""
+
+    def page_stamp(self, key: str) -> PageStamp | None: ...
+
+    def put_page_stamp(self, key: str, row: PageStamp) -> None: ...
+
+
+# A page file modified less than this long before its header is read is not remembered by
+# PageCache.stamp: a later replacement could otherwise share its modification time on a
+# file system with coarse timestamps.
+_SETTLED_NS = 2_000_000_000
+
+
 class PageCache:
     """Index pages, one file per URL: ``<root>/<aa>/<sha256(url)>``.
 
     The file is a magic line, one JSON header line, then the body as served. Each write goes
-    to a temporary file renamed over the old entry, so readers never see a partial page."""
+    to a temporary file renamed over the old entry, so readers never see a partial page.
 
-    def __init__(self, root: Path) -> None:
+    ``stamps``: where the stamp and freshness of each page file read are kept with the
+    file's size and modification time, so that later runs learn them from a ``stat`` of the
+    file; a file whose size or modification time differs is read again."""
+
+    def __init__(self, root: Path, stamps: PageStamps | None = None) -> None:
         self.root = root
+        self.stamps = stamps
+        self._folder = os.fspath(root)
 
     def _path(self, url: str) -> Path:
         key = hashlib.sha256(url.encode()).hexdigest()
@@ -294,10 +374,20 @@ class PageCache:
     def stamp(self, url: str) -> tuple[str, float, float] | None:
         """(stamp, fetched_at, max_age) of the stored page, from its header alone. The stamp
         names this copy of the page: every write (a fetch or a revalidation) changes it."""
+        key = hashlib.sha256(url.encode()).hexdigest()
+        path = os.path.join(self._folder, key[:2], key)
+        known = self.stamps.page_stamp(key) if self.stamps is not None else None
+        if known is not None:
+            try:
+                status = os.stat(path)
+            except OSError:
+                return None
+            if status.st_size == known.size and status.st_mtime_ns == known.mtime_ns:
+                return known.stamp, known.fetched_at, known.max_age
         try:
-            with self._path(url).open("rb") as f:
+            with open(path, "rb") as f:
                 data = f.read(len(_PAGE_MAGIC) + 8192)
-                size = os.fstat(f.fileno()).st_size
+                status = os.fstat(f.fileno())
         except OSError:
             return None
         end = data.find(b"\n", len(_PAGE_MAGIC))
@@ -311,7 +401,11 @@ class PageCache:
             fetched_at, max_age = float(head["fetched_at"]), float(head["max_age"])
         except (ValueError, KeyError, TypeError):
             return None
-        return _page_stamp(header, size), fetched_at, max_age
+        stamp = _page_stamp(header, status.st_size)
+        if self.stamps is not None and status.st_mtime_ns < time.time_ns() - _SETTLED_NS:
+            row = PageStamp(status.st_size, status.st_mtime_ns, stamp, fetched_at, max_age)
+            self.stamps.put_page_stamp(key, row)
+        return stamp, fetched_at, max_age
 
     def put(self, page: CachedPage) -> str | None:
         """Store ``page``; the stamp of the stored copy, None if it could not be written."""

@@ -13,9 +13,11 @@ import datetime
 import functools
 import hashlib
 import json
+import marshal
 import re
+import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -23,6 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from lockfix import __version__
 from lockfix._toml import TOMLDecodeError, loads
 from lockfix.markers import InvalidMarker, Marker
 
@@ -256,6 +259,51 @@ class Artifact:
         return {algorithm: digest}
 
 
+class LockedFiles:
+    """A package's locked sdist and wheels; those of a stored record (:func:`_from_record`)
+    are built from its rows when first asked for."""
+
+    __slots__ = ("_rows", "_sdist", "_wheels")
+
+    def __init__(self, sdist: Artifact | None, wheels: tuple[Artifact, ...]) -> None:
+        self._sdist, self._wheels = sdist, wheels
+        self._rows: tuple[Any, Any] | None = None
+
+    @classmethod
+    def from_rows(cls, sdist: tuple[Any, ...] | None, wheels: tuple[Any, ...]) -> LockedFiles:
+        """The files of these :func:`_artifact_row` rows."""
+        files = cls(None, ())
+        files._rows = (sdist, wheels)
+        return files
+
+    def _build(self) -> None:
+        if self._rows is not None:
+            sdist, wheels = self._rows
+            self._sdist = None if sdist is None else Artifact(*sdist)
+            self._wheels = tuple(Artifact(*w) for w in wheels)
+            self._rows = None
+
+    @property
+    def sdist(self) -> Artifact | None:
+        self._build()
+        return self._sdist
+
+    @property
+    def wheels(self) -> tuple[Artifact, ...]:
+        self._build()
+        return self._wheels
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LockedFiles):
+            return NotImplemented
+        return self.sdist == other.sdist and self.wheels == other.wheels
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LockedFiles(sdist={self.sdist!r}, wheels={self.wheels!r})"
+
+
 @dataclass(slots=True)
 class Package:
     id: PackageId
@@ -263,14 +311,37 @@ class Package:
     dependencies: tuple[Dependency, ...]
     optional_dependencies: dict[str, tuple[Dependency, ...]]
     dev_dependencies: dict[str, tuple[Dependency, ...]]
-    sdist: Artifact | None
-    wheels: tuple[Artifact, ...]
+    files: LockedFiles
     metadata: Mapping[str, Any]
     block: int = -1  # index into Lock.blocks
+    _digest: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def sdist(self) -> Artifact | None:
+        return self.files.sdist
+
+    @property
+    def wheels(self) -> tuple[Artifact, ...]:
+        return self.files.wheels
+
+    @property
+    def locked_digest(self) -> str:
+        """The sha256 of what the lock says of the package apart from its edges, resolution
+        markers and metadata: its id and every field of every locked file."""
+        if self._digest is None:
+            source = self.id.source
+            doc = [
+                self.id.name,
+                self.id.version,
+                [source.kind, source.location, source.subdirectory],
+                [None if a is None else list(_artifact_row(a)) for a in (self.sdist, *self.wheels)],
+            ]
+            self._digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+        return self._digest
 
     @property
     def version(self) -> str | None:
@@ -471,10 +542,12 @@ def _package(table: object) -> Package:
             table.get("dev-dependencies", table.get("dependency-groups")),
             f"{where}: `dev-dependencies`",
         ),
-        sdist=Artifact.from_toml(sdist, f"{where}: sdist") if sdist else None,
-        wheels=tuple(
-            Artifact.from_toml(w, f"{where}: wheel")
-            for w in _array(table.get("wheels", []), f"{where}: `wheels`")
+        files=LockedFiles(
+            Artifact.from_toml(sdist, f"{where}: sdist") if sdist else None,
+            tuple(
+                Artifact.from_toml(w, f"{where}: wheel")
+                for w in _array(table.get("wheels", []), f"{where}: `wheels`")
+            ),
         ),
         metadata=metadata,
     )
@@ -518,8 +591,30 @@ def _manifest(raw: object) -> Mapping[str, Any]:
 PACKAGE_HEADER = "[[package]]"
 
 
+# besides "\n", what ends a line for str.splitlines or is whitespace for str.strip in ASCII
+_OTHER_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
 def split_blocks(text: str) -> list[str]:
-    """Split lock text into the header and one slice per ``[[package]]`` block, losslessly."""
+    """Split lock text into the header and one slice per ``[[package]]`` block, losslessly:
+    a block starts at each line (as :meth:`str.splitlines` cuts them) that is the header
+    once stripped of white space."""
+    if not text.isascii() or any(c in text for c in _OTHER_BREAKS):
+        return _split_lines(text)
+    # lines end at "\n" alone and only " " and "\t" are white space: find the headers
+    starts = []
+    found = text.find(PACKAGE_HEADER)
+    while found >= 0:
+        line = text.rfind("\n", 0, found) + 1
+        end = text.find("\n", found)
+        after = text[found + len(PACKAGE_HEADER) : end if end >= 0 else len(text)]
+        if not text[line:found].strip(" \t") and not after.strip(" \t"):
+            starts.append(line)
+        found = text.find(PACKAGE_HEADER, found + len(PACKAGE_HEADER))
+    return [text[a:b] for a, b in zip([0, *starts], [*starts, len(text)], strict=True)]
+
+
+def _split_lines(text: str) -> list[str]:
     blocks: list[str] = []
     start = 0
     position = 0
@@ -532,44 +627,214 @@ def split_blocks(text: str) -> list[str]:
     return blocks
 
 
-class BlockDocuments(Protocol):
-    """Stored TOML documents of ``[[package]]`` blocks, by the sha256 of the block's text."""
+class BlockRecords(Protocol):
+    """Stored packages of ``[[package]]`` blocks (:func:`_record`), by :func:`_record_keys`."""
 
-    def documents(self, keys: list[str]) -> dict[str, Any]: ...
+    def records(self, keys: list[str]) -> dict[str, bytes]: ...
 
-    def put_document(self, key: str, text: str) -> None: ...
+    def put_record(self, key: str, record: bytes) -> None: ...
 
 
-def _load_blocks(text: str, store: BlockDocuments) -> dict[str, Any]:
-    """The TOML document of the lock, each ``[[package]]`` block decoded once and stored:
-    the same as :func:`loads` of the whole text. Anything but a header without ``package``
-    followed by blocks that each hold exactly one package table is decoded as a whole
-    (so that errors read the same too)."""
-    blocks = split_blocks(text)
+# Part of every record key: a change to what a record holds, to how a block is read into a
+# Package, or to Package.locked_digest must come with a new value here. The lockfix version
+# and the Python implementation and version (marshal's format) are part of the key too.
+RECORD_FORMAT = "lockfix-package-record-1"
+_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
+
+
+def _artifact_row(artifact: Artifact) -> tuple[Any, ...]:
+    return tuple(getattr(artifact, name) for name in _ARTIFACT_FIELDS)
+
+
+def _dependency_row(dep: Dependency) -> tuple[Any, ...]:
+    source = dep.source
+    where = None if source is None else (source.kind, source.location, source.subdirectory)
+    return (dep.name, dep.version, where, dep.extras, dep.marker)
+
+
+def _record_keys(blocks: list[str], part: str = "") -> list[str]:
+    """The key of each block's record: the sha256 of the record format, the lockfix version,
+    the Python implementation and version (marshal's format) and the block's text.
+    ``part``: the key of what is stored of a part of blocks (``"wheels"``:
+    :func:`_split_wheels`)."""
+    seed = f"{RECORD_FORMAT}\0{__version__}\0{sys.implementation.cache_tag}\0{part}".encode()
+    prefix = hashlib.sha256(seed)
+    keys = []
+    for block in blocks:
+        digest = prefix.copy()
+        digest.update(block.encode())
+        keys.append(digest.hexdigest())
+    return keys
+
+
+def _record(package: Package) -> bytes | None:
+    """The stored form of a package read and checked from its block (with its
+    :attr:`Package.locked_digest`); None when its metadata holds what marshal does not
+    keep (a TOML date)."""
+    package_id, source = package.id, package.id.source
+    optional, dev = package.optional_dependencies, package.dev_dependencies
+    record: tuple[Any, ...] = (
+        package_id.name,
+        package_id.version,
+        (source.kind, source.location, source.subdirectory),
+        package.resolution_markers,
+        tuple(map(_dependency_row, package.dependencies)),
+        {k: tuple(map(_dependency_row, v)) for k, v in optional.items()},
+        {k: tuple(map(_dependency_row, v)) for k, v in dev.items()},
+        None if package.sdist is None else _artifact_row(package.sdist),
+        tuple(map(_artifact_row, package.wheels)),
+        package.metadata,
+        package.locked_digest,
+    )
+    try:
+        return marshal.dumps(record)
+    except ValueError:
+        return None
+
+
+def _dependencies(rows: tuple[Any, ...]) -> tuple[Dependency, ...]:
+    return tuple(
+        Dependency(name, version, None if where is None else Source(*where), extras, marker)
+        for name, version, where, extras, marker in rows
+    )
+
+
+def _from_record(record: bytes) -> Package | None:
+    """The package :func:`_record` stored; None for what it did not write."""
+    try:
+        (
+            name,
+            version,
+            source,
+            resolution_markers,
+            dependencies,
+            optional,
+            dev,
+            sdist,
+            wheels,
+            metadata,
+            digest,
+        ) = marshal.loads(record)
+        width = len(_ARTIFACT_FIELDS)
+        if not (
+            isinstance(digest, str)
+            and isinstance(metadata, dict)
+            and (sdist is None or len(sdist) == width)
+            and all(len(w) == width for w in wheels)
+        ):
+            return None
+        return Package(
+            id=PackageId(name, version, Source(*source)),
+            resolution_markers=resolution_markers,
+            dependencies=_dependencies(dependencies),
+            optional_dependencies={k: _dependencies(v) for k, v in optional.items()},
+            dev_dependencies={k: _dependencies(v) for k, v in dev.items()},
+            files=LockedFiles.from_rows(sdist, wheels),
+            metadata=metadata,
+            _digest=digest,
+        )
+    except (EOFError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _load_blocks(
+    text: str, blocks: list[str], store: BlockRecords
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The TOML document of the lock, each ``[[package]]`` block either a :class:`Package`
+    stored before or its decoded table: the same as :func:`loads` of the whole text. Anything
+    but a header without ``package`` followed by blocks that each hold exactly one package
+    table is decoded as a whole (so that errors read the same too). With the document, the
+    record key of each block (None: decoded as a whole)."""
     try:
         data = loads(blocks[0])
     except (TOMLDecodeError, RecursionError):
-        return loads(text)
+        return loads(text), None
     if "package" in data:
-        return loads(text)
-    keys = [hashlib.sha256(block.encode()).hexdigest() for block in blocks[1:]]
-    stored = store.documents(keys)
+        return loads(text), None
+    keys = _record_keys(blocks[1:])
+    stored = store.records(keys)
     packages: list[Any] = []
-    for key, block in zip(keys, blocks[1:], strict=True):
-        doc: Any = stored.get(key)
-        if not _one_package(doc):
+    for key in keys:
+        record = stored.get(key)
+        packages.append(None if record is None else _from_record(record))
+    new = [i for i, package in enumerate(packages) if package is None]
+    splits = {i: split for i in new if (split := _split_wheels(blocks[i + 1])) is not None}
+    pieces = _record_keys([split[1] for split in splits.values()], "wheels")
+    wheel_keys = dict(zip(splits, pieces, strict=True))
+    stored_wheels = store.records(list(wheel_keys.values())) if wheel_keys else {}
+    for i in new:
+        doc = None
+        if i in splits:
+            key = wheel_keys[i]
+            doc = _pieced_document(splits[i], stored_wheels.get(key), key, store)
+        if doc is None:
             try:
-                doc = loads(block)
+                doc = loads(blocks[i + 1])
             except (TOMLDecodeError, RecursionError):
-                return loads(text)
+                return loads(text), None
             if not _one_package(doc):
-                return loads(text)
-            with contextlib.suppress(TypeError, ValueError):  # a TOML date: not for JSON
-                store.put_document(key, json.dumps(doc, separators=(",", ":")))
-        packages.append(doc["package"][0])
+                return loads(text), None
+        packages[i] = doc["package"][0]
     if packages:
         data["package"] = packages
-    return data
+    return data, keys
+
+
+# A wheel list shorter than this is decoded with the rest of its block.
+_WHEELS_APART = 2048
+_BRACKET_LINE = re.compile(r"\n[ \t]*\[")
+
+
+def _split_wheels(block: str) -> tuple[str, str, str] | None:
+    """(head, wheels, tail): ``block`` cut around its ``wheels = [`` … ``]`` lines, when the
+    head holds no table header (so that the wheels belong to the package table) and the
+    wheel list is long enough to be worth decoding apart; else None."""
+    start = block.find("\nwheels = [\n")
+    if start < 0:
+        return None
+    end = block.find("\n]\n", start)
+    if end < 0 or end - start < _WHEELS_APART:
+        return None
+    head = block[: start + 1]
+    if _BRACKET_LINE.search(head) is not None:
+        return None
+    return head, block[start + 1 : end + 3], block[end + 3 :]
+
+
+def _pieced_document(
+    split: tuple[str, str, str], stored: bytes | None, key: str, store: BlockRecords
+) -> dict[str, Any] | None:
+    """The document of a block from its pieces (:func:`_split_wheels`): the head and the
+    tail decoded, the wheel list taken from ``stored`` (its record) or decoded and stored
+    under ``key``. That is the document of the whole block when each piece decodes on its
+    own (so that each ends where a statement may end) and they set different keys of the
+    package table; None when they do not (the block is then decoded whole)."""
+    head, wheels, tail = split
+    try:
+        head_doc = loads(head)
+        tail_doc = loads(PACKAGE_HEADER + "\n" + tail)
+    except (TOMLDecodeError, RecursionError):
+        return None
+    if not (_one_package(head_doc) and _one_package(tail_doc)):
+        return None
+    value = None
+    if stored is not None:
+        with contextlib.suppress(EOFError, ValueError, TypeError):
+            value = marshal.loads(stored)
+    if not isinstance(value, list):
+        try:
+            wheels_doc = loads(wheels)
+        except (TOMLDecodeError, RecursionError):
+            return None
+        if list(wheels_doc) != ["wheels"] or not isinstance(wheels_doc["wheels"], list):
+            return None
+        value = wheels_doc["wheels"]
+        with contextlib.suppress(ValueError):  # a TOML date: not kept
+            store.put_record(key, marshal.dumps(value))
+    first, rest = head_doc["package"][0], tail_doc["package"][0]
+    if "wheels" in first or "wheels" in rest or first.keys() & rest.keys():
+        return None
+    return {"package": [{**first, **rest, "wheels": value}]}
 
 
 def _one_package(doc: Any) -> bool:
@@ -582,19 +847,24 @@ def _one_package(doc: Any) -> bool:
     )
 
 
-def parse_lock(text: str, store: BlockDocuments | None = None) -> Lock:
+def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
     """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse.
-    ``store``: where the documents of blocks seen before are kept (:func:`_load_blocks`)."""
+    ``store``: where the packages of blocks read before are kept (:func:`_load_blocks`)."""
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
+    blocks = split_blocks(text)
+    keys = None
     try:
-        data = loads(text) if store is None else _load_blocks(text, store)
+        if store is None:
+            data = loads(text)
+        else:
+            data, keys = _load_blocks(text, blocks, store)
     except TOMLDecodeError as error:
         raise LockError(f"not valid TOML: {error}") from None
     except RecursionError:
         raise LockError("not valid TOML: arrays or tables nested too deeply") from None
     try:
-        return _read(text, data)
+        lock = _read(text, data, blocks)
     except LockError:
         raise
     except RecursionError:
@@ -602,9 +872,18 @@ def parse_lock(text: str, store: BlockDocuments | None = None) -> Lock:
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
         # A value of the wrong type somewhere (found by fuzzing): still one clear error.
         raise LockError(f"malformed lock ({type(error).__name__}: {error})") from None
+    if store is not None and keys is not None:
+        for key, raw, package in zip(keys, data["package"], lock.packages, strict=True):
+            if not isinstance(raw, Package):
+                record = _record(package)
+                if record is not None:
+                    store.put_record(key, record)
+    return lock
 
 
-def _read(text: str, data: dict[str, Any]) -> Lock:
+def _read(text: str, data: dict[str, Any], blocks: list[str]) -> Lock:
+    """The lock of ``data``: its TOML document, where a package table may already be the
+    :class:`Package` read from it (:func:`_load_blocks`)."""
     if "version" not in data:
         raise LockError("not a uv lock: no top-level `version`")
     if data["version"] != SUPPORTED_LOCK_VERSION:
@@ -618,14 +897,13 @@ def _read(text: str, data: dict[str, Any]) -> Lock:
     requires_python = data.get("requires-python")
     if requires_python is not None:
         _specifiers(requires_python, "`requires-python`")
-    packages = [_package(p) for p in raw_packages]
+    packages = [p if isinstance(p, Package) else _package(p) for p in raw_packages]
 
-    blocks = split_blocks(text)
     if len(blocks) - 1 == len(packages):
         for index, package in enumerate(packages):
             package.block = index + 1
     # the line break most lines end with (one stray CRLF does not make an LF lock CRLF)
-    newline = "\r\n" if 2 * text.count("\r\n") > text.count("\n") else "\n"
+    newline = "\r\n" if "\r\n" in text and 2 * text.count("\r\n") > text.count("\n") else "\n"
     lock = Lock(
         text=text,
         newline=newline,
