@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from packaging.specifiers import SpecifierSet
+
 from lockfix.analysis.environment import Environment, union
 from lockfix.analysis.evidence import Evidence, Unverified
 from lockfix.analysis.lowering import (
@@ -63,10 +65,24 @@ class Graph:
         # versions proven later from what is installed there anyway (see settle)
         self.open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
         self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
+        # what is computed from the graph as it is (see forget): each package's expected
+        # edges, and by requirement name and specifier (kept, so that its id stays its
+        # own) the locked or added versions of the name and those that fit
+        self._expected: dict[PackageId, Edges | None] = {}
+        self._fitting: dict[
+            tuple[str, int], tuple[SpecifierSet, list[PackageId], list[PackageId]]
+        ] = {}
+
+    def forget(self) -> None:
+        """Drop what was computed from the graph as it was: to be called whenever the
+        evidence, the packages to add or the settled versions change."""
+        self._expected.clear()
+        self._fitting.clear()
 
     def refresh(self, legacy_overrides: bool) -> None:
         """Read the evidence anew (a package whose metadata the project declares needs
         none fetched, so it is never unverified), under the override rule given."""
+        self.forget()
         self.unverified = {
             package_id: item
             for package_id, item in self.evidence.unverified.items()
@@ -135,8 +151,7 @@ class Graph:
         ``resolution-markers`` allow the environment, or (see :meth:`settle`) the only
         one installed there anyway. The part left open is recorded in ``self.open``.
         """
-        candidates = self.named(requirement.name)
-        fitting = [c for c in candidates if fits(c, requirement)]
+        candidates, fitting = self.fitting(requirement)
         if len(candidates) <= 1:
             return [(c, Marker.TRUE) for c in fitting]
         result = self._by_edges(parent, table, requirement.name, fitting)
@@ -167,6 +182,16 @@ class Graph:
             self.open[key] = open_part
         return [(target, marker) for target, marker in result.items() if not marker.is_false()]
 
+    def fitting(self, requirement: LoweredRequirement) -> tuple[list[PackageId], list[PackageId]]:
+        """The versions of a requirement's name in the graph, and those that fit it."""
+        key = (requirement.name, id(requirement.specifier))
+        known = self._fitting.get(key)
+        if known is None:
+            candidates = self.named(requirement.name)
+            fitting = [c for c in candidates if fits(c, requirement)]
+            known = self._fitting[key] = (requirement.specifier, candidates, fitting)
+        return known[1], known[2]
+
     def _by_edges(
         self, parent: PackageId, table: Table, name: str, fitting: list[PackageId]
     ) -> dict[PackageId, Marker]:
@@ -195,11 +220,14 @@ class Graph:
         return union(locked.resolution_markers)
 
     def expected_edges(self, package_id: PackageId) -> Edges | None:
-        """For each table: target → {None: when installed, extra: when that extra is active}."""
+        """For each table: target → {None: when installed, extra: when that extra is active}
+        (computed once until :meth:`forget`; not to be modified)."""
+        if package_id in self._expected:
+            return self._expected[package_id]
         lowered = self.lowered_for(package_id)
-        if lowered is None:
-            return None
-        return self.activations(package_id, lowered)
+        expected = None if lowered is None else self.activations(package_id, lowered)
+        self._expected[package_id] = expected
+        return expected
 
     def activations(
         self,
@@ -290,7 +318,7 @@ class Graph:
             region = open_part & reach.get((parent, *table), Marker.FALSE)
             if region.is_false():
                 continue
-            fitting = [c for c in self.named(requirement.name) if fits(c, requirement)]
+            fitting = self.fitting(requirement)[1]
             installed = {c: region & reach.get((c, None, None), Marker.FALSE) for c in fitting}
             settled = self._settled.setdefault((parent, table, requirement.name), {})
             for target, there in installed.items():
@@ -301,4 +329,6 @@ class Graph:
                 if not there.implies(before):
                     settled[target] = before | there
                     changed = True
+        if changed:
+            self._expected.clear()
         return changed

@@ -73,6 +73,7 @@ class Planner:
             wheels=tuple(f for f in files if f.is_wheel),
         )
         self.graph.added[missing.name] = package
+        self.graph.forget()
         return package
 
     def plan(self) -> Plan:
