@@ -171,17 +171,22 @@ def test_lowered_requirements_handed_over_count_only_for_their_own_metadata() ->
 
 
 def test_a_second_plan_reads_the_evidence_anew() -> None:
-    """What a plan computed from the evidence (expected edges among it) is not carried over
-    to the next plan, which may be given other metadata."""
-    lock = parse_lock(lock_text("", package("lib", EDGE) + package("dep")))
+    """What a plan computed from the evidence (expected edges, which extras define
+    something) is not carried over to the next plan, which may be given other metadata:
+    it plans as a new planner would."""
+    text = lock_text("", package("lib", EDGE) + package("dep") + package("other"))
+    lib = metadata("lib", "dep[x]")
+    before = metadata("dep", "other; extra == 'x'", extras=("x",))
+    after = metadata("dep", "other; extra == 'x' and python_version < '3.11'", extras=("x",))
+    lock = parse_lock(text)
     planner = Planner(lock, infer_config(lock))
-    lib, dep = (next(p for p in lock.packages if p.name == n) for n in ("lib", "dep"))
-    planner.evidence.add_metadata(lib.id, metadata("lib", "dep"))
-    planner.evidence.add_metadata(dep.id, metadata("dep"))
-    assert kinds(planner.plan()) == set()
-    planner.evidence.add_metadata(lib.id, metadata("lib"))
-    again = planner.plan()
-    assert ("lib", "extra-dependency", "dep") in kinds(again) and again.removed == [dep.id]
+    ids = {p.name: p.id for p in lock.packages}
+    planner.evidence.add_metadata(ids["lib"], lib)
+    planner.evidence.add_metadata(ids["dep"], before)
+    first = kinds(planner.plan())
+    planner.evidence.add_metadata(ids["dep"], after)
+    again = kinds(planner.plan())
+    assert again == kinds(plan(text, lib, after)) == {("other", "orphan", None)} != first
 
 
 def _dep_at(version: str) -> str:

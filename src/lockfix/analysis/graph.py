@@ -69,6 +69,7 @@ class Graph:
         # edges, and by requirement name and specifier (kept, so that its id stays its
         # own) the locked or added versions of the name and those that fit
         self._expected: dict[PackageId, Edges | None] = {}
+        self._extras: dict[tuple[PackageId, str], bool] = {}  # see defines_extra
         self._fitting: dict[
             tuple[str, int], tuple[SpecifierSet, list[PackageId], list[PackageId]]
         ] = {}
@@ -77,6 +78,7 @@ class Graph:
         """Drop what was computed from the graph as it was: to be called whenever the
         evidence, the packages to add or the settled versions change."""
         self._expected.clear()
+        self._extras.clear()
         self._fitting.clear()
 
     def refresh(self, legacy_overrides: bool) -> None:
@@ -244,22 +246,32 @@ class Graph:
                         self.declared.setdefault((package_id, table, target), []).append(
                             requirement.text
                         )
-                    when = requirement.marker & forks
-                    activation = targets.setdefault(target, {})
+                    when = requirement.marker if forks.is_true() else requirement.marker & forks
+                    activation = targets.get(target)
+                    if activation is None:
+                        activation = targets[target] = {}
                     extras = [e for e in requirement.extras if self.defines_extra(target, e)]
                     for key in (None, *extras):
-                        activation[key] = activation.get(key, Marker.FALSE) | when
+                        before = activation.get(key)
+                        activation[key] = when if before is None else before | when
         return tables
 
     def defines_extra(self, package_id: PackageId, extra: str) -> bool:
         """Whether an extra of a package has anything to install (uv drops empty ones)."""
+        known = self._extras.get((package_id, extra))
+        if known is not None:
+            return known
         lowered = self.lowered_for(package_id)
         if lowered is None:
             package = self.lock.package(package_id)
-            return package is None or extra in package.optional_dependencies
-        return any(
-            not (r.marker & self.env.root).is_false() for r in lowered.get(("extra", extra), ())
-        )
+            known = package is None or extra in package.optional_dependencies
+        else:
+            root = self.env.root
+            known = any(
+                not (r.marker & root).is_false() for r in lowered.get(("extra", extra), ())
+            )
+        self._extras[(package_id, extra)] = known
+        return known
 
     def locked_edges(self, package: Package) -> Edges:
         tables: Edges = {}
