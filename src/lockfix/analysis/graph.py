@@ -267,9 +267,7 @@ class Graph:
             known = package is None or extra in package.optional_dependencies
         else:
             root = self.env.root
-            known = any(
-                not (r.marker & root).is_false() for r in lowered.get(("extra", extra), ())
-            )
+            known = any(not (r.marker & root).is_false() for r in lowered.get(("extra", extra), ()))
         self._extras[(package_id, extra)] = known
         return known
 
