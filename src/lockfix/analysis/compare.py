@@ -179,7 +179,7 @@ class Comparison:
     ) -> tuple[str, str]:
         """What the index declares for an edge: the lines, and for the message the lines
         with the wheels that declare them where lockfix merged wheels that disagree."""
-        texts = dict.fromkeys(self.graph.declared.get((package_id, table, target), []))
+        texts = dict.fromkeys(self.graph.declared(package_id, table, target))
         metadata = self.graph.metadata(package_id)
         origins = {line: (lines, by) for line, lines, by in metadata.origins} if metadata else {}
         requirement = "; ".join(dict.fromkeys(origins[t][0] if t in origins else t for t in texts))

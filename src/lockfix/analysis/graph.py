@@ -56,8 +56,8 @@ class Graph:
         # packages whose wheels disagree whose locked edges are kept (see Planner.plan)
         self.tolerated: dict[PackageId, list[str]] = {}
         self.members = {m.id for m in lock.members}
-        # the lines behind each expected edge: (parent, table, target) → lines
-        self.declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        # the lines behind each expected edge: parent → (table, target, line) (see declared)
+        self._declared: dict[PackageId, list[tuple[Table, PackageId, str]]] = {}
         # package → (metadata, its tables, whether the tables were lowered in this run)
         self._lowered: dict[PackageId, tuple[CoreMetadata, Lowered, bool]] = {}
         # a requirement on a name locked at several versions: the part of its marker that
@@ -238,14 +238,13 @@ class Graph:
         record: bool = True,
     ) -> Edges:
         tables: Edges = {}
+        declared = self._declared.setdefault(package_id, []) if record else None
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
                 for target, forks in self.targets(package_id, table, requirement):
-                    if record:
-                        self.declared.setdefault((package_id, table, target), []).append(
-                            requirement.text
-                        )
+                    if declared is not None:
+                        declared.append((table, target, requirement.text))
                     when = requirement.marker if forks.is_true() else requirement.marker & forks
                     activation = targets.get(target)
                     if activation is None:
@@ -255,6 +254,15 @@ class Graph:
                         before = activation.get(key)
                         activation[key] = when if before is None else before | when
         return tables
+
+    def declared(self, parent: PackageId, table: Table, target: PackageId) -> list[str]:
+        """The lines behind an expected edge, as often as an expected edge was computed
+        from them."""
+        return [
+            line
+            for where, to, line in self._declared.get(parent, ())
+            if where == table and to == target
+        ]
 
     def defines_extra(self, package_id: PackageId, extra: str) -> bool:
         """Whether an extra of a package has anything to install (uv drops empty ones)."""

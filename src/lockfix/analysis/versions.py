@@ -158,7 +158,7 @@ class Versions:
             activation = self.graph.edges(package_id).get((kind, name), {}).get(target)
             if not activation or (here & activation.get(None, Marker.FALSE) & where).is_false():
                 continue
-            asked = self.graph.declared.get((package_id, (kind, name), target), [])
+            asked = self.graph.declared(package_id, (kind, name), target)
             if not asked:
                 package = self.graph.lock.package(package_id)
                 metadata = package.metadata if package is not None else {}
