@@ -49,7 +49,9 @@ class Comparison:
                     plan.removed_tables.add(table)
                 continue
             changed = False
-            for target in sorted(set(want) | set(have), key=lambda t: t.sort_key()):
+            # the same activations are the same wherever the table is installed
+            differ = [t for t in {*want, *have} if want.get(t) != have.get(t)]
+            for target in sorted(differ, key=lambda t: t.sort_key()):
                 wanted = {k: m & here for k, m in want.get(target, {}).items()}
                 wanted = {k: m for k, m in wanted.items() if not m.is_false()}
                 present = {k: m & here for k, m in have.get(target, {}).items()}
