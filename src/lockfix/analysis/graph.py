@@ -30,6 +30,8 @@ from lockfix.markers import Marker
 Node = tuple[PackageId, str | None, str | None]
 # table → target → {None: when the edge is installed, extra: when it asks for that extra}
 Edges = dict[Table, dict[PackageId, dict[str | None, Marker]]]
+# a requirement's specifier, the versions of its name and those that fit it
+_Fitting = tuple[SpecifierSet, list[PackageId], list[PackageId]]
 
 
 def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
@@ -65,14 +67,11 @@ class Graph:
         # versions proven later from what is installed there anyway (see settle)
         self.open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
         self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
-        # what is computed from the graph as it is (see forget): each package's expected
-        # edges, and by requirement name and specifier (kept, so that its id stays its
-        # own) the locked or added versions of the name and those that fit
+        # computed from the graph as it is (see forget): expected edges, defined extras,
+        # versions by requirement name and specifier (kept, so that its id stays its own)
         self._expected: dict[PackageId, Edges | None] = {}
-        self._extras: dict[tuple[PackageId, str], bool] = {}  # see defines_extra
-        self._fitting: dict[
-            tuple[str, int], tuple[SpecifierSet, list[PackageId], list[PackageId]]
-        ] = {}
+        self._extras: dict[tuple[PackageId, str], bool] = {}
+        self._fitting: dict[tuple[str, int], _Fitting] = {}
 
     def forget(self) -> None:
         """Drop what was computed from the graph as it was: to be called whenever the
@@ -246,9 +245,7 @@ class Graph:
                     if declared is not None:
                         declared.append((table, target, requirement.text))
                     when = requirement.marker if forks.is_true() else requirement.marker & forks
-                    activation = targets.get(target)
-                    if activation is None:
-                        activation = targets[target] = {}
+                    activation = targets.setdefault(target, {})
                     extras = [e for e in requirement.extras if self.defines_extra(target, e)]
                     for key in (None, *extras):
                         before = activation.get(key)
@@ -256,13 +253,8 @@ class Graph:
         return tables
 
     def declared(self, parent: PackageId, table: Table, target: PackageId) -> list[str]:
-        """The lines behind an expected edge, as often as an expected edge was computed
-        from them."""
-        return [
-            line
-            for where, to, line in self._declared.get(parent, ())
-            if where == table and to == target
-        ]
+        """The lines behind an expected edge (once per computation of the edges)."""
+        return [t for w, to, t in self._declared.get(parent, ()) if w == table and to == target]
 
     def defines_extra(self, package_id: PackageId, extra: str) -> bool:
         """Whether an extra of a package has anything to install (uv drops empty ones)."""
