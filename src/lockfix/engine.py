@@ -12,14 +12,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
-
 from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.findings import Finding, Missing, Plan
-from lockfix.analysis.planner import Planner
+from lockfix.analysis.planner import Planner, collector_paused
 from lockfix.analysis.versions import NoMatchingVersion
 from lockfix.analysis.wheels import (
     disagreement,
@@ -33,7 +31,7 @@ from lockfix.dist.simple import IndexFile
 from lockfix.errors import IndexClientError, ProjectNotFound
 from lockfix.facts import (
     FactsStore,
-    decode_lowered,
+    decode_lowered_docs,
     decode_metadata,
     encode_lowered,
     encode_metadata,
@@ -376,14 +374,11 @@ def _lowered_keys(
 def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[PackageId]) -> None:
     """Hand the planner the stored lowered requirements of these packages' metadata."""
     keys = _lowered_keys(planner, package_ids)
-    specifiers: dict[str, SpecifierSet] = {}
-    for key, doc in store.lowered(keys).items():
-        package_id, metadata, legacy = keys[key]
-        try:
-            tables = decode_lowered(doc, specifiers)
-        except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
-            continue
-        planner.evidence.add_lowered(package_id, metadata, legacy, tables)
+    docs = store.lowered(keys)
+    with collector_paused():  # thousands of requirements that stay: nothing to collect
+        for key, tables in decode_lowered_docs(docs):
+            package_id, metadata, legacy = keys[key]
+            planner.evidence.add_lowered(package_id, metadata, legacy, tables)
 
 
 def _remember_lowered(store: FactsStore, planner: Planner) -> None:

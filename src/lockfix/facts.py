@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +102,18 @@ def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
 
 
 def decode_lowered(
-    doc: dict[str, Any], specifiers: dict[str, SpecifierSet] | None = None
+    doc: dict[str, Any],
+    specifiers: dict[str, SpecifierSet] | None = None,
+    markers: dict[str, Marker] | None = None,
 ) -> Lowered:
     """The tables :func:`encode_lowered` stored. Raises ValueError, TypeError, KeyError
-    (or InvalidSpecifier, InvalidMarker) on what it did not write. ``specifiers``: those
-    read so far, by their text (shared between calls; none is ever modified)."""
+    (or InvalidSpecifier, InvalidMarker) on what it did not write. ``specifiers``,
+    ``markers``: those read so far, by their text (shared between calls; none is ever
+    modified)."""
     if specifiers is None:
         specifiers = {}
+    if markers is None:
+        markers = {}
     tables: Lowered = {}
     for kind, name, rows in doc["tables"]:
         if not (kind is None or isinstance(kind, str)) or not (
@@ -117,17 +122,33 @@ def decode_lowered(
             raise TypeError("not a table")
         requirements = tables.setdefault((kind, name), [])
         for target, extras, specifier, marker, text in rows:
+            if not (isinstance(target, str) and isinstance(text, str) and isinstance(extras, list)):
+                raise TypeError("not a requirement")
             parsed = specifiers.get(specifier)
             if parsed is None:
                 parsed = specifiers[specifier] = SpecifierSet(specifier)
-            if not (isinstance(target, str) and isinstance(text, str) and isinstance(extras, list)):
-                raise TypeError("not a requirement")
+            when = markers.get(marker)
+            if when is None:
+                when = markers[marker] = Marker.parse(marker)
             requirements.append(
                 LoweredRequirement(
-                    target, tuple(str(e) for e in extras), parsed, Marker.parse(marker), text
+                    target, tuple(map(str, extras)) if extras else (), parsed, when, text
                 )
             )
     return tables
+
+
+def decode_lowered_docs(docs: Mapping[str, dict[str, Any]]) -> Iterator[tuple[str, Lowered]]:
+    """The tables of each doc (by its key) that decodes, the others left out; a specifier
+    or marker text common to several docs is read once."""
+    specifiers: dict[str, SpecifierSet] = {}
+    markers: dict[str, Marker] = {}
+    for key, doc in docs.items():
+        try:
+            tables = decode_lowered(doc, specifiers, markers)
+        except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
+            continue
+        yield key, tables
 
 
 class FactsStore:

@@ -170,6 +170,61 @@ def test_lowered_requirements_handed_over_count_only_for_their_own_metadata() ->
     assert run(declared, legacy=False, same=True) == set()
 
 
+def test_a_second_plan_reads_the_evidence_anew() -> None:
+    """What a plan computed from the evidence (expected edges, which extras define
+    something) is not carried over to the next plan, which may be given other metadata:
+    it plans as a new planner would."""
+    text = lock_text("", package("lib", EDGE) + package("dep") + package("other"))
+    lib = metadata("lib", "dep[x]")
+    before = metadata("dep", "other; extra == 'x'", extras=("x",))
+    after = metadata("dep", "other; extra == 'x' and python_version < '3.11'", extras=("x",))
+    lock = parse_lock(text)
+    planner = Planner(lock, infer_config(lock))
+    ids = {p.name: p.id for p in lock.packages}
+    planner.evidence.add_metadata(ids["lib"], lib)
+    planner.evidence.add_metadata(ids["dep"], before)
+    first = kinds(planner.plan())
+    planner.evidence.add_metadata(ids["dep"], after)
+    again = kinds(planner.plan())
+    assert again == kinds(plan(text, lib, after)) == {("other", "orphan", None)} != first
+
+
+def _dep_at(version: str) -> str:
+    return (
+        f'\n[[package]]\nname = "dep"\nversion = "{version}"\n'
+        f'source = {{ registry = "{REGISTRY}" }}\nwheels = [\n'
+        f'    {{ url = "https://example.invalid/dep-{version}-py3-none-any.whl", '
+        f'hash = "sha256:{"0" * 64}" }},\n]\n'
+    )
+
+
+def test_a_version_settled_from_what_is_installed_anyway_gets_its_edge() -> None:
+    """A requirement on a name locked at two versions that neither the parent's edges nor
+    the versions' forks place goes where only one of them is installed anyway: the expected
+    edges computed before that was settled give way to the settled ones."""
+    source = f'source = {{ registry = "{REGISTRY}" }}'
+    linux, other = "sys_platform == 'linux'", "sys_platform != 'linux'"
+    app_edges = (
+        '    { name = "lib" },\n'
+        f'    {{ name = "dep", version = "1.0", {source}, marker = "{linux}" }},\n'
+        f'    {{ name = "dep", version = "2.0", {source}, marker = "{other}" }},\n'
+    )
+    text = lock_text("", package("lib") + _dep_at("1.0") + _dep_at("2.0"))
+    lock = parse_lock(text.replace('    { name = "lib" },\n', app_edges, 1))
+    planner = Planner(lock, infer_config(lock))
+    for locked in lock.packages:
+        if locked.name != "app":
+            requires = ("dep",) if locked.name == "lib" else ()
+            meta = CoreMetadata(locked.name, locked.version or "", requires, None, (), (), "2.3")
+            planner.evidence.add_metadata(locked.id, meta)
+    result = planner.plan()
+    (edits,) = result.edits.values()
+    assert [(d.version, d.marker) for d in edits.tables[(None, None)]] == [
+        ("1.0", linux),
+        ("2.0", other),
+    ]
+
+
 def test_an_extra_with_nothing_to_install_is_not_named_on_edges() -> None:
     text = lock_text("", package("lib", EDGE) + package("dep"))
     lib = metadata("lib", "dep[toml]")

@@ -49,7 +49,9 @@ class Comparison:
                     plan.removed_tables.add(table)
                 continue
             changed = False
-            for target in sorted(set(want) | set(have), key=lambda t: t.sort_key()):
+            # the same activations are the same wherever the table is installed
+            differ = [t for t in {*want, *have} if want.get(t) != have.get(t)]
+            for target in sorted(differ, key=lambda t: t.sort_key()):
                 wanted = {k: m & here for k, m in want.get(target, {}).items()}
                 wanted = {k: m for k, m in wanted.items() if not m.is_false()}
                 present = {k: m & here for k, m in have.get(target, {}).items()}
@@ -179,7 +181,7 @@ class Comparison:
     ) -> tuple[str, str]:
         """What the index declares for an edge: the lines, and for the message the lines
         with the wheels that declare them where lockfix merged wheels that disagree."""
-        texts = dict.fromkeys(self.graph.declared.get((package_id, table, target), []))
+        texts = dict.fromkeys(self.graph.declared(package_id, table, target))
         metadata = self.graph.metadata(package_id)
         origins = {line: (lines, by) for line, lines, by in metadata.origins} if metadata else {}
         requirement = "; ".join(dict.fromkeys(origins[t][0] if t in origins else t for t in texts))

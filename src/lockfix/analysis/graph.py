@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from packaging.specifiers import SpecifierSet
+
 from lockfix.analysis.environment import Environment, union
 from lockfix.analysis.evidence import Evidence, Unverified
 from lockfix.analysis.lowering import (
@@ -28,6 +30,8 @@ from lockfix.markers import Marker
 Node = tuple[PackageId, str | None, str | None]
 # table → target → {None: when the edge is installed, extra: when it asks for that extra}
 Edges = dict[Table, dict[PackageId, dict[str | None, Marker]]]
+# a requirement's specifier, the versions of its name and those that fit it
+_Fitting = tuple[SpecifierSet, list[PackageId], list[PackageId]]
 
 
 def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
@@ -54,8 +58,8 @@ class Graph:
         # packages whose wheels disagree whose locked edges are kept (see Planner.plan)
         self.tolerated: dict[PackageId, list[str]] = {}
         self.members = {m.id for m in lock.members}
-        # the lines behind each expected edge: (parent, table, target) → lines
-        self.declared: dict[tuple[PackageId, Table, PackageId], list[str]] = {}
+        # the lines behind each expected edge: parent → (table, target, line) (see declared)
+        self._declared: dict[PackageId, list[tuple[Table, PackageId, str]]] = {}
         # package → (metadata, its tables, whether the tables were lowered in this run)
         self._lowered: dict[PackageId, tuple[CoreMetadata, Lowered, bool]] = {}
         # a requirement on a name locked at several versions: the part of its marker that
@@ -63,10 +67,23 @@ class Graph:
         # versions proven later from what is installed there anyway (see settle)
         self.open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
         self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
+        # computed from the graph as it is (see forget): expected edges, defined extras,
+        # versions by requirement name and specifier (kept, so that its id stays its own)
+        self._expected: dict[PackageId, Edges | None] = {}
+        self._extras: dict[tuple[PackageId, str], bool] = {}
+        self._fitting: dict[tuple[str, int], _Fitting] = {}
+
+    def forget(self) -> None:
+        """Drop what was computed from the graph as it was: to be called whenever the
+        evidence, the packages to add or the settled versions change."""
+        self._expected.clear()
+        self._extras.clear()
+        self._fitting.clear()
 
     def refresh(self, legacy_overrides: bool) -> None:
         """Read the evidence anew (a package whose metadata the project declares needs
         none fetched, so it is never unverified), under the override rule given."""
+        self.forget()
         self.unverified = {
             package_id: item
             for package_id, item in self.evidence.unverified.items()
@@ -135,8 +152,7 @@ class Graph:
         ``resolution-markers`` allow the environment, or (see :meth:`settle`) the only
         one installed there anyway. The part left open is recorded in ``self.open``.
         """
-        candidates = self.named(requirement.name)
-        fitting = [c for c in candidates if fits(c, requirement)]
+        candidates, fitting = self.fitting(requirement)
         if len(candidates) <= 1:
             return [(c, Marker.TRUE) for c in fitting]
         result = self._by_edges(parent, table, requirement.name, fitting)
@@ -167,6 +183,16 @@ class Graph:
             self.open[key] = open_part
         return [(target, marker) for target, marker in result.items() if not marker.is_false()]
 
+    def fitting(self, requirement: LoweredRequirement) -> tuple[list[PackageId], list[PackageId]]:
+        """The versions of a requirement's name in the graph, and those that fit it."""
+        key = (requirement.name, id(requirement.specifier))
+        known = self._fitting.get(key)
+        if known is None:
+            candidates = self.named(requirement.name)
+            fitting = [c for c in candidates if fits(c, requirement)]
+            known = self._fitting[key] = (requirement.specifier, candidates, fitting)
+        return known[1], known[2]
+
     def _by_edges(
         self, parent: PackageId, table: Table, name: str, fitting: list[PackageId]
     ) -> dict[PackageId, Marker]:
@@ -195,11 +221,14 @@ class Graph:
         return union(locked.resolution_markers)
 
     def expected_edges(self, package_id: PackageId) -> Edges | None:
-        """For each table: target → {None: when installed, extra: when that extra is active}."""
+        """For each table: target → {None: when installed, extra: when that extra is active}
+        (computed once until :meth:`forget`; not to be modified)."""
+        if package_id in self._expected:
+            return self._expected[package_id]
         lowered = self.lowered_for(package_id)
-        if lowered is None:
-            return None
-        return self.activations(package_id, lowered)
+        expected = None if lowered is None else self.activations(package_id, lowered)
+        self._expected[package_id] = expected
+        return expected
 
     def activations(
         self,
@@ -208,30 +237,39 @@ class Graph:
         record: bool = True,
     ) -> Edges:
         tables: Edges = {}
+        declared = self._declared.setdefault(package_id, []) if record else None
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
                 for target, forks in self.targets(package_id, table, requirement):
-                    if record:
-                        self.declared.setdefault((package_id, table, target), []).append(
-                            requirement.text
-                        )
-                    when = requirement.marker & forks
+                    if declared is not None:
+                        declared.append((table, target, requirement.text))
+                    when = requirement.marker if forks.is_true() else requirement.marker & forks
                     activation = targets.setdefault(target, {})
                     extras = [e for e in requirement.extras if self.defines_extra(target, e)]
                     for key in (None, *extras):
-                        activation[key] = activation.get(key, Marker.FALSE) | when
+                        before = activation.get(key)
+                        activation[key] = when if before is None else before | when
         return tables
+
+    def declared(self, parent: PackageId, table: Table, target: PackageId) -> list[str]:
+        """The lines behind an expected edge (once per computation of the edges)."""
+        return [t for w, to, t in self._declared.get(parent, ()) if w == table and to == target]
 
     def defines_extra(self, package_id: PackageId, extra: str) -> bool:
         """Whether an extra of a package has anything to install (uv drops empty ones)."""
+        known = self._extras.get((package_id, extra))
+        if known is not None:
+            return known
         lowered = self.lowered_for(package_id)
         if lowered is None:
             package = self.lock.package(package_id)
-            return package is None or extra in package.optional_dependencies
-        return any(
-            not (r.marker & self.env.root).is_false() for r in lowered.get(("extra", extra), ())
-        )
+            known = package is None or extra in package.optional_dependencies
+        else:
+            root = self.env.root
+            known = any(not (r.marker & root).is_false() for r in lowered.get(("extra", extra), ()))
+        self._extras[(package_id, extra)] = known
+        return known
 
     def locked_edges(self, package: Package) -> Edges:
         tables: Edges = {}
@@ -290,7 +328,7 @@ class Graph:
             region = open_part & reach.get((parent, *table), Marker.FALSE)
             if region.is_false():
                 continue
-            fitting = [c for c in self.named(requirement.name) if fits(c, requirement)]
+            fitting = self.fitting(requirement)[1]
             installed = {c: region & reach.get((c, None, None), Marker.FALSE) for c in fitting}
             settled = self._settled.setdefault((parent, table, requirement.name), {})
             for target, there in installed.items():
@@ -301,4 +339,6 @@ class Graph:
                 if not there.implies(before):
                     settled[target] = before | there
                     changed = True
+        if changed:
+            self._expected.clear()
         return changed

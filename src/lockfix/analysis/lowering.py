@@ -7,6 +7,7 @@ overrides replace them, as the uv that wrote the lock did.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -373,6 +374,19 @@ def contains(specifier: SpecifierSet, version: str | Version) -> bool:
     """Whether a version satisfies a specifier, prereleases included (False for a version
     or specifier packaging cannot read)."""
     try:
-        return specifier.contains(version, prereleases=True)
+        return specifier.contains(
+            _version(version) if isinstance(version, str) else version, prereleases=True
+        )
     except (InvalidSpecifier, InvalidVersion):
         return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _version(text: str) -> str | Version:
+    """A version string read once: the Version where its text is the normal form (so that
+    ``===`` compares the same text), else the string itself."""
+    try:
+        parsed = Version(text)
+    except InvalidVersion:
+        return text
+    return parsed if str(parsed) == text else text

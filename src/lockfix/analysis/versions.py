@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockfix.analysis.edges import qualified, table_edges
 from lockfix.analysis.findings import Finding, FindingKind, Missing
-from lockfix.analysis.graph import Graph, Node, fits
+from lockfix.analysis.graph import Graph, Node
 from lockfix.analysis.lowering import contains
 from lockfix.dist.requirements import parse_requirement, parse_specifiers
 from lockfix.dist.simple import IndexFile, ProjectPage
@@ -43,9 +43,7 @@ class Versions:
             ):
                 continue
             for requirement in lowered.get((kind, name), ()):
-                if (here & requirement.marker).is_false() or any(
-                    fits(c, requirement) for c in self.graph.named(requirement.name)
-                ):
+                if self.graph.fitting(requirement)[1] or (here & requirement.marker).is_false():
                     continue
                 wanted.setdefault(requirement.name, []).append(
                     (requirement.specifier, f"{package_id.name} {package_id.version}")
@@ -158,7 +156,7 @@ class Versions:
             activation = self.graph.edges(package_id).get((kind, name), {}).get(target)
             if not activation or (here & activation.get(None, Marker.FALSE) & where).is_false():
                 continue
-            asked = self.graph.declared.get((package_id, (kind, name), target), [])
+            asked = self.graph.declared(package_id, (kind, name), target)
             if not asked:
                 package = self.graph.lock.package(package_id)
                 metadata = package.metadata if package is not None else {}

@@ -114,12 +114,20 @@ class Marker:
     def __and__(self, other: Marker) -> Marker:
         if not isinstance(other, Marker):
             return NotImplemented
-        return Marker(bdd.and_(self._node, other._node))
+        return self._same(bdd.and_(self._node, other._node), other)
 
     def __or__(self, other: Marker) -> Marker:
         if not isinstance(other, Marker):
             return NotImplemented
-        return Marker(bdd.or_(self._node, other._node))
+        return self._same(bdd.or_(self._node, other._node), other)
+
+    def _same(self, node: bdd.Node, other: Marker) -> Marker:
+        """The marker of ``node``: one of the operands where it is theirs (no new object)."""
+        if node is self._node:
+            return self
+        if node is other._node:
+            return other
+        return Marker(node)
 
     def __invert__(self) -> Marker:
         return Marker(bdd.not_(self._node))
