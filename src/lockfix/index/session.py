@@ -16,7 +16,6 @@ import asyncio
 import logging
 import math
 import os
-import random
 import re
 import ssl
 import time
@@ -618,6 +617,8 @@ class Session:
             return min(error.retry_after, MAX_RETRY_AFTER)
         if not isinstance(error, (RetryableStatus, *RETRIED)):
             return None
+        import random  # only for a retry
+
         base = self.retry_wait * 2**attempt
         return min(MAX_RETRY_WAIT, base + random.uniform(0, self.retry_wait))
 
