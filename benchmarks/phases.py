@@ -59,7 +59,11 @@ def add(key, dt):
     acc[key] = acc.get(key, 0.0) + dt
 t = time.process_time()
 from lockfix.cli import _entry
-import lockfix.cli.main, lockfix.cli.report, lockfix.engine
+try:  # what the check's command line loads: its click-free module, else click's
+    import lockfix.cli.checking
+except ImportError:
+    import lockfix.cli.main
+import lockfix.cli.report, lockfix.engine
 add("imports", time.process_time() - t)
 for module, path, key in json.loads(os.environ["PHASES"]):
     try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pickle
 import struct
 import subprocess
 import sys
@@ -84,6 +83,8 @@ def wanted(lock_size: int, offline: bool) -> bool:
 def answer(data: bytes) -> ShardResult | None:
     """A second process's pickled result; None for anything unreadable (the parent then
     verifies those packages itself)."""
+    import pickle
+
     try:
         result = pickle.loads(data)
     except Exception:
@@ -97,6 +98,8 @@ def read_job(stream: BinaryIO) -> ShardJob | None:
     if len(header) != _LENGTH.size:
         return None
     (length,) = _LENGTH.unpack(header)
+    import pickle
+
     job = pickle.loads(stream.read(length))
     return job if isinstance(job, ShardJob) else None
 
@@ -125,6 +128,8 @@ class Worker:
         return cls(process)
 
     def _exchange(self, job: ShardJob) -> ShardResult | None:
+        import pickle  # the protocol: only once a second process is at work
+
         data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -64,6 +63,8 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
 
     def authorization(self) -> str:
+        import base64
+
         raw = f"{self.username}:{self.password or ''}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 

@@ -202,6 +202,46 @@ def test_other_forms_of_check_go_through_the_command_line(project, tmp_path: Pat
     assert bad.returncode == 2 and "--concurrency" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    "form",
+    [[], ["--format", "json"], ["--format=github"], ["-q"], ["--offline"], ["-q", "--offline"]],
+)
+def test_a_plain_check_without_a_verdict_runs_without_click_as_click_would(
+    project, tmp_path: Path, form: list[str]
+) -> None:
+    """Without a stored verdict, the plain forms are checked without loading click, and print
+    what the command line (click) prints: --keep-going, which changes nothing in a check,
+    sends the same check through click. With --offline and an empty cache, nothing can be
+    verified: the error line and exit 3 must agree too."""
+    directory, _ = project
+    plain = check(directory, tmp_path / "plain", *form, python_flags=("-X", "importtime"))
+    through_click = check(
+        directory, tmp_path / "click", *form, "--keep-going", python_flags=("-X", "importtime")
+    )
+    assert "click" not in _imported(plain.stderr)
+    assert "click" in _imported(through_click.stderr)
+    assert plain.returncode == through_click.returncode == (3 if "--offline" in form else 0)
+    assert plain.stdout == through_click.stdout
+
+    def messages(stderr: str) -> list[str]:
+        return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+    assert messages(plain.stderr) == messages(through_click.stderr)
+    if "--offline" in form and "-q" not in form:
+        assert "lockfix: could not verify uv.lock" in plain.stderr
+
+
+def test_a_plain_check_of_a_missing_lock_fails_as_the_command_line_does(
+    project, tmp_path: Path
+) -> None:
+    directory, _ = project
+    plain = lockfix(directory, tmp_path, "check", "missing.lock")
+    through_click = lockfix(directory, tmp_path, "check", "--keep-going", "missing.lock")
+    assert plain.returncode == through_click.returncode == 2
+    assert plain.stderr == through_click.stderr == "lockfix: error: missing.lock: no such file\n"
+    assert plain.stdout == through_click.stdout == ""
+
+
 def test_a_reused_verdict_still_warns_about_an_old_uv(project, tmp_path: Path) -> None:
     directory, _ = project
     cache = tmp_path / "cache"

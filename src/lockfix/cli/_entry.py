@@ -3,12 +3,13 @@
 A pre-commit hook runs ``lockfix check`` on every commit, mostly on a lock that was already
 found clean. Such a check is answered here from the verdict cache (:mod:`lockfix.cli.verdicts`)
 before the command line (click) or any of the pipeline is imported, which halves its start-up.
-Only the plain forms are answered here; anything else, and every cache miss, goes to
-:mod:`lockfix.cli.main`, which computes and stores the same verdict.
+On a cache miss, the plain forms are checked here too, by :mod:`lockfix.cli.checking`, still
+without click; anything else goes to :mod:`lockfix.cli.main`. Both print the same.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -21,7 +22,8 @@ _FORMATS = ("text", "json", "github")
 
 
 def _plain_check(argv: list[str]) -> dict[str, Any] | None:
-    """The options of ``check [--cache-dir D] [--format F] [--concurrency N] [-q] [PATH]``.
+    """The options of ``check [--cache-dir D] [--format F] [--concurrency N] [--offline] [-q]
+    [PATH]``.
 
     None for anything else: those go to click, which also owns every error message."""
     if not argv or argv[0] != "check" or os.environ.get("LOCKFIX_OFFLINE"):
@@ -31,12 +33,16 @@ def _plain_check(argv: list[str]) -> dict[str, Any] | None:
         "format": "text",
         "concurrency": None,
         "quiet": False,
+        "offline": False,
     }
     paths: list[str] = []
     arguments = iter(argv[1:])
     for argument in arguments:
         if argument in ("-q", "--quiet"):
             parsed["quiet"] = True
+            continue
+        if argument == "--offline":
+            parsed["offline"] = True
             continue
         name, equals, value = argument.partition("=")
         if name not in ("--cache-dir", "--format", "--concurrency"):
@@ -64,11 +70,10 @@ def _plain_check(argv: list[str]) -> dict[str, Any] | None:
     return parsed
 
 
-def reused_verdict(argv: list[str]) -> bool:
+def reused_verdict(parsed: dict[str, Any]) -> bool:
     """Answer a plain ``check`` from a stored clean verdict; False when it can't be answered."""
-    parsed = _plain_check(argv)
-    if parsed is None:
-        return False
+    if parsed["offline"]:
+        return False  # a verdict rests on fresh index pages, which --offline never reads
     from lockfix._files import read_regular
     from lockfix.cli.verdicts import VerdictCache, reusable, verdict_key
 
@@ -171,16 +176,77 @@ def _run(cli: Any) -> int:
     return result if isinstance(result, int) else 0
 
 
+class _PipeClosedFlush:
+    """A standard stream whose flush ignores a closed pipe, as click leaves stdout and
+    stderr when the reader of its output has gone."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        try:
+            self.wrapped.flush()
+        except OSError as error:
+            if error.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def _run_plain(parsed: dict[str, Any]) -> int:
+    """Run a plain ``check`` (:func:`_plain_check`) without click, as :func:`_run` runs
+    click's: the same output, messages and exit codes, Ctrl-C and a closed pipe included."""
+    from pathlib import Path
+
+    from lockfix.cli.checking import CommandError, RunOptions, check_paths
+
+    cache_dir = parsed["cache_dir"]
+    run = RunOptions(
+        cache_dir=None if cache_dir is None else Path(cache_dir),
+        no_cache=False,
+        offline=parsed["offline"],
+        concurrency=parsed["concurrency"],
+        output_format=parsed["format"],
+        quiet=parsed["quiet"],
+        verbose=False,
+    )
+    try:
+        check_paths((Path(parsed["path"]),), run)
+    except CommandError as error:
+        error.show()
+        return error.exit_code
+    except (EOFError, KeyboardInterrupt) as interrupt:
+        print(file=sys.stderr, flush=True)  # the blank line that closes the terminal's ^C
+        if isinstance(interrupt, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        print("Aborted!", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if error.errno != errno.EPIPE:
+            raise
+        sys.stdout = _PipeClosedFlush(sys.stdout)
+        sys.stderr = _PipeClosedFlush(sys.stderr)
+        return 1
+    return 0  # not reached: check_paths ends with the exit code
+
+
 def _main() -> int:
     if os.name != "posix":  # file locks (fcntl), atomic renames and signals as on POSIX
         print("lockfix: error: lockfix runs on POSIX systems only (Linux, macOS)", file=sys.stderr)
         return 2
     try:
-        if reused_verdict(sys.argv[1:]):
-            return 0
-        from lockfix.cli.main import main as cli
+        parsed = _plain_check(sys.argv[1:])
+        if parsed is not None:
+            if reused_verdict(parsed):
+                return 0
+            import lockfix.cli.checking  # noqa: F401  (as cli.main below: Ctrl-C while loading)
+        else:
+            from lockfix.cli.main import main as cli
     except KeyboardInterrupt:  # Ctrl-C before the command line has loaded: no traceback
         return EXIT_INTERRUPTED
+    if parsed is not None:
+        return _run_plain(parsed)
     return _run(cli)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -228,6 +227,8 @@ def github_report(
 def unified_diff(old: str, new: str, path: str, *, color: bool) -> str:
     """The change as a unified diff, credentials in URLs masked (it is printed, maybe to a
     CI log; the lock itself is written as it is)."""
+    import difflib  # only repair --diff shows one
+
     diff = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

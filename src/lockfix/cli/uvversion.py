@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 from lockfix._files import replace_file
 
@@ -32,11 +31,33 @@ def _ask(uv: str) -> tuple[int, ...] | None:
     return tuple(int(part) for part in match.groups()) if match else None
 
 
+def which_uv() -> str | None:
+    """The ``uv`` on PATH, as ``shutil.which("uv")`` finds it on POSIX (the first that exists,
+    is executable and is no folder), without importing shutil, which loads bz2 and lzma."""
+    path = os.environ.get("PATH")
+    if path is None:
+        try:
+            path = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            path = os.defpath
+    if not path:  # PATH="" finds nothing; PATH=":" looks in the current folder
+        return None
+    seen = set()
+    for folder in os.fsdecode(path).split(os.pathsep):
+        if folder in seen:
+            continue
+        seen.add(folder)
+        name = os.path.join(folder, "uv")
+        if os.path.exists(name) and os.access(name, os.F_OK | os.X_OK) and not os.path.isdir(name):
+            return name
+    return None
+
+
 def uv_version(memo_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...] | None:
     """The version of the ``uv`` on PATH, or None when there is none or it does not answer.
 
     With ``memo_dir``, the answer is kept there for as long as the binary is unchanged."""
-    uv = shutil.which("uv")
+    uv = which_uv()
     if uv is None:
         return None
     if memo_dir is None:

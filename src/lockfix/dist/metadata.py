@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.parser import Parser
-from email.policy import compat32
 from typing import IO, Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockfix.dist import _zip
+# email, zipfile, tarfile and lockfix.dist._zip are imported where a document or an
+# archive is read: a check answered from stored facts reads neither.
 
 #: Bound on a METADATA/PKG-INFO document (sidecar download or zip/tar member).
 MAX_METADATA_SIZE = 10 * 1024 * 1024
@@ -151,6 +148,9 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
         text = text[:end]
     headers = _plain_headers(text)
     if headers is None:
+        from email.parser import Parser
+        from email.policy import compat32
+
         msg = Parser(policy=compat32).parsestr(text, headersonly=True)
         headers = {}
         for key, value in msg.items():
@@ -224,6 +224,10 @@ def _bounded_read(f: IO[bytes], limit: int = MAX_METADATA_SIZE) -> bytes:
 
 def read_wheel_metadata(fileobj: IO[bytes], project: str | None = None) -> bytes:
     """Raw METADATA bytes from a wheel (a seekable file object)."""
+    import zipfile
+
+    from lockfix.dist import _zip
+
     try:
         with zipfile.ZipFile(fileobj) as zf:
             members = [
@@ -251,6 +255,9 @@ def read_wheel_metadata(fileobj: IO[bytes], project: str | None = None) -> bytes
 
 def read_sdist_pkg_info(fileobj: IO[bytes], filename: str) -> bytes:
     """Raw top-level ``<dir>/PKG-INFO`` bytes from an sdist (tar.* or zip)."""
+    import tarfile
+    import zipfile
+
     lower = filename.lower()
     try:
         if lower.endswith(".zip"):

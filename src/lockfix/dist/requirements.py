@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from lockfix.markers import InvalidMarker, Marker
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 __all__ = [
     "parse_requirement",
@@ -71,6 +73,10 @@ def parse_requirement(line: str) -> Requirement | None:
 
     The wheel merge and the planner parse the same lines, and most wheels of a release
     declare the same ones."""
+    # packaging's requirement grammar (its tokenizer compiles many patterns) is loaded by
+    # the first line read: a check answered from stored facts may read none
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return _with_fixups(line, Requirement, (InvalidRequirement,))
     except InvalidRequirement:

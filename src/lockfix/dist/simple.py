@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -618,37 +617,6 @@ def _json_file(entry: Mapping[str, Any], page_url: str) -> IndexFile:
 # --- PEP 503 HTML ---------------------------------------------------------------------
 
 
-class _AnchorParser(HTMLParser):
-    def __init__(self) -> None:
-        # convert_charrefs: attribute values are unescaped by HTMLParser (&gt;= → >=).
-        super().__init__(convert_charrefs=True)
-        self.base: str | None = None
-        self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
-        self._text: list[str] | None = None
-        self.markup = False  # a tag or a <!DOCTYPE> was seen: the document is HTML at all
-
-    def handle_decl(self, decl: str) -> None:
-        self.markup = True
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.markup = True
-        if tag == "base" and self.base is None:
-            href = dict(attrs).get("href")
-            if href:
-                self.base = href
-        elif tag == "a":
-            self._text = []
-            self.anchors.append((dict(attrs), self._text))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a":
-            self._text = None
-
-    def handle_data(self, data: str) -> None:
-        if self._text is not None:
-            self._text.append(data)
-
-
 def _filename_from_url(url: str) -> str:
     return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
 
@@ -658,8 +626,10 @@ def parse_simple_html(
 ) -> ProjectPage:
     """Parse a PEP 503 project page, or with ``flat=True`` a find-links page listing files of
     many projects (only files of ``name`` are kept)."""
+    from lockfix.dist._html import AnchorParser  # html.parser only for an HTML page
+
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    parser = _AnchorParser()
+    parser = AnchorParser()
     parser.feed(text)
     parser.close()
     if not parser.markup:  # an empty page or garbage: no answer about the project's files
@@ -711,5 +681,3 @@ def parse_page(
     if not flat and not ctype and data.lstrip()[:1] == b"{":
         return parse_simple_json(data, page_url, name)
     return parse_simple_html(data, page_url, name, flat=flat)
-
-

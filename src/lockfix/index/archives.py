@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from lockfix.dist import _zip
 from lockfix.dist.metadata import (
     CoreMetadata,
     MetadataError,
@@ -52,6 +51,8 @@ def merge_hashes(file: IndexFile, expected: Mapping[str, str] | None) -> dict[st
 
 
 def parse_archive(f: IO[bytes], filename: str, project: str | None, url: str) -> CoreMetadata:
+    from lockfix.dist import _zip
+
     try:
         return metadata_from_archive(f, filename, project)
     except MetadataUnavailable:

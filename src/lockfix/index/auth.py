@@ -9,15 +9,18 @@ keyed by host, as netrc defines them.
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lockfix.urls import Credentials, Origin, origin, split_credentials
+
+if TYPE_CHECKING:
+    import netrc
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,8 @@ class CredentialProvider:
                 env_path = self._env.get("NETRC")
                 path = Path(env_path) if env_path else Path.home() / ".netrc"
             if path.is_file():
+                import netrc  # only where an index needs credentials
+
                 try:
                     self._netrc = netrc.netrc(str(path))
                 except (netrc.NetrcParseError, OSError, UnicodeDecodeError) as e:

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import platformdirs
-
 from lockfix._files import replace_file
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.urls import origin
@@ -55,6 +53,8 @@ def _damaged(error: sqlite3.DatabaseError) -> bool:
 
 
 def default_cache_dir() -> Path:
+    import platformdirs  # only where no cache folder is given
+
     return platformdirs.user_cache_path("lockfix")
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import pathname2url, url2pathname
 
 from packaging.utils import canonicalize_name
 
@@ -27,6 +26,8 @@ def local_index_path(index_url: str, base_dir: Path | None) -> Path:
     """Path of a ``file://`` index or a plain (possibly relative) directory/file path."""
     parts = urlsplit(index_url)
     if parts.scheme.lower() == "file":
+        from urllib.request import url2pathname  # urllib.request loads http.client, email
+
         path = Path(url2pathname(parts.path))
         if parts.netloc and parts.netloc not in ("localhost",):
             path = Path(f"//{parts.netloc}") / path
@@ -38,6 +39,8 @@ def local_index_path(index_url: str, base_dir: Path | None) -> Path:
 
 
 def path_to_url(path: Path) -> str:
+    from urllib.request import pathname2url
+
     return "file:" + pathname2url(str(path.resolve()))
 
 

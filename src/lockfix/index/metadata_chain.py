@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -288,6 +287,8 @@ class MetadataChain:
                 f"{file.filename} is {length} bytes, over the download limit of {limit}", file.url
             )
         fed = hashers(hashes)
+        import tempfile  # only where a whole file is downloaded
+
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
             size = 0
             async for chunk in response.chunks():

@@ -8,7 +8,6 @@ the :class:`lockfix.index.session.Session`.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
 import time
@@ -40,6 +39,8 @@ def page_freshness(headers: Mapping[str, str], default: float) -> float | None:
         return max(0.0, float(m.group(1)) - used)
     expires = headers.get("expires")
     if expires:
+        import email.utils  # only for a page that sets no max-age
+
         try:
             until = email.utils.parsedate_to_datetime(expires).timestamp()
         except (TypeError, ValueError, IndexError):

@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from lockfix.dist import _zip
 from lockfix.dist.metadata import (
     MAX_METADATA_SIZE,
     CoreMetadata,
@@ -59,6 +58,8 @@ class RangeReader:
         if got is None or isinstance(got, CoreMetadata):
             return got
         tail, tail_start, total = got
+        from lockfix.dist import _zip  # the zip reader, once a request has been answered
+
         try:
             return await self._from_tail(url, tail, tail_start, total, project)
         except (_zip.ZipFormatError, MetadataError, TooLarge) as e:
@@ -132,6 +133,8 @@ class RangeReader:
     async def _from_tail(
         self, url: str, tail: bytes, tail_start: int, total: int, project: str | None
     ) -> CoreMetadata | None:
+        from lockfix.dist import _zip
+
         cd = _zip.find_central_directory(tail, tail_start, total)
         if cd.size > MAX_CENTRAL_DIRECTORY:
             raise _zip.ZipFormatError("central directory too large")

@@ -13,15 +13,12 @@ imported by the first request, so a run answered from the caches never loads it.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import math
 import os
-import random
 import re
 import ssl
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -149,6 +146,8 @@ def retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # only for an answer that asks to retry later
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -444,6 +443,8 @@ def ssl_context() -> ssl.SSLContext:
 def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
     """The proxy ``url`` goes through: ``proxies`` (:func:`urllib.request.getproxies`) by
     scheme, else ``all``; None when NO_PROXY (or the system's bypass list) exempts its host."""
+    import urllib.request
+
     parts = urlsplit(url)
     proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
     if not proxy or (parts.hostname and urllib.request.proxy_bypass(parts.netloc)):
@@ -505,6 +506,8 @@ class Session:
         key = origin(url)
         found = self._proxies.get(key)
         if found is None:
+            import urllib.request
+
             from lockfix.index._wire import proxy_auth
 
             proxy = proxy_for(url, urllib.request.getproxies())
@@ -614,6 +617,8 @@ class Session:
             return min(error.retry_after, MAX_RETRY_AFTER)
         if not isinstance(error, (RetryableStatus, *RETRIED)):
             return None
+        import random  # only for a retry
+
         base = self.retry_wait * 2**attempt
         return min(MAX_RETRY_WAIT, base + random.uniform(0, self.retry_wait))
 
