@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-import aiohttp
-
 from lockfix.index.session import (
     ConnectError,
     ConnectTimeout,
@@ -26,6 +24,17 @@ from lockfix.index.session import (
     RemoteProtocolError,
     TransportError,
 )
+
+# As it is imported, aiohttp makes two SSL contexts loaded with the system's trust store: its
+# defaults for requests that name none. Loading the store is a third of aiohttp's import
+# time, and the Session names the context of every request that uses TLS (Session.tls), so
+# they are made without it: were one ever used, it would trust no certificate at all.
+_set_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+ssl.SSLContext.set_default_verify_paths = lambda self: None  # type: ignore[method-assign]
+try:
+    import aiohttp
+finally:
+    ssl.SSLContext.set_default_verify_paths = _set_default_verify_paths  # type: ignore[method-assign]
 
 
 class ConnectionLost(aiohttp.ClientConnectionError):
@@ -42,11 +51,9 @@ async def _no_resend(
         raise ConnectionLost(str(e) or type(e).__name__) from e
 
 
-def open_session(
-    context: ssl.SSLContext, connections: int, timeout: float, user_agent: str
-) -> aiohttp.ClientSession:
+def open_session(connections: int, timeout: float, user_agent: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=context, limit=connections),
+        connector=aiohttp.TCPConnector(limit=connections),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
