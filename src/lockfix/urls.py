@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -48,7 +49,12 @@ def redact_text(text: str) -> str:
 Origin = tuple[str, str, int | None]
 
 
+@functools.lru_cache(maxsize=4096)
 def origin(url: str) -> Origin:
+    """(scheme, host, port) of ``url``, lower-cased, the port filled in for http(s).
+
+    Remembered: each request asks for its URL's origin several times (its host's health,
+    its proxy, its credentials)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
