@@ -77,8 +77,11 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=****)"
 
 
+@functools.lru_cache(maxsize=4096)
 def split_credentials(url: str) -> tuple[str, Credentials | None]:
-    """Separate the userinfo of ``url``: (url without it, credentials or None)."""
+    """Separate the userinfo of ``url``: (url without it, credentials or None).
+
+    Remembered: every page and file of an index asks for that of the index's URL."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
