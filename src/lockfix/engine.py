@@ -6,18 +6,21 @@ This is the only place where the lock model, the index client and the planner me
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
+from lockfix._gc import collector_paused
 from lockfix._shard import ShardJob, ShardResult, Worker
 from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.findings import Finding, Missing, Plan
-from lockfix.analysis.planner import Planner, collector_paused
+from lockfix.analysis.planner import Planner
 from lockfix.analysis.versions import NoMatchingVersion
 from lockfix.analysis.wheels import (
     disagreement,
@@ -51,6 +54,21 @@ from lockfix.urls import split_credentials
 _PER_WHEEL: ContextVar[bool] = ContextVar("lockfix_per_wheel", default=True)
 
 log = logging.getLogger("lockfix")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _collector_paused(
+    run: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``run`` with the cyclic garbage collector paused (:mod:`lockfix._gc`)."""
+
+    @functools.wraps(run)
+    async def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+        with collector_paused():
+            return await run(*args, **kwargs)
+
+    return paused
 
 
 # repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
@@ -375,10 +393,9 @@ def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[Packa
     """Hand the planner the stored lowered requirements of these packages' metadata."""
     keys = _lowered_keys(planner, package_ids)
     docs = store.lowered(keys)
-    with collector_paused():  # thousands of requirements that stay: nothing to collect
-        for key, tables in decode_lowered_docs(docs):
-            package_id, metadata, legacy = keys[key]
-            planner.evidence.add_lowered(package_id, metadata, legacy, tables)
+    for key, tables in decode_lowered_docs(docs):
+        package_id, metadata, legacy = keys[key]
+        planner.evidence.add_lowered(package_id, metadata, legacy, tables)
 
 
 def _remember_lowered(store: FactsStore, planner: Planner) -> None:
@@ -412,6 +429,7 @@ def _client(settings: Settings, config: ProjectConfig, lock_dir: Path) -> IndexC
     )
 
 
+@_collector_paused
 async def verify_packages(
     lock: Lock, lock_dir: Path, settings: Settings, package_ids: list[PackageId]
 ) -> ShardResult:
@@ -609,6 +627,7 @@ async def _plan(client: IndexClient, planner: Planner) -> Plan:
         await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
 
 
+@_collector_paused
 async def analyze_lock(
     lock: Lock,
     lock_dir: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -47,7 +48,12 @@ def redact_text(text: str) -> str:
 Origin = tuple[str, str, int | None]
 
 
+@functools.lru_cache(maxsize=4096)
 def origin(url: str) -> Origin:
+    """(scheme, host, port) of ``url``, lower-cased, the port filled in for http(s).
+
+    Remembered: each request asks for its URL's origin several times (its host's health,
+    its proxy, its credentials)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -72,8 +78,11 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=****)"
 
 
+@functools.lru_cache(maxsize=4096)
 def split_credentials(url: str) -> tuple[str, Credentials | None]:
-    """Separate the userinfo of ``url``: (url without it, credentials or None)."""
+    """Separate the userinfo of ``url``: (url without it, credentials or None).
+
+    Remembered: every page and file of an index asks for that of the index's URL."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None

@@ -161,7 +161,11 @@ class _Checker:
     def compare(self, artifact: Artifact, listed: IndexFile) -> None:
         filename = artifact.name
         # A lock entry with a `path` (local index) is checked by content only.
-        if artifact.url and _url_key(artifact.url) != _url_key(listed.url):
+        if (
+            artifact.url
+            and artifact.url != listed.url
+            and _url_key(artifact.url) != _url_key(listed.url)
+        ):
             if origin(artifact.url) != origin(listed.url):
                 self.add(
                     "artifact-host-mismatch",

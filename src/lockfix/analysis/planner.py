@@ -22,10 +22,9 @@ tables to rewrite), :mod:`~lockfix.analysis.versions` (names to add, second vers
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
+from lockfix._gc import collector_paused
 from lockfix.analysis.compare import Comparison, tolerated_excess
 from lockfix.analysis.edges import write_edges
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
@@ -40,22 +39,6 @@ from lockfix.lock.edits import AddedPackage, Table
 from lockfix.lock.lockfile import Dependency, Lock, PackageId, Source
 from lockfix.lock.project import ProjectConfig
 from lockfix.markers import Marker
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run a block without Python's cyclic garbage collector. A plan builds many small
-    objects that live until it ends, so each collection the allocations set off would walk
-    them, and the rest of the heap, for nothing; what the block drops is freed as ever
-    (cycles at the next collection after it)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class Planner:

@@ -6,6 +6,7 @@ Parsing only: fetching pages and listing local folders live in :mod:`lockfix.ind
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -41,8 +42,12 @@ class FileNameInfo:
     is_wheel: bool
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_filename(filename: str) -> FileNameInfo | None:
-    """Project name + version from a wheel or sdist filename, or None if it's neither."""
+    """Project name + version from a wheel or sdist filename, or None if it's neither.
+
+    Remembered: a check asks for the name and version of each locked file several times
+    (its artifact audit, then its metadata's checks)."""
     if filename.endswith(".whl"):
         try:
             wheel_name, wheel_version, _, _ = parse_wheel_filename(filename)

@@ -11,7 +11,6 @@ chooses the proxy of each request), and no resending of a request after a reset
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import aiohttp
 
@@ -42,11 +41,9 @@ async def _no_resend(
         raise ConnectionLost(str(e) or type(e).__name__) from e
 
 
-def open_session(
-    context: ssl.SSLContext, connections: int, timeout: float, user_agent: str
-) -> aiohttp.ClientSession:
+def open_session(connections: int, timeout: float, user_agent: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=context, limit=connections),
+        connector=aiohttp.TCPConnector(limit=connections),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),

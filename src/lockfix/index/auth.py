@@ -86,9 +86,9 @@ class CredentialProvider:
     def for_url(self, url: str) -> Credentials | None:
         """Credentials for a request to ``url`` (which must carry no userinfo itself)."""
         target = origin(url)
-        path = urlsplit(url).path
         same_origin = [e for e in self._entries if e.origin == target]
         if same_origin:
+            path = urlsplit(url).path
             # The index whose path prefixes the URL wins; any index on the same origin otherwise
             # (files are often served from another path of the index host).
             best = max(same_origin, key=lambda e: (path.startswith(e.path), len(e.path)))
@@ -114,8 +114,10 @@ class CredentialProvider:
 
     def _from_netrc(self, url: str) -> Credentials | None:
         rc = self._load_netrc()
+        if rc is None:
+            return None
         host = urlsplit(url).hostname
-        if rc is None or not host:
+        if not host:
             return None
         found = rc.authenticators(host)
         if not found:

@@ -420,8 +420,12 @@ class PageCache:
         }
         header = json.dumps(head, separators=(",", ":")).encode()
         data = b"".join((_PAGE_MAGIC, header, b"\n", page.body))
+        path = self._path(page.url)
         try:
-            replace_file(self._path(page.url), data, parents=True, durable=False)
+            try:
+                replace_file(path, data, durable=False)
+            except FileNotFoundError:  # the first page in its folder
+                replace_file(path, data, parents=True, durable=False)
         except OSError:
             return None  # a cache that cannot be written is a slower run
         return _page_stamp(header, len(data))

@@ -134,6 +134,9 @@ class TLSSettingsError(Exception):
     """SSL_CERT_FILE, SSL_CERT_DIR or SSL_CLIENT_CERT names nothing usable."""
 
 
+TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSL_CLIENT_CERT")
+
+
 def _map_error(exc: BaseException) -> TransportError | None:
     from lockfix.index._wire import map_error
 
@@ -490,16 +493,25 @@ class Session:
         self.user_agent = f"lockfix/{__version__}"
         self._proxies: dict[Origin, tuple[Any, Any]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._tls: ssl.SSLContext | None = None
 
     def _wire(self) -> aiohttp.ClientSession:
         # Built on first use: a session belongs to the running event loop.
         if self._session is None:
             from lockfix.index import _wire
 
-            self._session = _wire.open_session(
-                ssl_context(), self.connections, self.timeout, self.user_agent
-            )
+            if any(os.environ.get(name) for name in TLS_VARIABLES):
+                self.tls()  # settings given: unusable ones fail the first request, any URL
+            self._session = _wire.open_session(self.connections, self.timeout, self.user_agent)
         return self._session
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of every https request and https proxy (:func:`ssl_context`),
+        made by the first that needs it: loading the trust store is costly, and a run
+        against plain http indexes never needs it."""
+        if self._tls is None:
+            self._tls = ssl_context()
+        return self._tls
 
     def _proxy(self, url: str) -> tuple[Any, Any]:
         """(proxy URL without credentials, its credentials) for ``url``, or (None, None)."""
@@ -563,6 +575,7 @@ class Session:
         try:
             target = URL(url, encoded=True) if _PLAIN_URL.match(url) else URL(url)
             proxy, proxy_auth = self._proxy(url)
+            secure = target.scheme == "https" or (proxy or "")[:8].lower() == "https://"
             return await wire.get(
                 target,
                 headers=headers,
@@ -570,6 +583,7 @@ class Session:
                 auto_decompress=decode,
                 proxy=proxy,
                 proxy_auth=proxy_auth,
+                ssl=self.tls() if secure else True,
             )
         except (ValueError, TypeError) as e:
             raise InvalidURL(str(e)) from None
