@@ -29,13 +29,17 @@ def main() -> None:
     stats = os.environ.get("LOCKFIX_BENCH_STATS")
     if stats:
         _install_stats_hook(stats)
-    from lockfix.cli.main import main as cli
-
     profile = os.environ.get("LOCKFIX_BENCH_PROFILE")
     if not profile:
-        cli(prog_name="lockfix")
+        # as the installed `lockfix` command starts: a plain check runs without click
+        from lockfix.cli._entry import main as entry
+
+        sys.argv = ["lockfix", *sys.argv[1:]]
+        entry()
         return
     import cProfile
+
+    from lockfix.cli.main import main as cli
 
     prof = cProfile.Profile()
     try:

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.server import Fault
-from fixtures.uvrun import uv_bin
+from fixtures.server import Fault, IndexServer
+from fixtures.uvrun import run_uv, uv_bin
 from tests.helpers import interruptible, run_lockfix
 from tests.scenarios.test_torch_e2e import NEW, OLD, Case
 
@@ -213,3 +214,50 @@ def test_an_interrupted_check_leaves_no_second_process(case: Case, tmp_path: Pat
         assert not any(map(_alive, children))
     finally:
         case.server.clear_faults()
+
+
+def _synthetic_project(seed: int, root: Path) -> tuple[Path, IndexServer]:
+    """A uv-locked project of 500 packages (a lock big enough for a second process) on its
+    own loopback index."""
+    from benchmarks import synthetic
+    from fixtures.builder import build_scenario
+
+    scenario, roots = synthetic.synthetic_scenario(500, seed)
+    server = IndexServer(build_scenario(scenario, root / "index"), port=0).start()
+    project = root / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        synthetic.pyproject_text(server.index_url(synthetic.INDEX), roots)
+    )
+    run_uv(NEW, ["lock"], project, root)
+    return project, server
+
+
+def test_a_second_process_only_for_a_cold_cache_or_many_new_blocks(tmp_path: Path) -> None:
+    from lockfix._shard import EARLY_LOCK_SIZE
+
+    cache = tmp_path / "cache"
+    started = tmp_path / "started.log"
+    record = f"import sys\nopen({str(started)!r}, 'a').write(repr(sys.orig_argv) + '\\n')\n"
+    # as measured (no forcing either way); each Python started notes its command line
+    env = {"LOCKFIX_PROCESSES": "", **hooked(tmp_path / "hook", record)}
+    first, first_server = _synthetic_project(0, tmp_path / "a")
+    second, second_server = _synthetic_project(1, tmp_path / "b")
+    try:
+        assert len((first / "uv.lock").read_text()) >= EARLY_LOCK_SIZE
+
+        def workers(project: Path) -> tuple[int, bool]:
+            """Second processes started by a check of ``project``, and whether one helped."""
+            shutil.rmtree(cache / "verdicts-v1", ignore_errors=True)
+            started.unlink(missing_ok=True)
+            result = run_lockfix("check", "-v", cwd=project, cache=cache, env=env)
+            assert result.returncode == 0, result.stderr
+            count = started.read_text().count("lockfix._worker")
+            return count, "(in 2 processes)" in result.stderr
+
+        assert workers(first) == (1, True)  # an unused cache: started before parsing
+        assert workers(first) == (0, False)  # every block known: none started
+        assert workers(second) == (1, True)  # 500 blocks new to the cache: after parsing
+    finally:
+        first_server.stop()
+        second_server.stop()

@@ -253,6 +253,11 @@ class FactsStore:
     def put_record(self, key: str, record: bytes) -> None:
         self._pending_records[key] = record
 
+    @property
+    def new_records(self) -> int:
+        """How many records are to be written: blocks this store had not seen."""
+        return len(self._pending_records)
+
     # lowered requirements, by lowered_key
     def lowered(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         return self.get_many(keys, "lowered")

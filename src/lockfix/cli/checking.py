@@ -220,11 +220,16 @@ def _analyze_path(path: Path, run: RunOptions, write: bool, package_facts: bool)
     except SettingsError as error:
         raise InputError(str(error)) from None
     text = read_lock_text(path)
-    # The second process is started first, so that its start-up overlaps ours; start_shard
-    # gives it work, or it is ended unused.
-    spawned = _shard.Worker.spawn() if _shard.wanted(len(text), run.offline) else None
+    # Against a cache no check has used yet, the second process is started first, so that
+    # its start-up overlaps ours; start_shard gives it work, or it is ended unused. Against
+    # a used cache most blocks are known and the process would mostly be ended unused (a
+    # tenth of a second spent): _analyze_text starts it once it has seen enough new blocks.
+    wanted = _shard.wanted(len(text), run.offline)
+    forced = _shard.setting() == "2"
+    early = wanted and (forced or not package_facts or not _cache_used(run))
+    spawned = _shard.Worker.spawn() if early else None
     try:
-        return _analyze_text(path, text, run, spawned, write, package_facts)
+        return _analyze_text(path, text, run, spawned, write, package_facts, late=wanted)
     finally:
         if spawned is not None:
             spawned.close()
@@ -244,6 +249,30 @@ def _check_project_files(lock_dir: Path) -> None:
             continue  # absent (or unreadable: reported where it is read)
         if not stat.S_ISREG(mode):
             raise InputError(f"{lock_dir / name}: {kind(mode)}, not a regular file")
+
+
+# new blocks (packages a check has not seen) worth a second process started after parsing
+LATE_SHARD_BLOCKS = 40
+
+
+def _cache_used(run: RunOptions) -> bool:
+    """Whether a check has stored package facts in the run's cache."""
+    from lockfix.facts import FACTS_DATABASE
+    from lockfix.index.cache import default_cache_dir
+
+    if run.no_cache:
+        return False
+    root = run.cache_dir if run.cache_dir is not None else default_cache_dir()
+    return (root / FACTS_DATABASE).is_file()
+
+
+def _late_worker(new_blocks: int) -> Any:
+    """A second process, when ``new_blocks`` are enough to be worth it."""
+    if new_blocks < LATE_SHARD_BLOCKS:
+        return None
+    from lockfix import _shard
+
+    return _shard.Worker.spawn()
 
 
 def _block_store(run: RunOptions) -> Any:
@@ -288,31 +317,42 @@ def _settings(lock_dir: Path, lock: Lock, run: RunOptions, **given: bool) -> Set
 
 
 def _analyze_text(
-    path: Path, text: str, run: RunOptions, spawned: Any, write: bool, package_facts: bool
+    path: Path,
+    text: str,
+    run: RunOptions,
+    spawned: Any,
+    write: bool,
+    package_facts: bool,
+    *,
+    late: bool = False,
 ) -> Analysis:
+    """Parse and check ``text``; ``late``: start a second process (unless ``spawned``
+    already is one) when the lock has enough blocks new to the cache."""
     from lockfix.engine import analyze_lock, start_shard
     from lockfix.lock.lockfile import LockError, parse_lock
 
     blocks = _block_store(run) if package_facts else None
     try:
         lock = parse_lock(text, blocks)
+        if late and spawned is None and blocks is not None:
+            spawned = _late_worker(blocks.new_records)
     except LockError as error:
         raise InputError(f"{path}: {error}") from None
     finally:
         if blocks is not None:
             blocks.close()
     lock_dir = path.resolve().parent
-    settings = _settings(lock_dir, lock, run, write=write, package_facts=package_facts)
-    import asyncio  # not at the top: commands that run no check never load it
-
-    worker = start_shard(lock, lock_dir, settings, spawned) if spawned is not None else None
     try:
+        settings = _settings(lock_dir, lock, run, write=write, package_facts=package_facts)
+        import asyncio  # not at the top: commands that run no check never load it
+
+        worker = start_shard(lock, lock_dir, settings, spawned) if spawned is not None else None
         with _progress(run) as progress:
             coroutine = analyze_lock(lock, lock_dir, settings, progress=progress, worker=worker)
             analysis = asyncio.run(coroutine)
     finally:
-        if worker is not None:
-            worker.close()
+        if spawned is not None:
+            spawned.close()  # the worker start_shard gave work to, or one started here
     if run.verbose:
         _verbose(analysis)
     return analysis
