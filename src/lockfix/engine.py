@@ -544,8 +544,13 @@ class _Checks:
         process's); the packages still to check."""
         if self.store is None:
             return registry
+        mine = [p for p in registry if p.id not in theirs]
+        is_flat = self.planner.config.is_flat
+        self.client.preload_page_stamps(
+            [(p.source.location, p.name, is_flat(p.source.location)) for p in mine]
+        )
         stamps = {}
-        for package in (p for p in registry if p.id not in theirs):
+        for package in mine:
             found = _facts_key(self.client, self.planner, package, self.settings)
             if found is not None:
                 stamps[package.id] = found

@@ -7,7 +7,10 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from lockfix.index.cache import METADATA_DATABASE, CachedPage, MetadataCache, PageCache
 
@@ -44,10 +47,42 @@ def store(root: Path, body: bytes, fetched_at: float = 1_800_000_000.0) -> str:
     return stamp
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["one by one", "preloaded"])
+def preloaded(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test twice: stamps looked up one page at a time, and preloaded for the run."""
+    global PRELOAD
+    PRELOAD = request.param
+    yield
+    PRELOAD = False
+
+
+PRELOAD = False
+
+
 def stamp_in_new_run(root: Path) -> tuple[str, float, float] | None:
     cache = MetadataCache(root)
     try:
+        if PRELOAD:
+            cache.pages.preload([URL])
         return cache.pages.stamp(URL)
+    finally:
+        cache.close()
+
+
+def test_preloaded_stamps_answer_without_asking_the_database_again(tmp_path: Path) -> None:
+    stamp = store(tmp_path, b"<html>one</html>")
+    settle(page_file(tmp_path))
+    assert stamp_in_new_run(tmp_path) == (stamp, 1_800_000_000.0, 600.0)
+    cache = MetadataCache(tmp_path)
+    try:
+        cache.pages.preload([URL, "https://index.example/simple/other/"])
+        with sqlite3.connect(tmp_path / METADATA_DATABASE) as db:
+            db.execute("DELETE FROM page_stamps")
+        path = page_file(tmp_path)
+        status = path.stat()
+        path.write_bytes(path.read_bytes().replace(b'"url"', b'"xyz"'))  # unreadable now
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert cache.pages.stamp(URL) == (stamp, 1_800_000_000.0, 600.0)
     finally:
         cache.close()
 

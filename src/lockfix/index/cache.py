@@ -26,6 +26,7 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -74,6 +75,20 @@ def origin_key(index_url: str, file_url: str, sha256: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _stamp_row(found: Sequence[object]) -> PageStamp | None:
+    """A page_stamps row as read, None unless every column has its type."""
+    size, mtime_ns, stamp, fetched_at, max_age = found
+    if not (
+        isinstance(size, int)
+        and isinstance(mtime_ns, int)
+        and isinstance(stamp, str)
+        and isinstance(fetched_at, float)
+        and isinstance(max_age, float)
+    ):
+        return None
+    return PageStamp(size, mtime_ns, stamp, fetched_at, max_age)
+
+
 class MetadataCache:
     """Parsed core metadata by key (a sha256 hex digest), in one SQLite file, plus the page
     cache.
@@ -93,6 +108,8 @@ class MetadataCache:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, str] = {}
         self._pending_stamps: dict[str, PageStamp] = {}
+        # rows read by load_page_stamps (None: no usable row), by page key
+        self._loaded_stamps: dict[str, PageStamp | None] = {}
         self._exit_hook = False
         self._busy = False  # another process held the database too long: not used this run
 
@@ -220,6 +237,8 @@ class MetadataCache:
         row = self._pending_stamps.get(key)
         if row is not None:
             return row
+        if key in self._loaded_stamps:
+            return self._loaded_stamps[key]
         db = self._connect(create=False)
         if db is None:
             return None
@@ -231,18 +250,28 @@ class MetadataCache:
         except sqlite3.Error as error:
             self._given_up(error)
             return None
-        if found is None:
-            return None
-        size, mtime_ns, stamp, fetched_at, max_age = found
-        if not (
-            isinstance(size, int)
-            and isinstance(mtime_ns, int)
-            and isinstance(stamp, str)
-            and isinstance(fetched_at, float)
-            and isinstance(max_age, float)
-        ):
-            return None
-        return PageStamp(size, mtime_ns, stamp, fetched_at, max_age)
+        return None if found is None else _stamp_row(found)
+
+    def load_page_stamps(self, keys: list[str]) -> None:
+        """Read the rows of these pages in one query per 500, for :meth:`page_stamp`."""
+        db = self._connect(create=False)
+        if db is None:
+            return
+        loaded = dict.fromkeys(keys)
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = (
+                    "SELECT key, size, mtime_ns, stamp, fetched_at, max_age FROM page_stamps "
+                    f"WHERE key IN ({marks})"
+                )
+                for key, *rest in db.execute(query, chunk):
+                    loaded[key] = _stamp_row(rest)
+        except sqlite3.Error as error:
+            self._given_up(error)
+            return
+        self._loaded_stamps.update(loaded)
 
     def put_page_stamp(self, key: str, row: PageStamp) -> None:
         self._pending_stamps[key] = row
@@ -316,6 +345,8 @@ class PageStamps(Protocol):
 
     def page_stamp(self, key: str) -> PageStamp | None: ...
 
+    def load_page_stamps(self, keys: list[str]) -> None: ...
+
     def put_page_stamp(self, key: str, row: PageStamp) -> None: ...
 
 
@@ -370,6 +401,12 @@ class PageCache:
         except (ValueError, KeyError, TypeError):
             return None  # corrupt or from another version: a miss; it'll be rewritten
         return page if page.url == url else None
+
+    def preload(self, urls: list[str]) -> None:
+        """Learn what is known of these pages' files at once (each :meth:`stamp` of one of
+        them then costs a ``stat``, not a query)."""
+        if self.stamps is not None:
+            self.stamps.load_page_stamps([hashlib.sha256(u.encode()).hexdigest() for u in urls])
 
     def stamp(self, url: str) -> tuple[str, float, float] | None:
         """(stamp, fetched_at, max_age) of the stored page, from its header alone. The stamp

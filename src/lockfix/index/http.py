@@ -191,6 +191,16 @@ class IndexClient:
             ("page", clean, name), lambda: self.pages.project_page(clean, name)
         )
 
+    def preload_page_stamps(self, pages: list[tuple[str, str, bool]]) -> None:
+        """Prepare :meth:`page_stamp` of these (index URL, name, flat) pages at once."""
+        urls = []
+        for index_url, name, flat in pages:
+            if is_remote(index_url):
+                clean = self.credentials.register_index(index_url)
+                if not (flat or looks_flat(clean)):
+                    urls.append(project_page_url(clean, name))
+        self.pages.preload(urls)
+
     def page_stamp(
         self, index_url: str, name: str, *, flat: bool = False
     ) -> tuple[str, float] | None:

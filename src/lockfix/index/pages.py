@@ -112,6 +112,11 @@ class PageSource:
     async def flat_page(self, url: str) -> tuple[bytes, str | None, str]:
         return await self.fetch(url, "text/html", "flat index page", "flat index page")
 
+    def preload(self, urls: list[str]) -> None:
+        """Prepare :meth:`stamp` of these URLs (one read of what is known of them)."""
+        if self.pages is not None:
+            self.pages.preload(urls)
+
     def stamp(self, url: str) -> tuple[str, float] | None:
         """(stamp, fresh until) of the stored page that would answer ``url`` without a
         request, or None."""
