@@ -32,6 +32,13 @@ def settle(path: Path, seconds_ago: float = 60.0) -> None:
     os.utime(path, ns=(when, when))
 
 
+def unreadable_in_place(path: Path) -> None:
+    """Make the page file unreadable as a page, keeping its size and modification time."""
+    status = path.stat()
+    path.write_bytes(path.read_bytes().replace(b'"url"', b'"xyz"'))
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+
+
 def remembered(root: Path) -> int:
     if not (root / METADATA_DATABASE).exists():
         return 0
@@ -78,10 +85,7 @@ def test_preloaded_stamps_answer_without_asking_the_database_again(tmp_path: Pat
         cache.pages.preload([URL, "https://index.example/simple/other/"])
         with sqlite3.connect(tmp_path / METADATA_DATABASE) as db:
             db.execute("DELETE FROM page_stamps")
-        path = page_file(tmp_path)
-        status = path.stat()
-        path.write_bytes(path.read_bytes().replace(b'"url"', b'"xyz"'))  # unreadable now
-        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        unreadable_in_place(page_file(tmp_path))
         assert cache.pages.stamp(URL) == (stamp, 1_800_000_000.0, 600.0)
     finally:
         cache.close()
@@ -93,11 +97,7 @@ def test_a_settled_page_s_stamp_is_remembered_and_read_back(tmp_path: Path) -> N
     assert stamp_in_new_run(tmp_path) == (stamp, 1_800_000_000.0, 600.0)
     assert remembered(tmp_path) == 1
     # the next run answers from what the first one read: the file is only looked up
-    path = page_file(tmp_path)
-    status = path.stat()
-    data = path.read_bytes()
-    path.write_bytes(data.replace(b'"url"', b'"xyz"'))  # unreadable as a page, same size
-    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    unreadable_in_place(page_file(tmp_path))
     assert stamp_in_new_run(tmp_path) == (stamp, 1_800_000_000.0, 600.0)
 
 
