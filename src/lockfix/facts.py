@@ -40,6 +40,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from lockfix import __version__
+from lockfix._sqlite import select_in
 from lockfix.analysis.lowering import Lowered, LoweredRequirement, ManifestRules
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.index.cache import BUSY_TIMEOUT, _damaged
@@ -212,11 +213,8 @@ class FactsStore:
             return {}
         rows: list[tuple[str, str]] = []
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT key, doc FROM {table} WHERE key IN ({marks})"
-                rows.extend(db.execute(query, chunk))
+            query = f"SELECT key, doc FROM {table} WHERE key IN ({{marks}})"
+            rows.extend(select_in(db, query, wanted))
         except sqlite3.Error:
             self._failed()
             return {}
@@ -240,11 +238,8 @@ class FactsStore:
             return {}
         found: dict[str, bytes] = {}
         try:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT key, record FROM packages WHERE key IN ({marks})"
-                found.update(row for row in db.execute(query, chunk) if isinstance(row[1], bytes))
+            query = "SELECT key, record FROM packages WHERE key IN ({marks})"
+            found.update(row for row in select_in(db, query, keys) if isinstance(row[1], bytes))
         except sqlite3.Error:
             self._failed()
             return {}

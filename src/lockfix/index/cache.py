@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from lockfix._files import replace_file
+from lockfix._sqlite import select_in
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.urls import origin
 
@@ -259,15 +260,12 @@ class MetadataCache:
             return
         loaded = dict.fromkeys(keys)
         try:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = (
-                    "SELECT key, size, mtime_ns, stamp, fetched_at, max_age FROM page_stamps "
-                    f"WHERE key IN ({marks})"
-                )
-                for key, *rest in db.execute(query, chunk):
-                    loaded[key] = _stamp_row(rest)
+            query = (
+                "SELECT key, size, mtime_ns, stamp, fetched_at, max_age FROM page_stamps "
+                "WHERE key IN ({marks})"
+            )
+            for key, *rest in select_in(db, query, keys):
+                loaded[key] = _stamp_row(rest)
         except sqlite3.Error as error:
             self._given_up(error)
             return
@@ -285,11 +283,8 @@ class MetadataCache:
             return found
         wanted = [key for key in sha256s if key not in found]
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT sha256 FROM metadata WHERE sha256 IN ({marks})"
-                found.update(row[0] for row in db.execute(query, chunk))
+            query = "SELECT sha256 FROM metadata WHERE sha256 IN ({marks})"
+            found.update(row[0] for row in select_in(db, query, wanted))
         except sqlite3.Error as error:
             self._given_up(error)
         return found
