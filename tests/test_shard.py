@@ -261,3 +261,52 @@ def test_a_second_process_only_for_a_cold_cache_or_many_new_blocks(tmp_path: Pat
     finally:
         first_server.stop()
         second_server.stop()
+
+
+def test_the_next_check_is_answered_from_what_both_processes_stored(
+    case: Case, tmp_path: Path
+) -> None:
+    project = case.project("stored", case.reference)
+    cache = tmp_path / "cache"
+    first = lockfix("check", "--format", "json", "-v", cwd=project, processes=2, cache=cache)
+    assert first.returncode == 0, first.stderr
+    assert "(in 2 processes)" in first.stderr
+    shutil.rmtree(cache / "verdicts-v1", ignore_errors=True)
+    # Without the metadata cache, only stored facts spare a package's metadata requests.
+    (cache / "metadata-v2.sqlite").unlink()
+    case.server.reset_log()
+    second = lockfix("check", "--format", "json", cwd=project, processes=1, cache=cache)
+    assert second.returncode == 0 and second.stdout == first.stdout
+    assert [r.path for r in case.server.requests] == []
+
+
+def _registry_lock(packages: dict[tuple[str, str], int]) -> str:
+    """A lock of registry packages (name, version) → number of wheels, on one index."""
+    blocks = ['version = 1\nrevision = 3\nrequires-python = ">=3.11"\n']
+    for (name, version), count in packages.items():
+        wheels = ",\n".join(
+            f'    {{ url = "http://127.0.0.1:1/files/{name}-{version}-py3-none-any{i}.whl", '
+            f'hash = "sha256:{(name + version + str(i)).encode().hex()[:64]:0<64}" }}'
+            for i in range(count)
+        )
+        blocks.append(
+            f'[[package]]\nname = "{name}"\nversion = "{version}"\n'
+            f'source = {{ registry = "http://127.0.0.1:1/simple" }}\nwheels = [\n{wheels},\n]\n'
+        )
+    return "\n".join(blocks)
+
+
+def test_the_versions_of_a_name_on_one_index_go_to_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lockfix.engine import _shard_split
+    from lockfix.lock.lockfile import parse_lock
+
+    monkeypatch.setenv("LOCKFIX_PROCESSES", "2")
+    # the two heaviest packages share a page: split by load alone, they would part
+    sizes = {("big", "1.0"): 9, ("big", "2.0"): 9, **{(f"small{i}", "1.0"): 1 for i in range(12)}}
+    registry = parse_lock(_registry_lock(sizes)).packages
+    assert len(registry) == len(sizes)
+    theirs = {p.id for p in _shard_split(registry, None)}
+    assert theirs and len(theirs) < len(registry)
+    assert len({p.id in theirs for p in registry if p.name == "big"}) == 1

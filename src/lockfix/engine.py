@@ -347,6 +347,26 @@ def _remember(
     )
 
 
+async def _check_package(
+    client: IndexClient,
+    planner: Planner,
+    store: FactsStore | None,
+    settings: Settings,
+    package: Package,
+    warnings: list[Finding],
+    audit: ArtifactAudit,
+    per_file: dict[str, CoreMetadata],
+) -> None:
+    """Verify ``package`` against its index, and store what was learned."""
+    found: list[Finding] = []
+    complete = await _locked_metadata(client, planner, package, found, audit, per_file)
+    warnings.extend(found)
+    if store is not None and complete:
+        served = _facts_key(client, planner, package, settings, served=True)
+        if served is not None:
+            _remember(store, served[0], package, planner, found, audit, per_file, settings)
+
+
 def _recall(
     doc: dict[str, object],
     package: Package,
@@ -439,13 +459,16 @@ async def verify_packages(
     result = ShardResult(audit=ArtifactAudit(), evidence=Evidence())
     assert result.audit is not None and result.evidence is not None
     planner = Planner(lock, config, result.evidence)
+    store = _facts_store(settings)  # its packages' facts, for the checks after this one
     async with _client(settings, config, lock_dir) as client:
         packages = [lock.package(i) for i in package_ids]
         await asyncio.gather(
             *(
-                _locked_metadata(
+                _check_package(
                     client,
                     planner,
+                    store,
+                    settings,
                     p,
                     result.warnings,
                     result.audit,
@@ -457,6 +480,8 @@ async def verify_packages(
         )
         result.stats = client.stats.as_dict()
         result.fresh_until = client.fresh_until
+    if store is not None:
+        store.close()
     return result
 
 
@@ -484,15 +509,20 @@ def _shard_split(registry: list[Package], cache: MetadataCache | None) -> list[P
     work = {pid: 1 + sum(1 for d in ds if d not in stored) for pid, ds in wanted.items()}
     if not forced and sum(work.values()) - len(work) < SHARD_MIN_FILES:
         return []  # mostly cached: a second interpreter would cost more than it saves
+    # The versions of a name on one index share its page: one process reads them all, so
+    # that the page is fetched (and its cache stamp, in their facts' keys, written) once.
+    pages: dict[tuple[str, str], list[Package]] = {}
+    for package in registry:
+        pages.setdefault((package.source.location, package.name), []).append(package)
     # Balance by requests to make (a page, and one or more per file not cached); the worker
     # was started before the lock was parsed, so its start-up overlaps the parent's.
     loads = [0.0, 0.0]
     theirs: list[Package] = []
-    for package in sorted(registry, key=lambda p: -work[p.id]):
+    for group in sorted(pages.values(), key=lambda g: -sum(work[p.id] for p in g)):
         side = 0 if loads[0] / (1 - SHARD_SHARE) <= loads[1] / SHARD_SHARE else 1
-        loads[side] += work[package.id]
+        loads[side] += sum(work[p.id] for p in group)
         if side == 1:
-            theirs.append(package)
+            theirs.extend(group)
     return theirs
 
 
@@ -569,15 +599,16 @@ class _Checks:
     async def check(self, package: Package) -> None:
         """Verify ``package`` against its index, and store what was learned."""
         per_file = self.wheel_metadata.setdefault(package.id, {})
-        found: list[Finding] = []
-        planner, audit = self.planner, self.audit
-        complete = await _locked_metadata(self.client, planner, package, found, audit, per_file)
-        self.warnings.extend(found)
-        if self.store is not None and complete:
-            served = _facts_key(self.client, planner, package, self.settings, served=True)
-            if served is not None:
-                key = served[0]
-                _remember(self.store, key, package, planner, found, audit, per_file, self.settings)
+        await _check_package(
+            self.client,
+            self.planner,
+            self.store,
+            self.settings,
+            package,
+            self.warnings,
+            self.audit,
+            per_file,
+        )
         self._advance(1)
 
     def merge(self, result: ShardResult, count: int) -> None:
