@@ -280,3 +280,32 @@ def test_a_full_check_skips_teardown_but_runs_atexit_and_flushes(project, tmp_pa
     assert marker.read_text() == "yes"
     bad = check(directory, tmp_path / "cache", "--format", "nope", PYTHONPATH=path)
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_a_plain_check_looks_its_verdict_up_once_and_stores_it(
+    project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fast path's lookup that missed is not repeated by the check; the verdict the check
+    stores is the one the next run finds under the same key."""
+    from lockfix.cli import _entry
+    from lockfix.cli.verdicts import VerdictCache
+
+    directory, _ = project
+    monkeypatch.chdir(directory)
+    monkeypatch.setattr(sys, "argv", ["lockfix", "check", "uv.lock", "--cache-dir", str(tmp_path)])
+    looked_up: list[str] = []
+    real_get = VerdictCache.get
+
+    def get(self: VerdictCache, key: str) -> object:
+        looked_up.append(key)
+        return real_get(self, key)
+
+    monkeypatch.setattr(VerdictCache, "get", get)
+    with pytest.raises(SystemExit) as done:
+        _entry._main()
+    assert done.value.code == 0
+    first = capsys.readouterr().out
+    assert len(looked_up) == 1
+    assert _entry._main() == 0  # answered from the stored verdict
+    assert capsys.readouterr().out == first
+    assert looked_up == [looked_up[0], looked_up[0]]

@@ -71,7 +71,8 @@ def _plain_check(argv: list[str]) -> dict[str, Any] | None:
 
 
 def reused_verdict(parsed: dict[str, Any]) -> bool:
-    """Answer a plain ``check`` from a stored clean verdict; False when it can't be answered."""
+    """Answer a plain ``check`` from a stored clean verdict; False when it can't be answered
+    (after a lookup that missed, its key is left in ``parsed["missed_verdict"]``)."""
     if parsed["offline"]:
         return False  # a verdict rests on fresh index pages, which --offline never reads
     from lockfix._files import read_regular
@@ -96,6 +97,7 @@ def reused_verdict(parsed: dict[str, Any]) -> bool:
     if report is None or (
         parsed["format"] != "json" and (not isinstance(report, str) or "\x1b" in report)
     ):
+        parsed["missed_verdict"] = key
         return False
     if not parsed["quiet"]:
         from lockfix.cli.uvversion import old_uv_warning, uv_version
@@ -210,6 +212,7 @@ def _run_plain(parsed: dict[str, Any]) -> int:
         output_format=parsed["format"],
         quiet=parsed["quiet"],
         verbose=False,
+        missed_verdict=parsed.get("missed_verdict"),
     )
     try:
         check_paths((Path(parsed["path"]),), run)

@@ -95,6 +95,9 @@ class RunOptions:
     verbose: bool
     keep_going: bool = False
     single_wheel: bool = False  # wheels that disagree: uv's one-wheel view
+    # the verdict key of the one lock to check, already looked up and missed (by the
+    # command line's fast path): neither the lock's digest nor the lookup is repeated
+    missed_verdict: str | None = None
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -378,6 +381,8 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
 
     if run.no_cache or run.offline or run.verbose or not reusable():
         return None, None
+    if run.missed_verdict is not None:
+        return VerdictCache(_cache_root(run)), run.missed_verdict
     try:
         data = read_regular(path)
     except OSError:
@@ -437,7 +442,7 @@ def check_paths(paths: tuple[Path, ...], run: RunOptions) -> NoReturn:
 
     def one(path: Path, documents: list[Any]) -> int:
         verdicts, key = _verdict_cache(path, run)
-        if verdicts is not None and key is not None:
+        if verdicts is not None and key is not None and key != run.missed_verdict:
             stored = verdicts.get(key)
             if stored is not None:
                 _emit(stored, documents, run)
