@@ -193,6 +193,13 @@ def test_a_wildcard_pin_chooses_a_version() -> None:
         (">=2.0rc1", ("1.0", "2.0rc1"), "2.0rc1"),  # a specifier naming a prerelease
         (">=2.0", ("1.0", "2.0rc1", "2.1b1"), "2.1b1"),  # only prereleases satisfy it
         ("", ("1.0a1",), "1.0a1"),
+        # uv 0.13.9 takes the final release even where a specifier names a prerelease
+        # (uv 0.10.9 took 2.0rc1 for '>=1.0rc1'; neither took it for '!=1.0rc1')
+        (">=1.0rc1", ("1.0", "2.0rc1"), "1.0"),
+        ("!=1.0rc1", ("1.0", "2.0rc1"), "1.0"),
+        ("<=2.0rc1,>=0.5", ("0.9", "2.0rc1"), "0.9"),
+        # a yanked final release is no candidate: uv 0.13.9 falls back to the prerelease
+        (">=0.5", ("1.0!yanked", "2.0rc1"), "2.0rc1"),
     ],
 )
 def test_a_missing_name_gets_a_prerelease_only_where_uv_takes_one(
@@ -207,10 +214,11 @@ def test_a_missing_name_gets_a_prerelease_only_where_uv_takes_one(
 
     lock = parse_lock(lock_text("", package("lib")))
     planner = Planner(lock, infer_config(lock))
-    files = [
-        IndexFile(f"dep-{v}-py3-none-any.whl", f"{REGISTRY}/dep-{v}-py3-none-any.whl")
-        for v in versions
-    ]
+    files = []
+    for version in versions:
+        version, _, yanked = version.partition("!")
+        name = f"dep-{version}-py3-none-any.whl"
+        files.append(IndexFile(name, f"{REGISTRY}/{name}", yanked=bool(yanked)))
     page = ProjectPage("dep", f"{REGISTRY}/dep/", files)
     missing = Missing("dep", SpecifierSet(specifier), (REGISTRY,), ("lib 1.0",))
     assert planner.choose(missing, REGISTRY, page).id.version == chosen

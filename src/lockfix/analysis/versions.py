@@ -76,17 +76,11 @@ class Versions:
                 continue
         cutoff = _parse_time(self.config.cutoff(missing.name))
         lower = _python_floor(self.graph.lock.requires_python)
-        # as uv: prereleases where a specifier names one ('!=' too), else only where no
-        # final release satisfies the specifiers
-        explicit = any(
-            Version(s.version.rstrip(".*")).is_prerelease  # '==13.4.1.3.*'
-            for s in missing.specifier
-            if _is_version(s.version)
-        )
-        allowed = set(missing.specifier.filter(by_version, prereleases=explicit or None))
-        for version in sorted(by_version, reverse=True):
-            if version not in allowed:
-                continue
+        # as uv: every final release that satisfies the specifiers before any prerelease,
+        # newest first, whether or not a specifier names a prerelease; a prerelease only once
+        # no final release is left (none satisfies, or none has files it can install)
+        allowed = [v for v in by_version if missing.specifier.contains(v, prereleases=True)]
+        for version in sorted(allowed, key=lambda v: (not v.is_prerelease, v), reverse=True):
             files = [f for f in by_version[version] if not f.yanked]
             if cutoff is not None:
                 files = [
