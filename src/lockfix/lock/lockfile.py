@@ -178,6 +178,19 @@ class PackageId:
     name: str
     version: str | None
     source: Source
+    # the hash, computed once: ids key most of the planner's tables (0: not yet known)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        known = self._hash
+        if not known:
+            known = hash((self.name, self.version, self.source)) or 1
+            object.__setattr__(self, "_hash", known)
+        return known
+
+    def __reduce__(self) -> tuple[object, tuple[str, str | None, Source]]:
+        # never the hash: another process hashes strings differently
+        return (PackageId, (self.name, self.version, self.source))
 
     def __str__(self) -> str:
         version = f"=={self.version}" if self.version is not None else ""
