@@ -1,0 +1,104 @@
+"""The reach of every node, against a plain fixpoint that grows each target key by key."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from lockfix.analysis.graph import Edges, Node
+from lockfix.analysis.planner import Planner
+from lockfix.analysis.reachability import _Walk
+from lockfix.lock.lockfile import PackageId, parse_lock
+from lockfix.lock.project import infer_config
+from lockfix.markers import Marker
+
+_REPO = Path(__file__).resolve().parents[2]
+_LOCKS = [
+    _REPO / "fixtures" / "bench" / "real" / "uv.lock",
+    *sorted((_REPO / "fixtures" / "locks").glob("*/reference.uv.lock")),
+    *sorted((_REPO.parent / "shared" / "real-locks").glob("*/uv.lock")),
+]
+
+
+def _reference(planner: Planner, seed: dict[Node, Marker]) -> dict[Node, Marker]:
+    """The fixpoint from ``seed``: every contribution of every key of an edge grown into
+    its target's main table and extra one at a time, in queue order."""
+    reach = dict(seed)
+    queue = deque(reach)
+    queued = set(queue)
+
+    def grow(node: Node, marker: Marker) -> None:
+        new = reach.get(node, Marker.FALSE) | marker
+        if new != reach.get(node, Marker.FALSE):
+            reach[node] = new
+            if node not in queued:
+                queued.add(node)
+                queue.append(node)
+
+    edges: dict[PackageId, Edges] = {}
+    while queue:
+        node = queue.popleft()
+        queued.discard(node)
+        package_id, kind, name = node
+        if package_id not in edges:
+            edges[package_id] = planner.graph.edges(package_id)
+        for target, activation in edges[package_id].get((kind, name), {}).items():
+            for key, marker in activation.items():
+                contribution = reach[node] & marker
+                if contribution.is_false():
+                    continue
+                grow((target, None, None), contribution)
+                if key is not None:
+                    grow((target, "extra", key), contribution)
+    return reach
+
+
+@pytest.mark.parametrize("path", _LOCKS, ids=lambda p: p.parent.name)
+def test_the_reach_is_the_plain_fixpoint_in_the_same_order(path: Path) -> None:
+    if not path.exists():
+        pytest.skip("lock not present")
+    lock = parse_lock(path.read_text())
+    planner = Planner(lock, infer_config(lock))
+    reach = planner.reachability.compute()
+    seeded = _Walk({})  # the members' tables and the manifest's roots, in their order
+    planner.reachability._seed(seeded, planner.graph.env.root)
+    expected = _reference(planner, seeded.reach)
+    assert reach == expected
+    assert list(reach) == list(expected)  # the order later steps list findings in
+
+
+def test_a_target_grows_by_every_key_of_its_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a key's marker is not within the edge's own (no table the graph builds has
+    that, but the fixpoint must not depend on it), the target's main table still grows by
+    every key's contribution."""
+    lock = parse_lock(_LOCKS[0].read_text())
+    planner = Planner(lock, infer_config(lock))
+    edges = planner.graph.edges
+    linux = Marker.parse("sys_platform == 'linux'")
+
+    def narrowed(package_id: PackageId) -> Edges:
+        return {
+            table: {
+                target: {
+                    key: marker & linux if key is None else marker for key, marker in a.items()
+                }
+                for target, a in targets.items()
+            }
+            for table, targets in edges(package_id).items()
+        }
+
+    monkeypatch.setattr(planner.graph, "edges", narrowed)
+    reach = planner.reachability.compute()
+    seeded = _Walk({})
+    planner.reachability._seed(seeded, planner.graph.env.root)
+    expected = _reference(planner, seeded.reach)
+    assert reach == expected
+    # some table is installed off Linux only through an extra of its edge
+    members = {m.id for m in lock.members}
+    assert any(
+        not m.implies(linux)
+        for (package_id, kind, _), m in reach.items()
+        if kind is None and package_id not in members
+    )
