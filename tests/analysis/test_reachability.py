@@ -10,6 +10,7 @@ import pytest
 from lockfix.analysis.graph import Edges, Node
 from lockfix.analysis.planner import Planner
 from lockfix.analysis.reachability import _Walk
+from lockfix.dist.metadata import CoreMetadata
 from lockfix.lock.lockfile import PackageId, parse_lock
 from lockfix.lock.project import infer_config
 from lockfix.markers import Marker
@@ -102,3 +103,51 @@ def test_a_target_grows_by_every_key_of_its_edge(monkeypatch: pytest.MonkeyPatch
         for (package_id, kind, _), m in reach.items()
         if kind is None and package_id not in members
     )
+
+
+def _reference_activations(planner: Planner, package_id: PackageId) -> Edges:
+    """The expected edges of a package with every requirement sent through
+    :meth:`Graph.targets` (which names the versions for any count of them)."""
+    graph = planner.graph
+    tables: Edges = {}
+    for table, requirements in (graph.lowered_for(package_id) or {}).items():
+        targets = tables.setdefault(table, {})
+        for requirement in requirements:
+            for target, forks in graph.targets(package_id, table, requirement):
+                when = requirement.marker & forks
+                activation = targets.setdefault(target, {})
+                extras = [e for e in requirement.extras if graph.defines_extra(target, e)]
+                for key in (None, *extras):
+                    activation[key] = activation.get(key, Marker.FALSE) | when
+    return tables
+
+
+@pytest.mark.parametrize("path", _LOCKS[:12], ids=lambda p: p.parent.name)
+def test_expected_edges_are_those_of_targets_for_every_requirement(path: Path) -> None:
+    """Metadata made from each package's locked edges, with a requirement on a name the
+    lock lacks and one no locked version fits: the expected edges are those every
+    requirement's targets give, for names locked at one version as at several."""
+    if not path.exists():
+        pytest.skip("lock not present")
+    lock = parse_lock(path.read_text())
+    planner = Planner(lock, infer_config(lock))
+    for package in lock.packages:
+        if not package.source.is_registry:
+            continue
+        lines = [
+            f"{dep.name}{'[' + ','.join(dep.extras) + ']' if dep.extras else ''}"
+            + (f" ; {dep.marker}" if dep.marker else "")
+            for kind, _, dep in package.edges()
+            if kind is None
+        ]
+        lines += ["not-locked-anywhere>=1", f"{lines[0].split(' ')[0]}>=999999"] if lines else []
+        meta = CoreMetadata(package.name, package.version or "0", tuple(lines), None, (), (), "2.3")
+        planner.evidence.add_metadata(package.id, meta)
+    compared = 0
+    for package in lock.packages:
+        expected = planner.graph.expected_edges(package.id)
+        if expected is None:
+            continue
+        assert expected == _reference_activations(planner, package.id), package.id
+        compared += 1
+    assert compared

@@ -241,7 +241,14 @@ class Graph:
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
-                for target, forks in self.targets(package_id, table, requirement):
+                candidates, fitting = self.fitting(requirement)
+                if len(candidates) > 1:
+                    found = self.targets(package_id, table, requirement)
+                elif fitting:  # one version of the name, and it fits (as targets has it)
+                    found = [(fitting[0], Marker.TRUE)]
+                else:
+                    continue  # the name is not locked, or its one version does not fit
+                for target, forks in found:
                     if declared is not None:
                         declared.append((table, target, requirement.text))
                     when = requirement.marker if forks.is_true() else requirement.marker & forks
