@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockfix.analysis.graph import Edges, Node
+from lockfix.analysis.graph import Edges, Node, fits
 from lockfix.analysis.planner import Planner
 from lockfix.analysis.reachability import _Walk
 from lockfix.dist.metadata import CoreMetadata
@@ -144,10 +144,16 @@ def test_expected_edges_are_those_of_targets_for_every_requirement(path: Path) -
         meta = CoreMetadata(package.name, package.version or "0", tuple(lines), None, (), (), "2.3")
         planner.evidence.add_metadata(package.id, meta)
     compared = 0
+    graph = planner.graph
     for package in lock.packages:
-        expected = planner.graph.expected_edges(package.id)
+        expected = graph.expected_edges(package.id)
         if expected is None:
             continue
         assert expected == _reference_activations(planner, package.id), package.id
+        for requirements in (graph.lowered_for(package.id) or {}).values():
+            for requirement in requirements:
+                named = graph.named(requirement.name)
+                fitting = [c for c in named if fits(c, requirement)]
+                assert graph.fitting(requirement) == (named, fitting), requirement
         compared += 1
     assert compared

@@ -72,6 +72,8 @@ class Graph:
         self._expected: dict[PackageId, Edges | None] = {}
         self._extras: dict[tuple[PackageId, str], bool] = {}
         self._fitting: dict[tuple[str, int], _Fitting] = {}
+        # whether a version satisfies a specifier, by the specifier's id (kept, as above)
+        self._contains: dict[tuple[int, str], tuple[SpecifierSet, bool]] = {}
 
     def forget(self) -> None:
         """Drop what was computed from the graph as it was: to be called whenever the
@@ -185,13 +187,25 @@ class Graph:
 
     def fitting(self, requirement: LoweredRequirement) -> tuple[list[PackageId], list[PackageId]]:
         """The versions of a requirement's name in the graph, and those that fit it."""
-        key = (requirement.name, id(requirement.specifier))
+        specifier = requirement.specifier
+        key = (requirement.name, id(specifier))
         known = self._fitting.get(key)
         if known is None:
             candidates = self.named(requirement.name)
-            fitting = [c for c in candidates if fits(c, requirement)]
-            known = self._fitting[key] = (requirement.specifier, candidates, fitting)
+            fitting = [c for c in candidates if self._fits(c, specifier)]
+            known = self._fitting[key] = (specifier, candidates, fitting)
         return known[1], known[2]
+
+    def _fits(self, package_id: PackageId, specifier: SpecifierSet) -> bool:
+        """:func:`fits`, read once per specifier and version (many names share both)."""
+        version = package_id.version
+        if version is None or not package_id.source.is_registry:
+            return True
+        key = (id(specifier), version)
+        known = self._contains.get(key)
+        if known is None:
+            known = self._contains[key] = (specifier, contains(specifier, version))
+        return known[1]
 
     def _by_edges(
         self, parent: PackageId, table: Table, name: str, fitting: list[PackageId]
