@@ -268,10 +268,13 @@ class Graph:
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
-                candidates, fitting = self.fitting(requirement)  # targets, without its call
-                found = [(c, Marker.TRUE) for c in fitting]  # where the name has one version
+                candidates, fitting = self._fits.fitting(requirement, self.named)
                 if len(candidates) > 1:
                     found = self.targets(package_id, table, requirement)
+                elif fitting:  # targets' answer for one version, without its call
+                    found = [(fitting[0], Marker.TRUE)]
+                else:
+                    continue  # the name is not locked, or its one version does not fit
                 for target, forks in found:
                     if declared is not None:
                         declared.append((table, target, requirement.text))
