@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,14 @@ from packaging.version import Version
 from lockfix.analysis.findings import Plan
 from lockfix.dist.simple import IndexFile
 from lockfix.lock.edits import MAIN, PackagePlan
-from lockfix.lock.lockfile import Artifact, LockError, parse_lock, split_blocks
+from lockfix.lock.lockfile import (
+    Artifact,
+    LockError,
+    PackageId,
+    Source,
+    parse_lock,
+    split_blocks,
+)
 from lockfix.lock.writer import apply_plan, format_upload_time, replace_lock_artifacts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,3 +274,29 @@ def test_a_check_that_writes_nothing_does_not_load_tomlkit() -> None:
         "assert 'tomlkit' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_package_id_keeps_its_hash_to_its_own_process() -> None:
+    """An id remembers its hash; a pickled one (the second process's results) is hashed
+    anew where it is read, since each process hashes strings with its own seed."""
+    lock = parse_lock((REPO / "fixtures" / "bench" / "real" / "uv.lock").read_text())
+    ids = [p.id for p in lock.packages]
+    rebuilt = [PackageId(i.name, i.version, Source(*_source_row(i.source))) for i in ids]
+    assert [hash(i) for i in ids] == [hash(i) for i in rebuilt]
+    assert all(lock.package(i) is p for i, p in zip(rebuilt, lock.packages, strict=True))
+    code = (
+        "import pickle, sys\n"
+        "from lockfix.lock.lockfile import PackageId, Source\n"
+        "ids = pickle.loads(sys.stdin.buffer.read())\n"
+        "fresh = {PackageId(i.name, i.version, Source(i.source.kind, i.source.location, "
+        "i.source.subdirectory)): n for n, i in enumerate(ids)}\n"
+        "assert [fresh.get(i) for i in ids] == list(range(len(ids))), 'an id not found'\n"
+    )
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        data = pickle.dumps(ids, protocol=pickle.HIGHEST_PROTOCOL)
+        subprocess.run([sys.executable, "-c", code], input=data, env=env, check=True)
+
+
+def _source_row(source: Source) -> tuple[str, str, str | None]:
+    return (source.kind, source.location, source.subdirectory)

@@ -8,7 +8,7 @@ at several versions goes to the version(s) the lock's forks and edges prove (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from packaging.specifiers import SpecifierSet
 
@@ -43,6 +43,39 @@ def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
     return contains(requirement.specifier, package_id.version)
 
 
+class _Fits:
+    """Which locked versions fit a requirement's specifier, read once per name and specifier
+    and once per specifier and version (by the specifier's id: each specifier is kept, so
+    that its id stays its own)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[tuple[str, int], _Fitting] = {}
+        self._versions: dict[tuple[int, str], tuple[SpecifierSet, bool]] = {}
+
+    def fitting(
+        self, requirement: LoweredRequirement, named: Callable[[str], list[PackageId]]
+    ) -> tuple[list[PackageId], list[PackageId]]:
+        specifier = requirement.specifier
+        key = (requirement.name, id(specifier))
+        known = self.by_name.get(key)
+        if known is None:
+            candidates = named(requirement.name)
+            fitting = [c for c in candidates if self._fits(c, specifier)]
+            known = self.by_name[key] = (specifier, candidates, fitting)
+        return known[1], known[2]
+
+    def _fits(self, package_id: PackageId, specifier: SpecifierSet) -> bool:
+        """:func:`fits`, once per specifier and version (many names share both)."""
+        version = package_id.version
+        if version is None or not package_id.source.is_registry:
+            return True
+        key = (id(specifier), version)
+        known = self._versions.get(key)
+        if known is None:
+            known = self._versions[key] = (specifier, contains(specifier, version))
+        return known[1]
+
+
 class Graph:
     """The lock, the evidence and the packages to add, read as one dependency graph."""
 
@@ -68,17 +101,17 @@ class Graph:
         self.open: dict[tuple[PackageId, Table, LoweredRequirement], Marker] = {}
         self._settled: dict[tuple[PackageId, Table, str], dict[PackageId, Marker]] = {}
         # computed from the graph as it is (see forget): expected edges, defined extras,
-        # versions by requirement name and specifier (kept, so that its id stays its own)
+        # versions by requirement name and specifier
         self._expected: dict[PackageId, Edges | None] = {}
         self._extras: dict[tuple[PackageId, str], bool] = {}
-        self._fitting: dict[tuple[str, int], _Fitting] = {}
+        self._fits = _Fits()
 
     def forget(self) -> None:
         """Drop what was computed from the graph as it was: to be called whenever the
         evidence, the packages to add or the settled versions change."""
         self._expected.clear()
         self._extras.clear()
-        self._fitting.clear()
+        self._fits.by_name.clear()
 
     def refresh(self, legacy_overrides: bool) -> None:
         """Read the evidence anew (a package whose metadata the project declares needs
@@ -185,13 +218,7 @@ class Graph:
 
     def fitting(self, requirement: LoweredRequirement) -> tuple[list[PackageId], list[PackageId]]:
         """The versions of a requirement's name in the graph, and those that fit it."""
-        key = (requirement.name, id(requirement.specifier))
-        known = self._fitting.get(key)
-        if known is None:
-            candidates = self.named(requirement.name)
-            fitting = [c for c in candidates if fits(c, requirement)]
-            known = self._fitting[key] = (requirement.specifier, candidates, fitting)
-        return known[1], known[2]
+        return self._fits.fitting(requirement, self.named)
 
     def _by_edges(
         self, parent: PackageId, table: Table, name: str, fitting: list[PackageId]
@@ -241,7 +268,14 @@ class Graph:
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
-                for target, forks in self.targets(package_id, table, requirement):
+                candidates, fitting = self._fits.fitting(requirement, self.named)
+                if len(candidates) > 1:
+                    found = self.targets(package_id, table, requirement)
+                elif fitting:  # targets' answer for one version, without its call
+                    found = [(fitting[0], Marker.TRUE)]
+                else:
+                    continue  # the name is not locked, or its one version does not fit
+                for target, forks in found:
                     if declared is not None:
                         declared.append((table, target, requirement.text))
                     when = requirement.marker if forks.is_true() else requirement.marker & forks

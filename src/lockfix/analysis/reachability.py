@@ -21,7 +21,12 @@ class _Walk:
         self.queued: set[Node] = set()
 
     def grow(self, node: Node, marker: Marker) -> None:
-        current = self.reach.get(node, Marker.FALSE)
+        current = self.reach.get(node)
+        if current is None:  # FALSE so far: it grows to the marker, unless that is FALSE
+            if not marker.is_false():
+                self.reach[node] = marker
+                self.again(node)
+            return
         new = current | marker
         if new != current:
             self.reach[node] = new
@@ -68,22 +73,34 @@ class Reachability:
         else:
             self._seed(walk, base)
         edges_cache: dict[PackageId, Edges] = {}
-        while walk.queue:
+        reach, queue, grow = walk.reach, walk.queue, walk.grow
+        while queue:
             node = walk.pop()
             package_id, kind, name = node
-            if package_id not in edges_cache:
-                edges_cache[package_id] = self.graph.edges(package_id)
-            table = edges_cache[package_id].get((kind, name), {})
-            here = walk.reach[node]
+            edges = edges_cache.get(package_id)
+            if edges is None:
+                edges = edges_cache[package_id] = self.graph.edges(package_id)
+            table = edges.get((kind, name))
+            if not table:
+                continue
+            here = reach[node]
             for target, activation in table.items():
+                # the target's main table grows by the union of what each key brings (the
+                # same fixpoint, and the same order of nodes, as growing it key by key)
+                main: Marker | None = None
+                extras = []
                 for key, marker in activation.items():
                     contribution = here & marker
                     if contribution.is_false():
                         continue
-                    walk.grow((target, None, None), contribution)
+                    main = contribution if main is None else main | contribution
                     if key is not None:
-                        walk.grow((target, "extra", key), contribution)
-        return walk.reach
+                        extras.append((key, contribution))
+                if main is not None:
+                    grow((target, None, None), main)
+                for key, contribution in extras:
+                    grow((target, "extra", key), contribution)
+        return reach
 
     def _seed(self, walk: _Walk, base: Marker) -> None:
         """The members' tables, and the roots outside the members."""

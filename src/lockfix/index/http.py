@@ -125,6 +125,7 @@ class IndexClient:
             PagePolicy(ttl=page_ttl(), offline=offline),
         )
         self.local = LocalSource(base_dir, self.stats)
+        self._simple_roots: dict[str, str | None] = {}  # see _simple_root
         self.metadata = MetadataChain(
             self.session,
             self.local,
@@ -191,14 +192,28 @@ class IndexClient:
             ("page", clean, name), lambda: self.pages.project_page(clean, name)
         )
 
+    def _simple_root(self, index_url: str) -> str | None:
+        """The index URL without credentials, when it is a remote Simple API root (not a
+        local or flat index); None otherwise. Known once per URL that carries no
+        credentials (for those, registering the index again changes nothing)."""
+        if index_url in self._simple_roots:
+            return self._simple_roots[index_url]
+        root = None
+        if is_remote(index_url):
+            clean = self.credentials.register_index(index_url)
+            root = None if looks_flat(clean) else clean
+            if clean != index_url:
+                return root  # credentials registered: each call registers them as before
+        self._simple_roots[index_url] = root
+        return root
+
     def preload_page_stamps(self, pages: list[tuple[str, str, bool]]) -> None:
         """Prepare :meth:`page_stamp` of these (index URL, name, flat) pages at once."""
         urls = []
         for index_url, name, flat in pages:
-            if is_remote(index_url):
-                clean = self.credentials.register_index(index_url)
-                if not (flat or looks_flat(clean)):
-                    urls.append(project_page_url(clean, name))
+            root = self._simple_root(index_url)
+            if root is not None and not flat:
+                urls.append(project_page_url(root, name))
         self.pages.preload(urls)
 
     def page_stamp(
@@ -208,12 +223,10 @@ class IndexClient:
         answer from without a request (:meth:`lockfix.index.cache.PageCache.stamp`), or None: no
         such entry, a flat or local index, or no cache. Whoever relies on the page without
         reading it calls :meth:`reuse_page`."""
-        if not is_remote(index_url):
+        root = self._simple_root(index_url)
+        if root is None or flat:
             return None
-        clean = self.credentials.register_index(index_url)
-        if flat or looks_flat(clean):
-            return None
-        return self.pages.stamp(project_page_url(clean, name))
+        return self.pages.stamp(project_page_url(root, name))
 
     def served_stamp(self, index_url: str, name: str) -> str | None:
         """The stamp of the stored copy of the project page :meth:`project_page` answered

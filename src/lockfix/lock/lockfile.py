@@ -178,6 +178,19 @@ class PackageId:
     name: str
     version: str | None
     source: Source
+    # the hash, computed once: ids key most of the planner's tables (0: not yet known)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        known = self._hash
+        if not known:
+            known = hash((self.name, self.version, self.source)) or 1
+            object.__setattr__(self, "_hash", known)
+        return known
+
+    def __reduce__(self) -> tuple[object, tuple[str, str | None, Source]]:
+        # never the hash: another process hashes strings differently
+        return (PackageId, (self.name, self.version, self.source))
 
     def __str__(self) -> str:
         version = f"=={self.version}" if self.version is not None else ""
@@ -392,20 +405,20 @@ class Lock:
     packages: list[Package]
     blocks: list[str]
     _by_name: dict[str, list[Package]] = field(default_factory=dict, repr=False)
+    _by_id: dict[PackageId, Package] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name = {}
+        self._by_id = {}
         for package in self.packages:
             self._by_name.setdefault(package.name, []).append(package)
+            self._by_id.setdefault(package.id, package)
 
     def named(self, name: str) -> list[Package]:
         return self._by_name.get(_canonical_name(name), [])
 
     def package(self, package_id: PackageId) -> Package | None:
-        for package in self.named(package_id.name):
-            if package.id == package_id:
-                return package
-        return None
+        return self._by_id.get(package_id)
 
     def resolve(self, dep: Dependency, parent: Package | None = None) -> Package:
         """The package an edge points to, with uv's rules for unqualified edges."""
