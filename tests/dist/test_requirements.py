@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from packaging.requirements import Requirement
 
 from lockfix.analysis.planner import Planner
 from lockfix.cli.report import human_report, json_document
 from lockfix.dist.metadata import CoreMetadata
-from lockfix.dist.requirements import parse_requirement, parse_specifiers, unreadable_lines
+from lockfix.dist.requirements import (
+    NameOnly,
+    parse_requirement,
+    parse_specifiers,
+    read_requirement,
+    unreadable_lines,
+)
 from lockfix.markers import InvalidMarker, Marker
 from tests.analysis.test_planner import EDGE, REGISTRY, lock_text, metadata, package
 
@@ -232,3 +242,68 @@ def test_an_extra_named_extras_is_an_extra() -> None:
     assert str(Marker.parse("sys_platform == 'dependency_groups'")) == (
         "sys_platform == 'dependency_groups'"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "name_only"),
+    [
+        ("fastapi[standard]", True),
+        ("Foo.Bar_baz-2[Extra_One,extra.two,x]", True),
+        ("a[]", True),
+        ("a", True),
+        ("x[y,y]", True),
+        # anything else is read by packaging's grammar
+        ("a_", False),
+        ("a [b]", False),
+        ("a[b, c]", False),
+        ("a[b]>=1", False),
+        ("a[b]; python_version < '3.9'", False),
+        ("a @ https://example.org/a.whl", False),
+        ("a[-b]", False),
+        ("-a", False),
+        ("a[b", False),
+        ("é", False),
+    ],
+)
+def test_a_line_of_only_a_name_and_extras_reads_as_packaging_reads_it(
+    line: str, name_only: bool
+) -> None:
+    read = read_requirement(line)
+    assert isinstance(read, NameOnly) == name_only
+    try:
+        expected: Requirement | None = Requirement(line)
+    except ValueError:
+        expected = parse_requirement(line)
+    if expected is None:
+        assert read is None
+        return
+    assert read is not None
+    assert (read.name, sorted(read.extras), str(read.specifier), read.url, read.marker) == (
+        expected.name,
+        sorted(expected.extras),
+        str(expected.specifier),
+        expected.url,
+        expected.marker,
+    )
+
+
+def test_lowering_a_request_for_extras_leaves_packaging_grammar_unloaded() -> None:
+    """A workspace member's request for extras is lowered on every check; a check whose
+    packages are all answered from stored facts reads no other line, and must not pay for
+    loading packaging's requirement grammar."""
+    code = (
+        "import sys\n"
+        "from lockfix.analysis.lowering import MAIN, lower_requirements\n"
+        "from lockfix.dist.metadata import CoreMetadata\n"
+        "from lockfix.dist.requirements import unreadable_lines\n"
+        "lines = ('fastapi[standard]', 'uvicorn')\n"
+        "meta = CoreMetadata('app', '1', lines, None, (), (), '2.3')\n"
+        "lowered = lower_requirements(meta)[MAIN]\n"
+        "assert [(r.name, r.extras, str(r.specifier)) for r in lowered] == "
+        "[('fastapi', ('standard',), ''), ('uvicorn', (), '')], lowered\n"
+        "assert unreadable_lines(lines) == []\n"
+        "assert 'packaging.requirements' not in sys.modules, 'grammar loaded'\n"
+        "lower_requirements(CoreMetadata('app', '1', ('uvicorn>=1',), None, (), (), '2.3'))\n"
+        "assert 'packaging.requirements' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

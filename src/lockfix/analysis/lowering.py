@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockfix.dist.metadata import CoreMetadata
-from lockfix.dist.requirements import parse_requirement, requirement_marker
+from lockfix.dist.requirements import parse_requirement, read_requirement, requirement_marker
 from lockfix.lock.edits import MAIN, Table
 from lockfix.lock.lockfile import Lock, Package, PackageId
 from lockfix.markers import Marker
@@ -177,7 +177,7 @@ def lower_requirements(
     tables: dict[Table, list[LoweredRequirement]] = {}
     own_extras: set[str] = {canonicalize_name(e) for e in metadata.provides_extra}
     for line in metadata.requires_dist:
-        requirement = parse_requirement(line)
+        requirement = read_requirement(line)
         if requirement is None:
             continue
         name = canonicalize_name(requirement.name)

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
 __all__ = [
+    "NameOnly",
     "parse_requirement",
     "parse_specifiers",
+    "read_requirement",
     "requirement_marker",
     "unreadable_lines",
 ]
@@ -83,7 +85,38 @@ def parse_requirement(line: str) -> Requirement | None:
         return None
 
 
-def requirement_marker(requirement: Requirement) -> Marker:
+# A line that names a project, maybe with extras, and nothing else (``fastapi[standard]``, as
+# a workspace member's request for extras reads). packaging's grammar reads such a line as
+# that name and those extras, with no version, marker or URL; it is read here without that
+# grammar, so that a check reading no other line never loads it. The pattern accepts a
+# subset of what the grammar does: any other line goes to parse_requirement.
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_NAME_ONLY = re.compile(rf"({_NAME})(?:\[((?:{_NAME}(?:,{_NAME})*)?)\])?")
+
+
+class NameOnly:
+    """What packaging's grammar reads from a line that is only a name and its extras."""
+
+    __slots__ = ("name", "extras")
+    url: str | None = None
+    specifier: SpecifierSet = SpecifierSet()
+    marker: None = None
+
+    def __init__(self, name: str, extras: frozenset[str]) -> None:
+        self.name = name
+        self.extras = extras
+
+
+def read_requirement(line: str) -> Requirement | NameOnly | None:
+    """A Requires-Dist line as uv reads it, as :func:`parse_requirement` reads it; a line
+    that is only a name and its extras is read without packaging's grammar."""
+    plain = _NAME_ONLY.fullmatch(line)
+    if plain is None:
+        return parse_requirement(line)
+    return NameOnly(plain[1], frozenset(plain[2].split(",")) if plain[2] else frozenset())
+
+
+def requirement_marker(requirement: Requirement | NameOnly) -> Marker:
     """The requirement's marker as uv reads it. Raises InvalidMarker."""
     if requirement.marker is None:
         return Marker.TRUE
@@ -102,7 +135,7 @@ def parse_specifiers(text: str) -> SpecifierSet | None:
 
 @lru_cache(maxsize=65536)
 def _readable(line: str) -> bool:
-    requirement = parse_requirement(line)
+    requirement = read_requirement(line)
     if requirement is None:
         return False
     try:
