@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 _LENGTH = struct.Struct("!Q")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class ShardJob:
     lock_text: str
     lock_dir: str

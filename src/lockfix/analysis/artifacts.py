@@ -109,7 +109,7 @@ def _name_problem(filename: str, package: Package) -> str | None:
     return None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class _Checker:
     package: Package
     page: ProjectPage | None
@@ -256,7 +256,7 @@ def trusted_for_metadata(artifact: Artifact, page: ProjectPage | None, index_url
     return origin(artifact.url) in hosts
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class ArtifactAudit:
     """What the engine collects over all registry packages."""
 

@@ -36,7 +36,7 @@ class Unverified:
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Evidence:
     metadata: dict[PackageId, CoreMetadata] = field(default_factory=dict)
     # wheels that disagree: everything any of them declares, each with its own marker

@@ -30,7 +30,7 @@ def env_var_prefix(index_name: str) -> str:
     return "UV_INDEX_" + re.sub(r"[^A-Z0-9]", "_", index_name.upper())
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class _IndexEntry:
     url: str  # without credentials
     origin: Origin

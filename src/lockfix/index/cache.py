@@ -299,7 +299,7 @@ class MetadataCache:
             return 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class CachedPage:
     """One stored index page and what HTTP said about its freshness."""
 

@@ -54,7 +54,7 @@ _SPOOL_IN_MEMORY = 1024 * 1024  # per download in flight; the rest goes to a tem
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class _IndexCaps:
     pep658: bool = True
 

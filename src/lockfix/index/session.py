@@ -172,7 +172,7 @@ def raise_for_status(status: int, headers: Mapping[str, str], what: str, url: st
 # --- counters ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class RequestStats:
     """Network requests by kind (retries included), and what the caches answered."""
 
@@ -254,7 +254,7 @@ def _uncancel(task: asyncio.Task[Any] | None) -> bool:
     return task is None or task.uncancel() == 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class _Host:
     """What this run knows about one origin's health."""
 
