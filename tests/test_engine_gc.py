@@ -48,3 +48,27 @@ def test_check_pauses_the_collector(case: Case, tmp_path: Path, enabled: bool) -
         gc.enable()
     assert analysis.plan.failed == set() and seen and not any(seen)
     assert after is enabled
+
+
+def test_the_command_line_runs_without_the_cyclic_collector(case: Case, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = case.project("cli-gc", case.reference)
+    code = (
+        "import gc, sys\n"
+        "import lockfix.cli.checking as checking\n"
+        "run = checking.check_paths\n"
+        "def check_paths(*args):\n"
+        "    print('collector on:', gc.isenabled(), file=sys.stderr, flush=True)\n"
+        "    return run(*args)\n"
+        "checking.check_paths = check_paths\n"
+        f"sys.argv = ['lockfix', 'check', 'uv.lock', '--cache-dir', {str(tmp_path)!r}]\n"
+        "from lockfix.cli._entry import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "collector on: False" in result.stderr

@@ -255,7 +255,11 @@ def _main() -> int:
 
 def main() -> None:
     import atexit
+    import gc
 
+    # A run is one short process, and what it builds (lock entries, markers, index files)
+    # lives until it ends: the cyclic collector's passes would walk all of it for nothing.
+    gc.disable()
     if not any(name in sys.modules for name in _START_UP_HOOKS):
         atexit.register(_end_without_teardown)
     try:
