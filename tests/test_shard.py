@@ -310,3 +310,22 @@ def test_the_versions_of_a_name_on_one_index_go_to_one_process(
     theirs = {p.id for p in _shard_split(registry, None)}
     assert theirs and len(theirs) < len(registry)
     assert len({p.id in theirs for p in registry if p.name == "big"}) == 1
+
+
+def test_a_package_whose_locked_file_disagrees_is_not_called_dynamic(
+    case: Case, tmp_path: Path
+) -> None:
+    """A package left unverified because a locked file disagrees with its index is reported
+    with that reason's status, not as an sdist whose metadata needs a build."""
+    project = case.project("artifact-status", tampered(case.reference))
+    result = lockfix("check", "--format", "json", cwd=project, processes=1, cache=tmp_path / "json")
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    disagree = {f["package"] for f in document["findings"] if f["kind"].startswith("artifact-")}
+    statuses = {(u["package"], u["status"]) for u in document["unverified"]}
+    assert disagree and {name for name, _ in statuses} == disagree
+    assert {status for _, status in statuses} == {"artifact"}
+    text = lockfix("check", cwd=project, processes=1, cache=tmp_path / "text")
+    summary = text.stdout.splitlines()[-1]
+    assert "unread (a locked file disagrees with its index)" in summary
+    assert "dynamic" not in summary

@@ -28,6 +28,7 @@ class UnverifiedStatus(StrEnum):
     SKIPPED = "skipped"  # configuration leaves it out
     UNREADABLE = "unreadable"  # metadata with a Requires-Dist line lockfix cannot read
     DYNAMIC = "dynamic"  # not knowable without a build (or no file to read it from)
+    ARTIFACT = "artifact"  # a locked file disagrees with its index (an artifact finding)
 
 
 @dataclass(frozen=True, slots=True)

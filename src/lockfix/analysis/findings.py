@@ -11,6 +11,10 @@ from packaging.specifiers import SpecifierSet
 from lockfix.lock.edits import AddedPackage, PackagePlan, Table
 from lockfix.lock.lockfile import Dependency, PackageId
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lockfix.analysis.evidence import UnverifiedStatus
+
 
 class FindingKind(StrEnum):
     """The kind of a finding; its value is the text reports and JSON output show."""
@@ -98,8 +102,9 @@ class Plan:
     removed: list[PackageId] = field(default_factory=list)
     # names to fetch before the plan is final (the rest of the plan is empty then)
     pending: list[Missing] = field(default_factory=list)
-    # packages left unverified (their locked edges are kept), with why
+    # packages left unverified (their locked edges are kept), with why, and what kind of why
     unverified: dict[PackageId, str] = field(default_factory=dict)
+    statuses: dict[PackageId, UnverifiedStatus] = field(default_factory=dict)
     verified: int = 0
     # the unverified packages whose index or network failed (a retry may succeed)
     failed: set[PackageId] = field(default_factory=set)

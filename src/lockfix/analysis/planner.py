@@ -81,12 +81,16 @@ class Planner:
     def plan(self) -> Plan:
         reach, pending = self._reach()
         unverified = {p: item.reason for p, item in self.graph.unverified.items()}
-        failed = {
-            p for p, item in self.graph.unverified.items() if item.status == UnverifiedStatus.FAILED
-        }
+        statuses = {p: item.status for p, item in self.graph.unverified.items()}
+        failed = {p for p, status in statuses.items() if status == UnverifiedStatus.FAILED}
         if pending:
-            return Plan(pending=pending, unverified=unverified, failed=failed)
-        plan = Plan(unverified=unverified, failed=failed, excess=dict(self.graph.tolerated))
+            return Plan(pending=pending, unverified=unverified, statuses=statuses, failed=failed)
+        plan = Plan(
+            unverified=unverified,
+            statuses=statuses,
+            failed=failed,
+            excess=dict(self.graph.tolerated),
+        )
         plan.removed = [
             p.id
             for p in self.lock.packages

@@ -7,14 +7,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lockfix.analysis.evidence import UNREADABLE
 from lockfix.analysis.findings import Finding, Plan
 from lockfix.lock.lockfile import Lock, PackageId
 from lockfix.urls import redact_text
 
 # Bump only on incompatible changes; new fields may appear without a bump.
 JSON_SCHEMA_VERSION = 1
-SKIPPED = "skipped by configuration"  # engine.SKIPPED, without importing the engine here
 
 
 # What a terminal or a log viewer would act on rather than show: C0 controls but tab (ESC
@@ -38,15 +36,11 @@ def printable(text: str) -> str:
 
 def unverified_status(plan: Plan, package_id: PackageId) -> str:
     """``failed`` (index/network), ``skipped`` (configuration), ``unreadable`` (metadata
-    with a line lockfix cannot read) or ``dynamic`` (no metadata)."""
+    with a line lockfix cannot read), ``artifact`` (a locked file disagrees with its index)
+    or ``dynamic`` (no metadata)."""
     if package_id in plan.failed:
         return "failed"
-    reason = plan.unverified.get(package_id, "")
-    if reason == SKIPPED:
-        return "skipped"
-    if reason.startswith(UNREADABLE):
-        return "unreadable"
-    return "dynamic"
+    return str(plan.statuses.get(package_id, "dynamic"))
 
 
 def index_label(location: str) -> str:
@@ -73,18 +67,17 @@ def human_report(
         for finding in grouped[key]:
             lines.append(f"  {finding.kind}: {finding.message}")
     wrong = len({f.package for f in errors})
-    unverified = len(plan.unverified)
     for package_id, reason in sorted(plan.unverified.items(), key=lambda kv: kv[0].sort_key()):
         lines.append(f"{package_id.name} {package_id.version}: not verified — {reason}")
     summary = f"{wrong} package{'s' if wrong != 1 else ''} wrong, {plan.verified} verified"
-    skipped = sum(unverified_status(plan, p) == "skipped" for p in plan.unverified)
-    unreadable = sum(unverified_status(plan, p) == "unreadable" for p in plan.unverified)
-    dynamic = unverified - len(plan.failed) - skipped - unreadable
-    if skipped:
+    statuses = [unverified_status(plan, p) for p in plan.unverified]
+    if skipped := statuses.count("skipped"):
         summary += f", {skipped} skipped"
-    if unreadable:
+    if unreadable := statuses.count("unreadable"):
         summary += f", {unreadable} with metadata lockfix cannot read"
-    if dynamic:
+    if artifact := statuses.count("artifact"):
+        summary += f", {artifact} unread (a locked file disagrees with its index)"
+    if dynamic := statuses.count("dynamic"):
         summary += f", {dynamic} unverifiable (dynamic sdist)"
     if plan.failed:
         summary += f", {len(plan.failed)} could not be checked (index or network failure)"
