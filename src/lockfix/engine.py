@@ -118,7 +118,6 @@ def _unverified_policy(
 
     A package whose locked file disagrees with its index (an artifact finding) is
     reported as that finding, not as an index failure."""
-    plan.failed -= artifact_findings
     for package_id in artifact_findings & plan.statuses.keys():
         plan.statuses[package_id] = UnverifiedStatus.ARTIFACT
     if lock.revision not in KNOWN_REVISIONS:

@@ -8,12 +8,9 @@ from enum import StrEnum
 
 from packaging.specifiers import SpecifierSet
 
+from lockfix.analysis.evidence import UnverifiedStatus
 from lockfix.lock.edits import AddedPackage, PackagePlan, Table
 from lockfix.lock.lockfile import Dependency, PackageId
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from lockfix.analysis.evidence import UnverifiedStatus
 
 
 class FindingKind(StrEnum):
@@ -106,8 +103,6 @@ class Plan:
     unverified: dict[PackageId, str] = field(default_factory=dict)
     statuses: dict[PackageId, UnverifiedStatus] = field(default_factory=dict)
     verified: int = 0
-    # the unverified packages whose index or network failed (a retry may succeed)
-    failed: set[PackageId] = field(default_factory=set)
     # packages whose wheels disagree and whose locked edges install only more than the
     # picked wheel needs, within what some wheel declares: kept as locked (where, per edge)
     excess: dict[PackageId, list[str]] = field(default_factory=dict)
@@ -117,3 +112,8 @@ class Plan:
     @property
     def changes(self) -> bool:
         return bool(self.edits or self.added or self.removed)
+
+    @property
+    def failed(self) -> set[PackageId]:
+        """The unverified packages whose index or network failed (a retry may succeed)."""
+        return {p for p, status in self.statuses.items() if status == UnverifiedStatus.FAILED}

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from lockfix._gc import collector_paused
 from lockfix.analysis.compare import Comparison, tolerated_excess
 from lockfix.analysis.edges import write_edges
-from lockfix.analysis.evidence import Evidence, UnverifiedStatus
+from lockfix.analysis.evidence import Evidence
 from lockfix.analysis.findings import Finding, FindingKind, Missing, Plan
 from lockfix.analysis.graph import Graph, Node
 from lockfix.analysis.lowering import Lowered, ManifestRules, legacy_overrides
@@ -82,15 +82,9 @@ class Planner:
         reach, pending = self._reach()
         unverified = {p: item.reason for p, item in self.graph.unverified.items()}
         statuses = {p: item.status for p, item in self.graph.unverified.items()}
-        failed = {p for p, status in statuses.items() if status == UnverifiedStatus.FAILED}
         if pending:
-            return Plan(pending=pending, unverified=unverified, statuses=statuses, failed=failed)
-        plan = Plan(
-            unverified=unverified,
-            statuses=statuses,
-            failed=failed,
-            excess=dict(self.graph.tolerated),
-        )
+            return Plan(pending=pending, unverified=unverified, statuses=statuses)
+        plan = Plan(unverified=unverified, statuses=statuses, excess=dict(self.graph.tolerated))
         plan.removed = [
             p.id
             for p in self.lock.packages

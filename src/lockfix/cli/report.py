@@ -38,8 +38,6 @@ def unverified_status(plan: Plan, package_id: PackageId) -> str:
     """``failed`` (index/network), ``skipped`` (configuration), ``unreadable`` (metadata
     with a line lockfix cannot read), ``artifact`` (a locked file disagrees with its index)
     or ``dynamic`` (no metadata)."""
-    if package_id in plan.failed:
-        return "failed"
     return str(plan.statuses.get(package_id, "dynamic"))
 
 
