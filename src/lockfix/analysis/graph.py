@@ -268,7 +268,7 @@ class Graph:
         for table, requirements in lowered.items():
             targets = tables.setdefault(table, {})
             for requirement in requirements:
-                candidates, fitting = self._fits.fitting(requirement, self.named)
+                candidates, fitting = self.fitting(requirement)
                 if len(candidates) > 1:
                     found = self.targets(package_id, table, requirement)
                 elif fitting:  # targets' answer for one version, without its call

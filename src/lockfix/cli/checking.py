@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lockfix._gc import collector_paused
 from lockfix.errors import InputError
 from lockfix.safeio import read_lock_text
 
@@ -320,7 +319,6 @@ def _settings(lock_dir: Path, lock: Lock, run: RunOptions, **given: bool) -> Set
     return settings
 
 
-@collector_paused()  # the lock's packages, then the analysis: what is built stays
 def _analyze_text(
     path: Path,
     text: str,
