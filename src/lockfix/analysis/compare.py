@@ -213,7 +213,7 @@ class Comparison:
             here = reach.get((parent, *table), Marker.FALSE)
             if (open_part & here).is_false():
                 continue
-            fitting = [c for c in self.graph.named(requirement.name) if fits(c, requirement)]
+            _, fitting = self.graph.fitting(requirement)
             if not fitting:
                 continue  # a version to add: see _missing
             where = "" if table == MAIN else f" [{table[1]}]"
