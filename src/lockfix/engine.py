@@ -273,8 +273,9 @@ def _cached_metadata(
         found = _files_to_read(package, page)
     except IndexClientError:
         return None  # a corrupt page: reported by the network path
+    to_read = found if isinstance(found, list) else []  # none: the page alone decides
     answers = []
-    for file, artifact in found if isinstance(found, list) else []:
+    for file, artifact in to_read:
         answer = client.cached_metadata(index_url, file, artifact.hashes or None)
         if answer is None:
             return None
@@ -811,8 +812,8 @@ def _all_checked(checks: _Checks, lock: Lock) -> None:
 
 
 async def _plan(client: IndexClient, planner: Planner, plan: Plan | None = None) -> Plan:
-    """The plan (``plan``, a first one), once every missing name it needs has been looked
-    up on its indexes."""
+    """The plan, once every missing name it needs has been looked up on its indexes
+    (``plan``: the planner's first, when made already)."""
     import asyncio
 
     plan = plan if plan is not None else planner.plan()

@@ -289,6 +289,7 @@ class HostHealth:
     async def attempt(self, host: _Host, me: object, fn: Callable[[], Awaitable[T]]) -> T:
         """An attempt of ``me``'s, if the host may still be asked."""
         import asyncio
+
         while True:
             while host.prober is not None and host.prober is not me and host.down is None:
                 assert host.probed is not None
@@ -317,6 +318,7 @@ class HostHealth:
     async def _timed(self, fn: Callable[[], Awaitable[T]], host: _Host, me: object) -> T:
         """One attempt under its deadline (armed by :meth:`on_first_request`)."""
         import asyncio
+
         deadline = _Deadline(host, me)
         token = _DEADLINE.set(deadline)
         try:
