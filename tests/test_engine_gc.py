@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +34,11 @@ def test_check_pauses_the_collector(case: Case, tmp_path: Path, enabled: bool) -
     settings = Settings(cache_dir=tmp_path / "cache")
     (gc.enable if enabled else gc.disable)()
     try:
-        analysis = asyncio.run(
-            analyze_lock(
-                parse_lock(case.reference),
-                project,
-                settings,
-                progress=lambda _done, _total: seen.append(gc.isenabled()),
-            )
+        analysis = analyze_lock(
+            parse_lock(case.reference),
+            project,
+            settings,
+            progress=lambda _done, _total: seen.append(gc.isenabled()),
         )
         after = gc.isenabled()
     finally:

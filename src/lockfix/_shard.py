@@ -20,18 +20,17 @@ This module is the parent's side and the protocol; it imports nothing of the pip
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import struct
-import subprocess
 import sys
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    import subprocess
+    from concurrent.futures import Future
+
     from lockfix.analysis.artifacts import ArtifactAudit
     from lockfix.analysis.evidence import Evidence
     from lockfix.analysis.findings import Finding
@@ -108,12 +107,16 @@ class Worker:
     """A started ``python -m lockfix._worker``, waiting for its job."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        from concurrent.futures import Future
+
         self.process = process
         self.packages: list[PackageId] = []
         self._answer: Future[ShardResult | None] = Future()
 
     @classmethod
     def spawn(cls) -> Worker | None:
+        import subprocess  # only for a second process: a check that starts none never loads it
+
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "lockfix._worker"],
@@ -152,14 +155,20 @@ class Worker:
             except BaseException:  # anything: the parent verifies those packages itself
                 self._answer.set_result(None)
 
+        import threading
+
         threading.Thread(target=exchange, daemon=True).start()
         return self
 
     async def result(self) -> ShardResult | None:
+        import asyncio
+
         return await asyncio.wrap_future(self._answer)
 
     def close(self) -> None:
         """End the worker (if still running) and release its pipes; safe to call twice."""
+        import subprocess
+
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 self.process.kill()

@@ -1,14 +1,18 @@
 """The pipeline: read the lock, fetch the truth from each index, plan, and hand back the result.
 
 This is the only place where the lock model, the index client and the planner meet.
+
+A package's check is its I/O (its index page, the metadata of its locked files) and the
+judgement of what they say, in plain functions that both ways of reading them share: from
+the caches alone, without an event loop, and over the network. An analysis the stored facts
+and the caches answer whole never starts an event loop (nor imports asyncio).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +34,7 @@ from lockfix.analysis.wheels import (
 )
 from lockfix.dist.metadata import CoreMetadata, MetadataError, MetadataUnavailable
 from lockfix.dist.requirements import unreadable_lines
-from lockfix.dist.simple import IndexFile
+from lockfix.dist.simple import IndexFile, ProjectPage
 from lockfix.errors import IndexClientError, ProjectNotFound
 from lockfix.facts import (
     FactsStore,
@@ -176,37 +180,56 @@ async def _locked_files(
     except ProjectNotFound:
         page = None
     except IndexClientError as error:
-        planner.evidence.mark_unverified(
-            package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
-        )
+        _page_unavailable(planner, package, error)
         return None
+    return _files_on_page(planner, package, page, audit)
+
+
+def _page_unavailable(planner: Planner, package: Package, error: IndexClientError) -> None:
+    planner.evidence.mark_unverified(
+        package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
+    )
+
+
+def _files_to_read(
+    package: Package, page: ProjectPage | None
+) -> list[tuple[IndexFile, Artifact]] | tuple[UnverifiedStatus, str]:
+    """The locked files of ``package`` to read metadata from, each with its entry on
+    ``page`` (None: its index has no page for it); else why there are none. Reads only;
+    raises IndexClientError for a PEP 691 page found corrupt when decoded in full."""
+    index_url = package.source.location
     artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    if not artifacts:
+        # uv writes no file where no environment installs one (a package overridden to
+        # `sys_platform == 'never'` with only platform wheels): nothing failed.
+        return UnverifiedStatus.DYNAMIC, "the lock records no artifact for it"
+    artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
+    if not artifacts:
+        return UnverifiedStatus.FAILED, "no locked artifact is served by its index"
+    files = []
+    for artifact in artifacts:
+        listed = page.file_named(artifact.name) if page is not None else None
+        files.append((listed or _artifact_file(artifact), artifact))
+    return files
+
+
+def _files_on_page(
+    planner: Planner, package: Package, page: ProjectPage | None, audit: ArtifactAudit | None
+) -> list[tuple[IndexFile, Artifact]] | None:
+    """What the check of ``package`` does with its index page (None: there is none): its
+    locked files recorded in ``audit``; the files to read metadata from, or None with the
+    package marked unverified in ``planner``."""
     try:
         if audit is not None:
             audit.record(package, page)
-        if not artifacts:
-            # uv writes no file where no environment installs one (a package overridden to
-            # `sys_platform == 'never'` with only platform wheels): nothing failed.
-            planner.evidence.mark_unverified(
-                package.id, UnverifiedStatus.DYNAMIC, "the lock records no artifact for it"
-            )
-            return None
-        artifacts = [a for a in artifacts if trusted_for_metadata(a, page, index_url)]
-        if not artifacts:
-            planner.evidence.mark_unverified(
-                package.id, UnverifiedStatus.FAILED, "no locked artifact is served by its index"
-            )
-            return None
-        files = []
-        for artifact in artifacts:
-            listed = page.file_named(artifact.name) if page is not None else None
-            files.append((listed or _artifact_file(artifact), artifact))
+        found = _files_to_read(package, page)
     except IndexClientError as error:  # a PEP 691 page found corrupt when decoded in full
-        planner.evidence.mark_unverified(
-            package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
-        )
+        _page_unavailable(planner, package, error)
         return None
-    return files
+    if isinstance(found, tuple):
+        planner.evidence.mark_unverified(package.id, *found)
+        return None
+    return found
 
 
 async def _locked_metadata(
@@ -221,12 +244,68 @@ async def _locked_metadata(
     located = await _locked_files(client, planner, package, audit)
     if located is None:
         return False
+    import asyncio
+
     index_url = package.source.location
-    files = [file for file, _ in located]
     results = await asyncio.gather(
         *(client.file_metadata(index_url, f, a.hashes or None) for f, a in located),
         return_exceptions=True,
     )
+    return _metadata_read(planner, package, located, results, warnings, per_file)
+
+
+def _cached_metadata(
+    client: IndexClient,
+    planner: Planner,
+    package: Package,
+    warnings: list[Finding],
+    audit: ArtifactAudit,
+    per_file: dict[str, CoreMetadata],
+) -> bool | None:
+    """:func:`_locked_metadata` from the caches alone; None, with nothing done (nothing
+    counted or recorded), when they cannot answer all of it: the page and every file."""
+    index_url = package.source.location
+    cached = client.cached_page(index_url, package.name, flat=planner.config.is_flat(index_url))
+    if cached is None:
+        return None
+    page, take_page = cached
+    try:
+        found = _files_to_read(package, page)
+    except IndexClientError:
+        return None  # a corrupt page: reported by the network path
+    to_read = found if isinstance(found, list) else []  # none: the page alone decides
+    answers = []
+    for file, artifact in to_read:
+        answer = client.cached_metadata(index_url, file, artifact.hashes or None)
+        if answer is None:
+            return None
+        answers.append(answer)
+    take_page()
+    located = _files_on_page(planner, package, page, audit)
+    if located is None:
+        return False
+    results = [_outcome(answer) for answer in answers]
+    return _metadata_read(planner, package, located, results, warnings, per_file)
+
+
+def _outcome(answer: Callable[[], CoreMetadata]) -> CoreMetadata | Exception:
+    """``answer()``, or what it raised (as asyncio.gather(return_exceptions=True))."""
+    try:
+        return answer()
+    except Exception as error:
+        return error
+
+
+def _metadata_read(
+    planner: Planner,
+    package: Package,
+    located: list[tuple[IndexFile, Artifact]],
+    results: Sequence[CoreMetadata | BaseException],
+    warnings: list[Finding],
+    per_file: dict[str, CoreMetadata] | None,
+) -> bool:
+    """What the check of ``package`` does with what reading the metadata of its
+    ``located`` files gave (in their order); True when every file was read."""
     good = [r for r in results if isinstance(r, CoreMetadata)]
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
@@ -243,6 +322,7 @@ async def _locked_metadata(
         status = UnverifiedStatus.DYNAMIC if unavailable else UnverifiedStatus.FAILED
         planner.evidence.mark_unverified(package.id, status, reason)
         return False
+    files = [file for file, _ in located]
     _add_metadata(planner, package, list(zip(files, good, strict=True)), warnings, per_file)
     return True
 
@@ -362,6 +442,43 @@ async def _check_package(
     found: list[Finding] = []
     complete = await _locked_metadata(client, planner, package, found, audit, per_file)
     warnings.extend(found)
+    _checked(client, planner, store, settings, package, found, complete, audit, per_file)
+
+
+def _check_cached(
+    client: IndexClient,
+    planner: Planner,
+    store: FactsStore | None,
+    settings: Settings,
+    package: Package,
+    warnings: list[Finding],
+    audit: ArtifactAudit,
+    per_file: dict[str, CoreMetadata],
+) -> bool:
+    """:func:`_check_package` from the caches alone; False, with nothing done, when they
+    cannot answer all of it."""
+    found: list[Finding] = []
+    complete = _cached_metadata(client, planner, package, found, audit, per_file)
+    if complete is None:
+        return False
+    warnings.extend(found)
+    _checked(client, planner, store, settings, package, found, complete, audit, per_file)
+    return True
+
+
+def _checked(
+    client: IndexClient,
+    planner: Planner,
+    store: FactsStore | None,
+    settings: Settings,
+    package: Package,
+    found: list[Finding],
+    complete: bool,
+    audit: ArtifactAudit,
+    per_file: dict[str, CoreMetadata],
+) -> None:
+    """Store what the check of ``package`` learned (``found``; ``complete``: every
+    locked file's metadata was read)."""
     if store is not None and complete:
         served = _facts_key(client, planner, package, settings, served=True)
         if served is not None:
@@ -461,6 +578,8 @@ async def verify_packages(
     assert result.audit is not None and result.evidence is not None
     planner = Planner(lock, config, result.evidence)
     store = _facts_store(settings)  # its packages' facts, for the checks after this one
+    import asyncio
+
     async with _client(settings, config, lock_dir) as client:
         packages = [lock.package(i) for i in package_ids]
         await asyncio.gather(
@@ -612,6 +731,24 @@ class _Checks:
         )
         self._advance(1)
 
+    def check_cached(self, package: Package) -> bool:
+        """:meth:`check` from the caches alone; False, with nothing done, when they cannot
+        answer all of it."""
+        per_file = self.wheel_metadata.setdefault(package.id, {})
+        if not _check_cached(
+            self.client,
+            self.planner,
+            self.store,
+            self.settings,
+            package,
+            self.warnings,
+            self.audit,
+            per_file,
+        ):
+            return False
+        self._advance(1)
+        return True
+
     def merge(self, result: ShardResult, count: int) -> None:
         """Take in what the second process found about its ``count`` packages."""
         if result.evidence is not None:
@@ -637,6 +774,8 @@ class _Checks:
 async def _check_all(checks: _Checks, registry: list[Package], worker: Worker | None) -> bool:
     """Check ``registry``, sharing it with ``worker`` (closed here); True if the worker
     answered (else its packages are checked here)."""
+    import asyncio
+
     shard_ids = set(worker.packages) if worker is not None else set()
     answer: asyncio.Future[ShardResult | None] | None = None
     try:
@@ -655,17 +794,82 @@ async def _check_all(checks: _Checks, registry: list[Package], worker: Worker | 
     return result is not None
 
 
-async def _plan(client: IndexClient, planner: Planner) -> Plan:
-    """The plan, once every missing name it needs has been looked up on its indexes."""
-    while True:
-        plan = planner.plan()
-        if not plan.pending:
-            return plan
+def _from_caches(checks: _Checks, packages: list[Package]) -> list[Package]:
+    """Check ``packages`` in turn from the caches alone, until one needs the network; the
+    packages left (that one and those after it)."""
+    for i, package in enumerate(packages):
+        if not checks.check_cached(package):
+            return packages[i:]
+    return []
+
+
+def _all_checked(checks: _Checks, lock: Lock) -> None:
+    """Once every package is checked: what their locked files allow, findings in lock order."""
+    if checks.settings.per_wheel:
+        checks.add_loose()
+    audit = checks.audit
+    _in_lock_order(lock, checks.planner, checks.warnings, audit.warnings, audit.findings)
+
+
+async def _plan(client: IndexClient, planner: Planner, plan: Plan | None = None) -> Plan:
+    """The plan, once every missing name it needs has been looked up on its indexes
+    (``plan``: the planner's first, when made already)."""
+    import asyncio
+
+    plan = plan if plan is not None else planner.plan()
+    while plan.pending:
         await asyncio.gather(*(_add_missing(client, planner, m) for m in plan.pending))
+        plan = planner.plan()
+    return plan
 
 
-@_collector_paused
-async def analyze_lock(
+async def _online(
+    checks: _Checks, lock: Lock, remaining: list[Package], worker: Worker | None
+) -> tuple[Plan, bool]:
+    """Check ``remaining`` (with ``worker``), then plan: (the plan, whether the worker
+    answered)."""
+    shared = await _check_all(checks, remaining, worker)
+    _all_checked(checks, lock)
+    return await _plan(checks.client, checks.planner), shared
+
+
+def _on_loop(client: IndexClient, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``, which needs the network, on an event loop that ends with the
+    network side of ``client``."""
+    import asyncio  # only for an analysis the caches do not answer
+
+    done: list[T] = []
+
+    async def run() -> None:
+        async with client:
+            done.append(await work)
+
+    # The result is not the task's: asyncio.run reprs its main task, result included, when
+    # it puts the SIGINT handler back.
+    asyncio.run(run())
+    return done[0]
+
+
+def _check_and_plan(
+    checks: _Checks, lock: Lock, registry: list[Package], worker: Worker | None
+) -> tuple[Plan, bool]:
+    """Check ``registry`` and plan: (the plan, whether ``worker`` answered). Without an
+    event loop as long as stored facts and the caches answer; the rest on one."""
+    theirs = set(worker.packages) if worker is not None else set()
+    remaining = checks.recall(registry, theirs)
+    if worker is None:
+        remaining = _from_caches(checks, remaining)
+    if remaining or worker is not None:
+        return _on_loop(checks.client, _online(checks, lock, remaining, worker))
+    _all_checked(checks, lock)
+    plan = checks.planner.plan()
+    if plan.pending:
+        plan = _on_loop(checks.client, _plan(checks.client, checks.planner, plan))
+    return plan, False
+
+
+@collector_paused()
+def analyze_lock(
     lock: Lock,
     lock_dir: Path,
     settings: Settings,
@@ -676,10 +880,11 @@ async def analyze_lock(
     """Check ``lock`` (read from ``lock_dir``) against its indexes. ``progress(done, total)``
     is called as packages are checked; ``worker``, a second process at work on part of the
     lock (:func:`start_shard`), is closed here."""
-    _PER_WHEEL.set(settings.per_wheel)
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
-    async with _client(settings, config, lock_dir) as client:
+    client = _client(settings, config, lock_dir)
+    token = _PER_WHEEL.set(settings.per_wheel)
+    try:
         registry = []
         for package in (p for p in lock.packages if p.source.is_registry):
             if _skipped(package, settings):
@@ -688,17 +893,14 @@ async def analyze_lock(
                 registry.append(package)
         store = _facts_store(settings)
         checks = _Checks(client, planner, settings, store, progress, len(registry))
-        theirs = set(worker.packages) if worker is not None else set()
-        shared = await _check_all(checks, checks.recall(registry, theirs), worker)
-        if settings.per_wheel:
-            checks.add_loose()
-        audit, warnings = checks.audit, checks.warnings
-        _in_lock_order(lock, planner, warnings, audit.warnings, audit.findings)
-        plan = await _plan(client, planner)
-        requests, fresh_until = client.stats.requests, client.fresh_until
+        plan, shared = _check_and_plan(checks, lock, registry, worker)
+    finally:
+        _PER_WHEEL.reset(token)
+        client.close()  # after the network side, when the caches did not answer
     if store is not None:
         _remember_lowered(store, planner)
         store.close()
+    audit, warnings = checks.audit, checks.warnings
     promote_disagreements(plan, warnings)
     _unverified_policy(lock, plan, settings, {f.package for f in audit.findings})
     return Analysis(
@@ -706,11 +908,11 @@ async def analyze_lock(
         config,
         plan,
         warnings + audit.warnings,
-        requests,
+        client.stats.requests,
         artifact_findings=audit.findings,
         artifact_replacements=audit.replacements,
         wheel_metadata=checks.wheel_metadata,
-        fresh_until=fresh_until,
+        fresh_until=client.fresh_until,
         processes=2 if shared else 1,
     )
 

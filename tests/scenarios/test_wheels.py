@@ -711,15 +711,13 @@ def test_repair_is_a_no_op_on_the_repaired_lock(case: Case, repaired: str) -> No
 @needs_uv
 def test_single_wheel_view_is_uvs(case: Case) -> None:
     """With per_wheel=False lockfix checks against the first wheel only, as before."""
-    import asyncio
-
     from lockfix.engine import analyze_lock
     from lockfix.settings import Settings
 
     project = case.project("single", case.uv_lock)
     lock = parse_lock(case.uv_lock)
     settings = Settings(cache_dir=case.root / "cache", per_wheel=False)
-    analysis = asyncio.run(analyze_lock(lock, project, settings))
+    analysis = analyze_lock(lock, project, settings)
     assert not any(f.kind == "wheels-disagree" for f in analysis.plan.findings)
     assert any(w.kind == "wheels-disagree" for w in analysis.warnings)
     # here the first locked wheel is also the one uv read: uv's lock passes that view

@@ -347,12 +347,9 @@ def _analyze_text(
     lock_dir = path.resolve().parent
     try:
         settings = _settings(lock_dir, lock, run, write=write, package_facts=package_facts)
-        import asyncio  # not at the top: commands that run no check never load it
-
         worker = start_shard(lock, lock_dir, settings, spawned) if spawned is not None else None
         with _progress(run) as progress:
-            coroutine = analyze_lock(lock, lock_dir, settings, progress=progress, worker=worker)
-            analysis = asyncio.run(coroutine)
+            analysis = analyze_lock(lock, lock_dir, settings, progress=progress, worker=worker)
     finally:
         if spawned is not None:
             spawned.close()  # the worker start_shard gave work to, or one started here

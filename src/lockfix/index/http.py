@@ -9,10 +9,9 @@ the whole file), ``local`` (indexes on disk), ``cache`` (what is stored between 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lockfix.dist.metadata import CoreMetadata, MetadataUnavailable
 from lockfix.dist.simple import IndexFile, ProjectPage, parse_page
@@ -33,6 +32,9 @@ from lockfix.index.pages import PagePolicy, PageSource
 from lockfix.index.ranges import DEFAULT_RANGE_SUFFIX
 from lockfix.index.session import RequestStats, Session, TLSSettingsError, env_number
 from lockfix.settings import page_ttl
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CredentialProvider",
@@ -58,8 +60,13 @@ class Memo:
 
     def __init__(self) -> None:
         self.futures: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self.done: dict[tuple[Any, ...], Any] = {}  # answered from the caches, no work
 
     async def once(self, key: tuple[Any, ...], factory: Callable[[], Awaitable[T]]) -> T:
+        if key in self.done:
+            return self.done[key]
+        import asyncio
+
         fut = self.futures.get(key)
         if fut is None:
             fut = asyncio.ensure_future(factory())
@@ -71,6 +78,8 @@ class Memo:
         up after an error): otherwise it fails on a closed session and asyncio prints "Task
         exception was never retrieved". Work started meanwhile (by siblings of a failed
         task) is cancelled too: repeat until nothing is left running."""
+        import asyncio
+
         while pending := [f for f in self.futures.values() if not f.done()]:
             for future in pending:
                 future.cancel()
@@ -162,6 +171,11 @@ class IndexClient:
     async def aclose(self) -> None:
         await self.memo.cancel()
         await self.session.aclose()
+        self.close()
+
+    def close(self) -> None:
+        """Release the caches: all a run that sent no request needs (:meth:`aclose` also
+        ends the network side); safe to call twice."""
         if self.cache is not None:
             self.cache.close()
 
@@ -175,6 +189,8 @@ class IndexClient:
         resolved against ``base_dir``)."""
         if not is_remote(index_url):
             self.pages.relied_on(0)  # a folder can change at any time
+            import asyncio
+
             return await self.memo.once(
                 ("local-page", index_url, name, flat),
                 lambda: asyncio.to_thread(self.local.page, index_url, name, flat),
@@ -191,6 +207,35 @@ class IndexClient:
         return await self.memo.once(
             ("page", clean, name), lambda: self.pages.project_page(clean, name)
         )
+
+    def cached_page(
+        self, index_url: str, name: str, *, flat: bool = False
+    ) -> tuple[ProjectPage, Callable[[], None]] | None:
+        """The page :meth:`project_page` would answer from the page cache without a request,
+        and the function to call to rely on it: it counts and records the page as
+        :meth:`project_page` does (which then answers it again, as it answers a page twice).
+        Nothing is recorded until then. None: the page needs a request, or is on a flat
+        or local index."""
+        root = self._simple_root(index_url)
+        if root is None or flat:
+            return None
+        key = ("page", root, name)
+        if key in self.memo.done:
+            return self.memo.done[key], lambda: None
+        url = project_page_url(root, name)
+        entry = self.pages.stored(url)
+        if entry is None:
+            return None
+        try:
+            page = parse_page(entry.body, entry.content_type, entry.final_url, name)
+        except IndexClientError:
+            return None  # raised by project_page, which records the page first
+
+        def take() -> None:
+            self.pages.answer_stored(url, entry)
+            self.memo.done[key] = page
+
+        return page, take
 
     def _simple_root(self, index_url: str) -> str | None:
         """The index URL without credentials, when it is a remote Simple API root (not a
@@ -252,3 +297,15 @@ class IndexClient:
             # The page may never have been fetched (file known only from the lock).
             index_url = self.credentials.register_index(index_url)
         return await self.metadata.metadata(index_url, file, expected_hashes)
+
+    def cached_metadata(
+        self, index_url: str, file: IndexFile, expected_hashes: Mapping[str, str] | None = None
+    ) -> Callable[[], CoreMetadata] | None:
+        """What :meth:`file_metadata` would answer from the metadata cache without a
+        request, as a function that answers it (see
+        :meth:`lockfix.index.metadata_chain.MetadataChain.cached`); None: it needs more, or
+        ``index_url`` is local."""
+        if not is_remote(index_url):
+            return None
+        index_url = self.credentials.register_index(index_url)
+        return self.metadata.cached(index_url, file, expected_hashes)

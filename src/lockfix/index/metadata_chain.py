@@ -12,12 +12,11 @@ is stored under the keys that prove it (:mod:`lockfix.index.cache`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from lockfix.dist.metadata import (
@@ -30,7 +29,7 @@ from lockfix.dist.metadata import (
     parse_core_metadata,
 )
 from lockfix.dist.simple import IndexFile
-from lockfix.errors import HashMismatch, IndexRequestError, OfflineCacheMiss
+from lockfix.errors import HashMismatch, IndexClientError, IndexRequestError, OfflineCacheMiss
 from lockfix.index.archives import hashers, merge_hashes, parse_archive, verify
 from lockfix.index.cache import MetadataCache, origin_key, pep658_key
 from lockfix.index.local import LocalSource, is_remote
@@ -44,6 +43,9 @@ from lockfix.index.session import (
     raise_for_status,
 )
 from lockfix.urls import redact, split_credentials
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,9 +113,17 @@ class MetadataChain:
         self.ranges = RangeReader(session, range_suffix)
         self.max_download_size = max_download_size
         self._caps: dict[str, _IndexCaps] = {}
-        # Files whose metadata is being read (all their requests): a range read holds the
-        # zip's tail between requests, so files must not pile up waiting for their next one.
-        self._files = asyncio.Semaphore(session.slots_total)
+        self._reading: asyncio.Semaphore | None = None  # see _files
+
+    @property
+    def _files(self) -> asyncio.Semaphore:
+        """Files whose metadata is being read (all their requests): a range read holds the
+        zip's tail between requests, so files must not pile up waiting for their next one."""
+        if self._reading is None:
+            import asyncio
+
+            self._reading = asyncio.Semaphore(self.session.slots_total)
+        return self._reading
 
     async def metadata(
         self, index_url: str, file: IndexFile, expected_hashes: Mapping[str, str] | None
@@ -123,42 +133,78 @@ class MetadataChain:
         ``expected_hashes`` (e.g. from the lock) are checked against the index's hashes and
         against downloaded bytes. Raises :class:`MetadataUnavailable` for sdists whose
         dependencies are dynamic, :class:`HashMismatch`, :class:`IndexRequestError`."""
+        hashes, served, proved = self._keys(index_url, file, expected_hashes)
+        stored = self._stored(served, proved)
+        if stored is not None:
+            return self._answer(file, served, *stored)
+        memo = ("metadata", index_url, served or file.url)
+        return await self.once(
+            memo, lambda: self._fetch_and_store(index_url, file, hashes, served, proved)
+        )
+
+    def cached(
+        self, index_url: str, file: IndexFile, expected_hashes: Mapping[str, str] | None
+    ) -> Callable[[], CoreMetadata] | None:
+        """What :meth:`metadata` would answer from the cache, without a request: a function
+        that answers it (returns or raises as :meth:`metadata`, with the same effects: the
+        hit counted, a proved entry stored under its served key); None when it would need
+        more than the cache. Nothing is counted or stored until that function is called."""
+        try:
+            _, served, proved = self._keys(index_url, file, expected_hashes)
+        except IndexClientError:
+            return None  # raised by metadata() before any request
+        stored = self._stored(served, proved)
+        if stored is None:
+            return None
+        return lambda: self._answer(file, served, *stored)
+
+    @staticmethod
+    def _keys(
+        index_url: str, file: IndexFile, expected_hashes: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], str | None, str | None]:
+        """The file's hashes, and the cache keys of its metadata: what this index served for
+        this file, then what the page's PEP 658 hash proves (see lockfix.index.cache), never
+        what another index served under the same file hash."""
         try:
             urlsplit(file.url)
         except ValueError as e:  # a link an index page (or the lock) gives
             raise IndexRequestError(f"{file.filename}: invalid URL ({e})", file.url) from None
         hashes = merge_hashes(file, expected_hashes)
         sha256 = hashes.get("sha256")
-        # What this index served for this file, then what the page's PEP 658 hash proves
-        # (see lockfix.index.cache): never what another index served under the same file hash.
         served = origin_key(index_url, file.url, sha256) if sha256 else None
         digest = listed_sha256(file)
         proved = pep658_key(digest, file.is_wheel) if digest else None
-        cached = self._cached(file, served, proved)
-        if cached is not None:
-            return cached
-        memo = ("metadata", index_url, served or file.url)
-        return await self.once(
-            memo, lambda: self._fetch_and_store(index_url, file, hashes, served, proved)
-        )
+        return hashes, served, proved
 
-    def _cached(
-        self, file: IndexFile, served: str | None, proved: str | None
-    ) -> CoreMetadata | None:
+    def _stored(
+        self, served: str | None, proved: str | None
+    ) -> tuple[CoreMetadata | MetadataUnavailable, bool] | None:
+        """The cache's entry under ``served``, else ``proved`` (and whether it is the
+        latter); None: neither is stored. Reads only."""
         if self.cache is None:
             return None
         for key in (served, proved):
             cached = self.cache.get(key) if key is not None else None
-            if cached is None:
-                continue
-            self.session.stats.metadata_cache_hits += 1
-            if isinstance(cached, MetadataUnavailable):
-                raise cached
-            _check(cached, file)
-            if key is proved and served is not None:
-                self.cache.put(served, cached)
-            return cached
+            if cached is not None:
+                return cached, key is proved
         return None
+
+    def _answer(
+        self,
+        file: IndexFile,
+        served: str | None,
+        cached: CoreMetadata | MetadataUnavailable,
+        by_proof: bool,
+    ) -> CoreMetadata:
+        """A cache entry as the answer: counted, checked, and (found under the proved key)
+        stored under the served key too."""
+        self.session.stats.metadata_cache_hits += 1
+        if isinstance(cached, MetadataUnavailable):
+            raise cached
+        _check(cached, file)
+        if by_proof and served is not None and self.cache is not None:
+            self.cache.put(served, cached)
+        return cached
 
     async def _fetch_and_store(
         self,
@@ -188,6 +234,8 @@ class MetadataChain:
         page listed for it."""
         project = _project(file)
         if not is_remote(file.url):
+            import asyncio
+
             md = await asyncio.to_thread(self.local.metadata, file, hashes, project)
             return md, False
         if self.session.offline:
@@ -302,6 +350,8 @@ class MetadataChain:
                 spool.write(chunk)
             verify(file.url, hashes, fed)
             spool.seek(0)
+            import asyncio
+
             return await asyncio.to_thread(
                 parse_archive, spool, file.filename, _project(file), file.url
             )

@@ -128,6 +128,26 @@ class PageSource:
             return None
         return stamp, self.policy.fresh_until(fetched_at, max_age)
 
+    def stored(self, url: str) -> CachedPage | None:
+        """The stored page that answers ``url`` without a request (:meth:`fetch` then
+        answers from it), or None. Reads only: :meth:`answer_stored` takes the answer."""
+        entry = self.pages.get(url) if self.pages is not None else None
+        return entry if self._answers(entry) else None
+
+    def _answers(self, entry: CachedPage | None) -> bool:
+        return entry is not None and self.policy.answers(
+            entry.fetched_at, entry.max_age, time.time()
+        )
+
+    def answer_stored(self, url: str, entry: CachedPage) -> tuple[bytes, str | None, str]:
+        """(body, content type, URL after redirects) of a stored page that answers ``url``
+        without a request, counted and relied on."""
+        self.session.stats.page_cache_hits += 1
+        self.relied_on(self.policy.fresh_until(entry.fetched_at, entry.max_age))
+        if entry.stamp is not None:
+            self.served_stamps[url] = entry.stamp
+        return entry.body, entry.content_type, entry.final_url
+
     def _served(self, url: str, stamp: str | None) -> None:
         if stamp is None:
             self.served_stamps.pop(url, None)
@@ -142,12 +162,8 @@ class PageSource:
         A stored page the policy lets answer does so without a request; otherwise one is
         sent, conditional on the stored copy's validators, and a 304 reuses its body."""
         entry = self.pages.get(url) if self.pages is not None else None
-        if entry is not None and self.policy.answers(entry.fetched_at, entry.max_age, time.time()):
-            self.session.stats.page_cache_hits += 1
-            self.relied_on(self.policy.fresh_until(entry.fetched_at, entry.max_age))
-            if entry.stamp is not None:
-                self.served_stamps[url] = entry.stamp
-            return entry.body, entry.content_type, entry.final_url
+        if entry is not None and self._answers(entry):
+            return self.answer_stored(url, entry)
         headers = {"Accept": accept, **self.policy.revalidation(entry)}
 
         async def attempt() -> tuple[bytes, str | None, str]:

@@ -12,12 +12,10 @@ imported by the first request, so a run answered from the caches never loads it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
 import re
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -31,6 +29,9 @@ from lockfix.index.auth import CredentialProvider
 from lockfix.urls import Origin, origin, split_credentials
 
 if TYPE_CHECKING:
+    import asyncio
+    import ssl
+
     import aiohttp
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,8 @@ class _Deadline:
         self.armed = True
         if not math.isfinite(timeout):
             return
+        import asyncio
+
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
         self.start = self.loop.time()
@@ -285,6 +288,8 @@ class HostHealth:
 
     async def attempt(self, host: _Host, me: object, fn: Callable[[], Awaitable[T]]) -> T:
         """An attempt of ``me``'s, if the host may still be asked."""
+        import asyncio
+
         while True:
             while host.prober is not None and host.prober is not me and host.down is None:
                 assert host.probed is not None
@@ -312,6 +317,8 @@ class HostHealth:
 
     async def _timed(self, fn: Callable[[], Awaitable[T]], host: _Host, me: object) -> T:
         """One attempt under its deadline (armed by :meth:`on_first_request`)."""
+        import asyncio
+
         deadline = _Deadline(host, me)
         token = _DEADLINE.set(deadline)
         try:
@@ -416,6 +423,8 @@ class Response:
 def ssl_context() -> ssl.SSLContext:
     """certifi's roots, or those SSL_CERT_FILE / SSL_CERT_DIR name; SSL_CLIENT_CERT's
     certificate when set."""
+    import ssl
+
     import certifi
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
@@ -486,14 +495,23 @@ class Session:
         self.stats, self.credentials, self.offline = stats, credentials, offline
         self.timeout, self.retries, self.retry_wait = timeout, retries, retry_wait
         self.connections = connections
-        # requests in flight: an attempt holds one from its first request to its last byte
-        self.slots = asyncio.Semaphore(slots)
         self.slots_total = slots
+        self._slots: asyncio.Semaphore | None = None
         self.health = HostHealth(stats, timeout)
         self.user_agent = f"lockfix/{__version__}"
         self._proxies: dict[Origin, tuple[Any, Any]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tls: ssl.SSLContext | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """Requests in flight: an attempt holds one from its first request to its last
+        byte. Made by the first request (a run answered from the caches never needs it)."""
+        if self._slots is None:
+            import asyncio
+
+            self._slots = asyncio.Semaphore(self.slots_total)
+        return self._slots
 
     def _wire(self) -> aiohttp.ClientSession:
         # Built on first use: a session belongs to the running event loop.
@@ -597,6 +615,8 @@ class Session:
         """``fn()`` (one attempt: its requests and reading their bodies), retried with
         exponential backoff and jitter (``Retry-After`` honoured, capped) on what may pass;
         its failure as an :mod:`lockfix.errors` exception."""
+        import asyncio
+
         host = self.health.host(url)
         me = object()
         failure: BaseException | None = None
