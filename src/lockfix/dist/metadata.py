@@ -9,8 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,21 +34,81 @@ class MetadataUnavailable(MetadataError):
     Callers should report the file as unverifiable, not fail."""
 
 
-@dataclass(frozen=True)
 class CoreMetadata:
-    name: str
-    version: str
-    requires_dist: tuple[str, ...]
-    requires_python: str | None
-    provides_extra: tuple[str, ...]
-    dynamic: tuple[str, ...]
-    metadata_version: str
+    name: Final[str]
+    version: Final[str]
+    requires_dist: Final[tuple[str, ...]]
+    requires_python: Final[str | None]
+    provides_extra: Final[tuple[str, ...]]
+    dynamic: Final[tuple[str, ...]]
+    metadata_version: Final[str]
     # Lines lockfix derived from wheels that declare different things (empty for a file's
     # own metadata): (the line in requires_dist, what the index declares, which wheels)
-    origins: tuple[tuple[str, str, str], ...] = ()
+    origins: Final[tuple[tuple[str, str, str], ...]]
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        requires_dist: tuple[str, ...],
+        requires_python: str | None,
+        provides_extra: tuple[str, ...],
+        dynamic: tuple[str, ...],
+        metadata_version: str,
+        origins: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.requires_dist = requires_dist
+        self.requires_python = requires_python
+        self.provides_extra = provides_extra
+        self.dynamic = dynamic
+        self.metadata_version = metadata_version
+        self.origins = origins
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.version,
+            self.requires_dist,
+            self.requires_python,
+            self.provides_extra,
+            self.dynamic,
+            self.metadata_version,
+            self.origins,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CoreMetadata):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "CoreMetadata({!r}, {!r}, {!r}, {!r}, {!r}, {!r}, {!r}, {!r})".format(*self._key())
+
+    def with_requirements(
+        self,
+        requires_dist: tuple[str, ...],
+        provides_extra: tuple[str, ...],
+        origins: tuple[tuple[str, str, str], ...] | None = None,
+    ) -> CoreMetadata:
+        """This metadata with other Requires-Dist and Provides-Extra (and origins), the
+        rest kept."""
+        return CoreMetadata(
+            self.name,
+            self.version,
+            requires_dist,
+            self.requires_python,
+            provides_extra,
+            self.dynamic,
+            self.metadata_version,
+            self.origins if origins is None else origins,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every field.
         return {
             "name": self.name,
             "version": self.version,
