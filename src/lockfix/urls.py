@@ -22,7 +22,11 @@ def redact(url: str) -> str:
 
 
 # scheme://userinfo@ anywhere in a text; userinfo runs to the last "@" before the host
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
+@functools.cache
+def _userinfo() -> re.Pattern[str]:
+    return re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
+
+
 _GIT_USER_SCHEMES = frozenset({"ssh://", "git+ssh://", "git+https://"})
 
 
@@ -42,7 +46,7 @@ def redact_text(text: str) -> str:
     ``https://****@host``. For anything printed that may quote a URL from the lock."""
     if "@" not in text:
         return text
-    return _USERINFO.sub(_mask, text)
+    return _userinfo().sub(_mask, text)
 
 
 Origin = tuple[str, str, int | None]

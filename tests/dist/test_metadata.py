@@ -492,7 +492,7 @@ def test_parse_core_metadata_reads_only_the_headers(lines: list[tuple[str, str]]
         except MetadataError as e:
             return str(e)
 
-    with mock.patch.object(metadata, "_EMPTY_LINE", never):
+    with mock.patch.object(metadata, "_empty_line", lambda: never):
         whole = parse()
     assert parse() == whole
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Final
 
 from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
@@ -56,9 +56,20 @@ __all__ = [
 Platform = tuple[str, str]  # (sys_platform, platform_machine)
 IMPLEMENTATIONS = ("CPython", "PyPy", "other")
 
-_CP = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
-_PP = re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
-_PY = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
+
+@cache
+def _cp() -> re.Pattern[str]:
+    return re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
+
+
+@cache
+def _pp() -> re.Pattern[str]:
+    return re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
+
+
+@cache
+def _py() -> re.Pattern[str]:
+    return re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
 
 
 class Cell:
@@ -150,9 +161,21 @@ _WINDOWS_PLATFORMS = {
     "ARM64": (("win_arm64",), ()),
     "x86": (("win32",), ()),
 }
-_MANYLINUX = re.compile(r"^manylinux_2_(\d+)_")
-_MUSLLINUX = re.compile(r"^musllinux_1_(\d+)_")
-_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_")
+
+
+@cache
+def _manylinux() -> re.Pattern[str]:
+    return re.compile(r"^manylinux_2_(\d+)_")
+
+
+@cache
+def _musllinux() -> re.Pattern[str]:
+    return re.compile(r"^musllinux_1_(\d+)_")
+
+
+@cache
+def _macos() -> re.Pattern[str]:
+    return re.compile(r"^macosx_(\d+)_(\d+)_")
 
 
 def _newest(pattern: re.Pattern[str], platforms: Iterable[str], floor: int) -> int:
@@ -163,7 +186,7 @@ def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
     """Platform tags of a glibc system new enough for every manylinux tag here, in the
     order ``packaging.tags.platform_tags()`` gives on one (it has no public generator for
     another system): manylinux newest first, then plain ``linux``."""
-    for minor in range(_newest(_MANYLINUX, platforms, 17), 4, -1):
+    for minor in range(_newest(_manylinux(), platforms, 17), 4, -1):
         yield f"manylinux_2_{minor}_{machine}"
         if minor in _LEGACY_MANYLINUX:
             yield f"{_LEGACY_MANYLINUX[minor]}_{machine}"
@@ -171,13 +194,13 @@ def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
 
 
 def _musl_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
-    for minor in range(_newest(_MUSLLINUX, platforms, 0), -1, -1):
+    for minor in range(_newest(_musllinux(), platforms, 0), -1, -1):
         yield f"musllinux_1_{minor}_{machine}"
 
 
 def _macos_version(platforms: frozenset[str]) -> tuple[int, int]:
     """A macOS as recent as every macOS tag here (11 at least)."""
-    versions = [(int(m[1]), int(m[2])) for p in platforms if (m := _MACOS.match(p))]
+    versions = [(int(m[1]), int(m[2])) for p in platforms if (m := _macos().match(p))]
     return max([(11, 0), *versions])
 
 
@@ -268,7 +291,7 @@ def _cells(filenames: Sequence[str]) -> tuple[list[Cell], set[Platform]]:
         for tag in _wheel_tags(filename):
             platforms.update(platform_environments(tag.platform) or ())
             interpreter = tag.interpreter
-            match = _CP.match(interpreter) or _PP.match(interpreter) or _PY.match(interpreter)
+            match = _cp().match(interpreter) or _pp().match(interpreter) or _py().match(interpreter)
             if match and match["major"] == "3" and match["minor"]:
                 minors.add(int(match["minor"]))
     top = max(minors) + 1 if minors else 0

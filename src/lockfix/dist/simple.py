@@ -488,8 +488,14 @@ def _decode_document(text: str, page_url: str) -> dict[str, Any]:
 # is found and checked on lookup. A value with a backslash is cut short at an escaped quote
 # and decoded again in full, so that the common value is matched by [^"]* alone.
 _FILE_KEYS = re.compile(r'"file(?:name"[ \t\n\r]*:[ \t\n\r]*"([^"]*)"|s"[ \t\n\r]*:)')
+
+
 # A key spelled with a \u escape ("file\u006eame") is invisible to _FILE_KEYS.
-_ESCAPED_KEY = re.compile(r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+@functools.cache
+def _escaped_key() -> re.Pattern[str]:
+    return re.compile(r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+
+
 _MAX_OBJECT_STARTS = 32  # "{" tried back from a filename key for the entry holding it
 
 
@@ -517,7 +523,7 @@ class _RawJsonFiles:
             self._first = {}  # every lookup unproven, until the index below is complete
             text = self.text
             # (a backslash first: most pages have none, and one character is found fastest)
-            if not self._files_at or ("\\" in text and _ESCAPED_KEY.search(text)):
+            if not self._files_at or ("\\" in text and _escaped_key().search(text)):
                 return self._first
             first: dict[str, int] = {}
             files_keys = 0

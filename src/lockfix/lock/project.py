@@ -6,6 +6,7 @@ exist; otherwise inferred from the lock itself.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -329,17 +330,19 @@ def infer_config(lock: Lock) -> ProjectConfig:
     return config
 
 
-_SPAN = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
-    re.IGNORECASE,
-)
+@functools.cache
+def _span() -> re.Pattern[str]:
+    return re.compile(
+        r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+        r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
+        re.IGNORECASE,
+    )
 
 
 def span_cutoff(span: str, now: datetime | None = None) -> str | None:
     """``now`` minus an ISO 8601 span such as ``P3D``, as uv resolves a relative
     exclude-newer (None: not a span lockfix reads)."""
-    match = _SPAN.fullmatch(span.strip())
+    match = _span().fullmatch(span.strip())
     if match is None or not any(match.groupdict().values()):
         return None
     parts = {k: int(v or 0) for k, v in match.groupdict().items()}
