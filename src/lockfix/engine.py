@@ -70,7 +70,7 @@ def _collector_paused(
     return paused
 
 
-# repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
+# A short repr: asyncio.run reprs its main task, result included, when it puts the SIGINT
 # handler back (signal.signal names the old handler); a full repr of a big analysis cost
 # 0.1 s there.
 class Analysis:
