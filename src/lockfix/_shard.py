@@ -24,7 +24,6 @@ import contextlib
 import os
 import struct
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -41,23 +40,40 @@ if TYPE_CHECKING:
 _LENGTH = struct.Struct("!Q")
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class ShardJob:
-    lock_text: str
-    lock_dir: str
-    settings: Settings
-    packages: list[PackageId]
+    __slots__ = ("lock_dir", "lock_text", "packages", "settings")
+
+    def __init__(
+        self, lock_text: str, lock_dir: str, settings: Settings, packages: list[PackageId]
+    ) -> None:
+        self.lock_text = lock_text
+        self.lock_dir = lock_dir
+        self.settings = settings
+        self.packages = packages
 
 
-@dataclass(slots=True, repr=False)  # as lockfix.engine.Analysis: asyncio.run reprs it
 class ShardResult:
-    evidence: Evidence | None = None
-    warnings: list[Finding] = field(default_factory=list)
-    audit: ArtifactAudit | None = None
-    wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=dict)
-    fresh_until: float = 0.0
+    __slots__ = ("audit", "evidence", "fresh_until", "stats", "warnings", "wheel_metadata")
 
+    def __init__(
+        self,
+        evidence: Evidence | None = None,
+        warnings: list[Finding] | None = None,
+        audit: ArtifactAudit | None = None,
+        wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] | None = None,
+        stats: dict[str, int] | None = None,
+        fresh_until: float = 0.0,
+    ) -> None:
+        self.evidence = evidence
+        self.warnings: list[Finding] = [] if warnings is None else warnings
+        self.audit = audit
+        self.wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = (
+            {} if wheel_metadata is None else wheel_metadata
+        )
+        self.stats: dict[str, int] = {} if stats is None else stats
+        self.fresh_until = fresh_until
+
+    # as lockfix.engine.Analysis: asyncio.run reprs it
     def __repr__(self) -> str:
         known = len(self.evidence.metadata) if self.evidence is not None else 0
         return f"<ShardResult on {known} packages>"

@@ -14,7 +14,6 @@ import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -75,24 +74,55 @@ def _collector_paused(
     return paused
 
 
-# repr=False: asyncio.run reprs its main task, result included, when it puts the SIGINT
+# A short repr: asyncio.run reprs its main task, result included, when it puts the SIGINT
 # handler back (signal.signal names the old handler); a full repr of a big analysis cost
 # 0.1 s there.
-@dataclass(slots=True, repr=False)
 class Analysis:
-    lock: Lock
-    config: ProjectConfig
-    plan: Plan
-    warnings: list[Finding] = field(default_factory=list)
-    requests: int = 0
-    # locked sdists/wheels that disagree with the index (warnings go to `warnings`)
-    artifact_findings: list[Finding] = field(default_factory=list)
-    artifact_replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
-    # every locked file's metadata, for `lockfix explain`
-    wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
-    # until when the index pages this verdict rests on stay fresh (time.time())
-    fresh_until: float = 0.0
-    processes: int = 1  # 2 when a lockfix._shard worker verified part of the lock
+    __slots__ = (
+        "artifact_findings",
+        "artifact_replacements",
+        "config",
+        "fresh_until",
+        "lock",
+        "plan",
+        "processes",
+        "requests",
+        "warnings",
+        "wheel_metadata",
+    )
+
+    def __init__(
+        self,
+        lock: Lock,
+        config: ProjectConfig,
+        plan: Plan,
+        warnings: list[Finding] | None = None,
+        requests: int = 0,
+        artifact_findings: list[Finding] | None = None,
+        artifact_replacements: dict[PackageId, list[IndexFile]] | None = None,
+        wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] | None = None,
+        fresh_until: float = 0.0,
+        processes: int = 1,
+    ) -> None:
+        self.lock = lock
+        self.config = config
+        self.plan = plan
+        self.warnings: list[Finding] = [] if warnings is None else warnings
+        self.requests = requests
+        # locked sdists/wheels that disagree with the index (warnings go to `warnings`)
+        self.artifact_findings: list[Finding] = (
+            [] if artifact_findings is None else artifact_findings
+        )
+        self.artifact_replacements: dict[PackageId, list[IndexFile]] = (
+            {} if artifact_replacements is None else artifact_replacements
+        )
+        # every locked file's metadata, for `lockfix explain`
+        self.wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = (
+            {} if wheel_metadata is None else wheel_metadata
+        )
+        # until when the index pages this verdict rests on stay fresh (time.time())
+        self.fresh_until = fresh_until
+        self.processes = processes  # 2 when a lockfix._shard worker verified part of the lock
 
     def __repr__(self) -> str:
         return f"<Analysis of {len(self.lock.packages)} packages>"
@@ -669,20 +699,41 @@ def start_shard(lock: Lock, lock_dir: Path, settings: Settings, spawned: Worker)
     return spawned.start(ShardJob(lock.text, str(lock_dir), settings, theirs))
 
 
-@dataclass(slots=True)
 class _Checks:
     """One analysis's package checks: what they share while they run concurrently."""
 
-    client: IndexClient
-    planner: Planner
-    settings: Settings
-    store: FactsStore | None
-    progress: Callable[[int, int], None] | None
-    total: int
-    done: int = 0
-    warnings: list[Finding] = field(default_factory=list)
-    audit: ArtifactAudit = field(default_factory=ArtifactAudit)
-    wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = field(default_factory=dict)
+    __slots__ = (
+        "audit",
+        "client",
+        "done",
+        "planner",
+        "progress",
+        "settings",
+        "store",
+        "total",
+        "warnings",
+        "wheel_metadata",
+    )
+
+    def __init__(
+        self,
+        client: IndexClient,
+        planner: Planner,
+        settings: Settings,
+        store: FactsStore | None,
+        progress: Callable[[int, int], None] | None,
+        total: int,
+    ) -> None:
+        self.client = client
+        self.planner = planner
+        self.settings = settings
+        self.store = store
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.warnings: list[Finding] = []
+        self.audit = ArtifactAudit()
+        self.wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] = {}
 
     def _advance(self, count: int) -> None:
         self.done += count

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from packaging.utils import canonicalize_name
 
@@ -27,13 +26,22 @@ class SettingsError(ValueError):
     """``[tool.lockfix]`` or a ``LOCKFIX_*`` variable holds a value lockfix cannot use."""
 
 
-@dataclass(slots=True)
 class FileSettings:
-    skip_packages: frozenset[str] = frozenset()
-    skip_indexes: frozenset[str] = frozenset()
-    concurrency: int | None = None
-    per_wheel: bool | None = None
-    unknown: list[str] = field(default_factory=list)
+    __slots__ = ("concurrency", "per_wheel", "skip_indexes", "skip_packages", "unknown")
+
+    def __init__(
+        self,
+        skip_packages: frozenset[str] = frozenset(),
+        skip_indexes: frozenset[str] = frozenset(),
+        concurrency: int | None = None,
+        per_wheel: bool | None = None,
+        unknown: list[str] | None = None,
+    ) -> None:
+        self.skip_packages = skip_packages
+        self.skip_indexes = skip_indexes
+        self.concurrency = concurrency
+        self.per_wheel = per_wheel
+        self.unknown: list[str] = [] if unknown is None else unknown
 
 
 def _string_list(table: dict[str, Any], key: str, where: Path) -> list[str]:
@@ -89,28 +97,81 @@ def load_file_settings(directory: Path) -> FileSettings:
     return settings
 
 
-@dataclass(frozen=True, slots=True)
 class Settings:
     """What a check or a repair runs with, besides the lock: the one settings object the
     pipeline (:mod:`lockfix.engine`) takes, resolved by :func:`resolve`."""
 
-    cache_dir: Path | None = None
-    no_cache: bool = False
-    offline: bool = False
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float | None = None
+    __slots__ = (
+        "cache_dir",
+        "concurrency",
+        "keep_going",
+        "no_cache",
+        "offline",
+        "package_facts",
+        "per_wheel",
+        "skip_indexes",
+        "skip_packages",
+        "timeout",
+        "write",
+    )
+    cache_dir: Final[Path | None]
+    no_cache: Final[bool]
+    offline: Final[bool]
+    concurrency: Final[int]
+    timeout: Final[float | None]
     # wheels that disagree: merge every locked wheel's metadata (False: uv's one-wheel view)
-    per_wheel: bool = True
+    per_wheel: Final[bool]
     # the run writes a lock (repair): a package that could not be verified (index or
     # network failure) then stops it with nothing written, unless keep_going, with which
     # it writes what was verified and leaves the rest
-    write: bool = False
-    keep_going: bool = False
+    write: Final[bool]
+    keep_going: Final[bool]
     # [tool.lockfix]: packages (canonical names) and index URLs left unverified, not failed
-    skip_packages: frozenset[str] = frozenset()
-    skip_indexes: frozenset[str] = frozenset()
+    skip_packages: Final[frozenset[str]]
+    skip_indexes: Final[frozenset[str]]
     # reuse what earlier runs learned about unchanged packages (lockfix.facts)
-    package_facts: bool = True
+    package_facts: Final[bool]
+
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        no_cache: bool = False,
+        offline: bool = False,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float | None = None,
+        per_wheel: bool = True,
+        write: bool = False,
+        keep_going: bool = False,
+        skip_packages: frozenset[str] = frozenset(),
+        skip_indexes: frozenset[str] = frozenset(),
+        package_facts: bool = True,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.no_cache = no_cache
+        self.offline = offline
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.per_wheel = per_wheel
+        self.write = write
+        self.keep_going = keep_going
+        self.skip_packages = skip_packages
+        self.skip_indexes = skip_indexes
+        self.package_facts = package_facts
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Settings({fields})"
 
 
 def resolve(

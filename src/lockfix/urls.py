@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -22,7 +22,11 @@ def redact(url: str) -> str:
 
 
 # scheme://userinfo@ anywhere in a text; userinfo runs to the last "@" before the host
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
+@functools.cache
+def _userinfo() -> re.Pattern[str]:
+    return re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
+
+
 _GIT_USER_SCHEMES = frozenset({"ssh://", "git+ssh://", "git+https://"})
 
 
@@ -42,7 +46,7 @@ def redact_text(text: str) -> str:
     ``https://****@host``. For anything printed that may quote a URL from the lock."""
     if "@" not in text:
         return text
-    return _USERINFO.sub(_mask, text)
+    return _userinfo().sub(_mask, text)
 
 
 Origin = tuple[str, str, int | None]
@@ -63,10 +67,22 @@ def origin(url: str) -> Origin:
     return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
-@dataclass(frozen=True)
 class Credentials:
-    username: str
-    password: str | None = field(default=None, repr=False)
+    __slots__ = ("password", "username")
+    username: Final[str]
+    password: Final[str | None]
+
+    def __init__(self, username: str, password: str | None = None) -> None:
+        self.username = username
+        self.password = password
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return self.username == other.username and self.password == other.password
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password))
 
     def authorization(self) -> str:
         import base64

@@ -309,3 +309,23 @@ def test_a_plain_check_looks_its_verdict_up_once_and_stores_it(
     assert _entry._main() == 0  # answered from the stored verdict
     assert capsys.readouterr().out == first
     assert looked_up == [looked_up[0], looked_up[0]]
+
+
+def test_a_check_of_a_changed_lock_imports_no_dataclasses(project, tmp_path: Path) -> None:
+    """The check of a lock that ``uv lock`` just changed (warm caches, stored package facts,
+    no stored verdict) creates its classes without :mod:`dataclasses`, whose classes compile
+    their methods when their module is imported."""
+    source, _ = project
+    directory = copy_project(source, tmp_path / "project")
+    first = check(directory, tmp_path / "cache", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    lock = directory / "uv.lock"
+    lock.write_text(lock.read_text() + "# changed\n")
+    again = check(
+        directory, tmp_path / "cache", "--format", "json", python_flags=("-X", "importtime")
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    loaded = _imported(again.stderr)
+    assert "lockfix.engine" in loaded  # checked, not answered by a stored verdict
+    assert "dataclasses" not in loaded, sorted(loaded)

@@ -22,7 +22,6 @@ supported environment can install.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -109,12 +108,14 @@ def _name_problem(filename: str, package: Package) -> str | None:
     return None
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class _Checker:
-    package: Package
-    page: ProjectPage | None
-    errors: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
+    __slots__ = ("errors", "package", "page", "warnings")
+
+    def __init__(self, package: Package, page: ProjectPage | None) -> None:
+        self.package = package
+        self.page = page
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
 
     @property
     def label(self) -> str:
@@ -256,13 +257,15 @@ def trusted_for_metadata(artifact: Artifact, page: ProjectPage | None, index_url
     return origin(artifact.url) in hosts
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class ArtifactAudit:
     """What the engine collects over all registry packages."""
 
-    findings: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-    replacements: dict[PackageId, list[IndexFile]] = field(default_factory=dict)
+    __slots__ = ("findings", "replacements", "warnings")
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.replacements: dict[PackageId, list[IndexFile]] = {}
 
     def record(self, package: Package, page: ProjectPage | None) -> None:
         errors, warnings = verify_artifacts(package, page)

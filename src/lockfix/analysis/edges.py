@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from lockfix.analysis.graph import Graph
 from lockfix.lock.edits import MAIN, Table
@@ -69,7 +68,7 @@ def qualified(graph: Graph, dep: Dependency, parent: Package) -> Dependency:
     if dep.version is not None:
         return dep
     target = graph.lock.resolve(dep, parent).id
-    return replace(dep, version=target.version, source=target.source)
+    return Dependency(dep.name, target.version, target.source, dep.extras, dep.marker)
 
 
 def table_edges(package: Package, table: Table) -> tuple[Dependency, ...]:

@@ -9,8 +9,8 @@ the planner takes instead of lowering the same metadata again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from lockfix.analysis.lowering import Lowered
 from lockfix.dist.metadata import CoreMetadata
@@ -31,22 +31,47 @@ class UnverifiedStatus(StrEnum):
     ARTIFACT = "artifact"  # a locked file disagrees with its index (an artifact finding)
 
 
-@dataclass(frozen=True, slots=True)
 class Unverified:
-    status: UnverifiedStatus
-    reason: str
+    __slots__ = ("reason", "status")
+    status: Final[UnverifiedStatus]
+    reason: Final[str]
+
+    def __init__(self, status: UnverifiedStatus, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Unverified):
+            return NotImplemented
+        return self.status == other.status and self.reason == other.reason
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.reason))
+
+    def __repr__(self) -> str:
+        return f"Unverified({self.status!r}, {self.reason!r})"
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class Evidence:
-    metadata: dict[PackageId, CoreMetadata] = field(default_factory=dict)
-    # wheels that disagree: everything any of them declares, each with its own marker
-    # (``metadata`` holds the merged view)
-    loose: dict[PackageId, CoreMetadata] = field(default_factory=dict)
-    unverified: dict[PackageId, Unverified] = field(default_factory=dict)
-    # requirements lowered earlier: package → (the metadata they were lowered from, by
-    # override rule (legacy or not) the tables), under the lock's manifest rules
-    lowered: dict[PackageId, tuple[CoreMetadata, dict[bool, Lowered]]] = field(default_factory=dict)
+    __slots__ = ("loose", "lowered", "metadata", "unverified")
+
+    def __init__(
+        self,
+        metadata: dict[PackageId, CoreMetadata] | None = None,
+        loose: dict[PackageId, CoreMetadata] | None = None,
+        unverified: dict[PackageId, Unverified] | None = None,
+        lowered: dict[PackageId, tuple[CoreMetadata, dict[bool, Lowered]]] | None = None,
+    ) -> None:
+        self.metadata: dict[PackageId, CoreMetadata] = {} if metadata is None else metadata
+        # wheels that disagree: everything any of them declares, each with its own marker
+        # (``metadata`` holds the merged view)
+        self.loose: dict[PackageId, CoreMetadata] = {} if loose is None else loose
+        self.unverified: dict[PackageId, Unverified] = {} if unverified is None else unverified
+        # requirements lowered earlier: package → (the metadata they were lowered from, by
+        # override rule (legacy or not) the tables), under the lock's manifest rules
+        self.lowered: dict[PackageId, tuple[CoreMetadata, dict[bool, Lowered]]] = (
+            {} if lowered is None else lowered
+        )
 
     def add_metadata(
         self, package_id: PackageId, metadata: CoreMetadata, *, checked: bool = False

@@ -3,8 +3,8 @@ the :class:`Plan` that carries them with the edits for the writer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from packaging.specifiers import SpecifierSet
 
@@ -39,21 +39,66 @@ class FindingKind(StrEnum):
     ARTIFACT_YANKED = "artifact-yanked"
 
 
-@dataclass(frozen=True, slots=True)
 class Finding:
-    package: PackageId
-    # a FindingKind; its text (as stored facts keep it) is taken too and made one
-    kind: FindingKind | str
-    message: str
-    target: str | None = None
-    requirement: str | None = None
-    fix: str | None = None
+    __slots__ = ("fix", "harm", "kind", "message", "package", "requirement", "target")
+    package: Final[PackageId]
+    kind: Final[FindingKind]
+    message: Final[str]
+    target: Final[str | None]
+    requirement: Final[str | None]
+    fix: Final[str | None]
     # "less": the lock installs less than the index's metadata needs somewhere; "more":
     # only more than needed; None: neither applies (orphans, unused tables)
-    harm: str | None = None
+    harm: Final[str | None]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", FindingKind(self.kind))  # ValueError: unknown kind
+    def __init__(
+        self,
+        package: PackageId,
+        # a FindingKind; its text (as stored facts keep it) is taken too and made one
+        kind: FindingKind | str,
+        message: str,
+        target: str | None = None,
+        requirement: str | None = None,
+        fix: str | None = None,
+        harm: str | None = None,
+    ) -> None:
+        self.package = package
+        self.kind = FindingKind(kind)  # ValueError: unknown kind
+        self.message = message
+        self.target = target
+        self.requirement = requirement
+        self.fix = fix
+        self.harm = harm
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.package,
+            self.kind,
+            self.message,
+            self.target,
+            self.requirement,
+            self.fix,
+            self.harm,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            "Finding({!r}, {!r}, {!r}, target={!r}, requirement={!r}, fix={!r}, harm={!r})"
+        ).format(*self._key())
+
+    def ranked(self, harm: str, message: str) -> Finding:
+        """This finding with the harm it does, told in ``message``."""
+        return Finding(
+            self.package, self.kind, message, self.target, self.requirement, self.fix, harm
+        )
 
     def detail(self) -> dict[str, str | None]:
         """What the finding says of its package, as JSON output and stored facts keep it."""
@@ -80,34 +125,91 @@ class Finding:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Missing:
     """A name the lock needs but lacks: the engine fetches its page from ``indexes`` in order."""
 
-    name: str
-    specifier: SpecifierSet
-    indexes: tuple[str, ...]
-    chain: tuple[str, ...]
+    __slots__ = ("chain", "indexes", "name", "specifier")
+    name: Final[str]
+    specifier: Final[SpecifierSet]
+    indexes: Final[tuple[str, ...]]
+    chain: Final[tuple[str, ...]]
+
+    def __init__(
+        self, name: str, specifier: SpecifierSet, indexes: tuple[str, ...], chain: tuple[str, ...]
+    ) -> None:
+        self.name = name
+        self.specifier = specifier
+        self.indexes = indexes
+        self.chain = chain
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.specifier, self.indexes, self.chain)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Missing):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Missing({!r}, {!r}, {!r}, {!r})".format(*self._key())
 
 
-@dataclass(slots=True, kw_only=True)
 class Plan:
-    findings: list[Finding] = field(default_factory=list)
-    edits: dict[PackageId, PackagePlan] = field(default_factory=dict)
-    added: list[AddedPackage] = field(default_factory=list)
-    added_edges: dict[PackageId, dict[Table, list[Dependency]]] = field(default_factory=dict)
-    removed: list[PackageId] = field(default_factory=list)
-    # names to fetch before the plan is final (the rest of the plan is empty then)
-    pending: list[Missing] = field(default_factory=list)
-    # packages left unverified (their locked edges are kept), with why, and what kind of why
-    unverified: dict[PackageId, str] = field(default_factory=dict)
-    statuses: dict[PackageId, UnverifiedStatus] = field(default_factory=dict)
-    verified: int = 0
-    # packages whose wheels disagree and whose locked edges install only more than the
-    # picked wheel needs, within what some wheel declares: kept as locked (where, per edge)
-    excess: dict[PackageId, list[str]] = field(default_factory=dict)
-    # why no repair in place exists (two versions of a name needed in one environment)
-    unrepairable: list[str] = field(default_factory=list)
+    __slots__ = (
+        "added",
+        "added_edges",
+        "edits",
+        "excess",
+        "findings",
+        "pending",
+        "removed",
+        "statuses",
+        "unrepairable",
+        "unverified",
+        "verified",
+    )
+
+    def __init__(
+        self,
+        *,
+        findings: list[Finding] | None = None,
+        edits: dict[PackageId, PackagePlan] | None = None,
+        added: list[AddedPackage] | None = None,
+        added_edges: dict[PackageId, dict[Table, list[Dependency]]] | None = None,
+        removed: list[PackageId] | None = None,
+        pending: list[Missing] | None = None,
+        unverified: dict[PackageId, str] | None = None,
+        statuses: dict[PackageId, UnverifiedStatus] | None = None,
+        verified: int = 0,
+        excess: dict[PackageId, list[str]] | None = None,
+        unrepairable: list[str] | None = None,
+    ) -> None:
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.edits: dict[PackageId, PackagePlan] = {} if edits is None else edits
+        self.added: list[AddedPackage] = [] if added is None else added
+        self.added_edges: dict[PackageId, dict[Table, list[Dependency]]] = (
+            {} if added_edges is None else added_edges
+        )
+        self.removed: list[PackageId] = [] if removed is None else removed
+        # names to fetch before the plan is final (the rest of the plan is empty then)
+        self.pending: list[Missing] = [] if pending is None else pending
+        # packages left unverified (their locked edges are kept), with why, and what kind
+        # of why
+        self.unverified: dict[PackageId, str] = {} if unverified is None else unverified
+        self.statuses: dict[PackageId, UnverifiedStatus] = {} if statuses is None else statuses
+        self.verified = verified
+        # packages whose wheels disagree and whose locked edges install only more than the
+        # picked wheel needs, within what some wheel declares: kept as locked (where, per
+        # edge)
+        self.excess: dict[PackageId, list[str]] = {} if excess is None else excess
+        # why no repair in place exists (two versions of a name needed in one environment)
+        self.unrepairable: list[str] = [] if unrepairable is None else unrepairable
+
+    def __repr__(self) -> str:
+        return f"Plan(findings={self.findings!r}, pending={self.pending!r})"
 
     @property
     def changes(self) -> bool:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -24,57 +23,145 @@ from lockfix.lock.lockfile import Lock, Package, PackageId
 from lockfix.markers import Marker
 
 
-@dataclass(frozen=True, slots=True)
 class LoweredRequirement:
     """One Requires-Dist line, placed in its table with the package's own extras resolved."""
 
-    name: str
-    extras: tuple[str, ...]
-    specifier: SpecifierSet
-    marker: Marker
-    text: str
+    __slots__ = ("extras", "marker", "name", "specifier", "text")
+    name: Final[str]
+    extras: Final[tuple[str, ...]]
+    specifier: Final[SpecifierSet]
+    marker: Final[Marker]
+    text: Final[str]
+
+    def __init__(
+        self, name: str, extras: tuple[str, ...], specifier: SpecifierSet, marker: Marker, text: str
+    ) -> None:
+        self.name = name
+        self.extras = extras
+        self.specifier = specifier
+        self.marker = marker
+        self.text = text
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.extras, self.specifier, self.marker, self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LoweredRequirement):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "LoweredRequirement({!r}, {!r}, {!r}, {!r}, {!r})".format(*self._key())
 
 
-@dataclass(frozen=True, slots=True)
 class Override:
     """One ``[manifest] overrides`` entry: the requirement that replaces every one on its name."""
 
-    extras: tuple[str, ...]
-    specifier: SpecifierSet
-    marker: Marker
+    __slots__ = ("extras", "marker", "specifier")
+    extras: Final[tuple[str, ...]]
+    specifier: Final[SpecifierSet]
+    marker: Final[Marker]
+
+    def __init__(self, extras: tuple[str, ...], specifier: SpecifierSet, marker: Marker) -> None:
+        self.extras = extras
+        self.specifier = specifier
+        self.marker = marker
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.extras, self.specifier, self.marker)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Override):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Override({!r}, {!r}, {!r})".format(*self._key())
 
 
-@dataclass(frozen=True, slots=True)
 class Root:
     """A requirement the lock installs from outside its members: ``[manifest] requirements``
     (a PEP 723 script's dependencies) or ``[manifest.dependency-groups]`` (the groups of a
     workspace root that has no ``[project]``)."""
 
-    name: str
-    extras: tuple[str, ...]
-    specifier: SpecifierSet
-    marker: Marker
-    registry: bool  # no url, git or path: an index can supply it
+    __slots__ = ("extras", "marker", "name", "registry", "specifier")
+    name: Final[str]
+    extras: Final[tuple[str, ...]]
+    specifier: Final[SpecifierSet]
+    marker: Final[Marker]
+    registry: Final[bool]  # no url, git or path: an index can supply it
+
+    def __init__(
+        self,
+        name: str,
+        extras: tuple[str, ...],
+        specifier: SpecifierSet,
+        marker: Marker,
+        registry: bool,
+    ) -> None:
+        self.name = name
+        self.extras = extras
+        self.specifier = specifier
+        self.marker = marker
+        self.registry = registry
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.extras, self.specifier, self.marker, self.registry)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Root):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Root({!r}, {!r}, {!r}, {!r}, {!r})".format(*self._key())
 
 
 _DIRECT_KEYS = ("url", "git", "path", "editable", "directory")
 
 
-@dataclass(frozen=True, slots=True)
+_DeclaredMetadata = tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...]
+
+
 class ManifestRules:
     """What the lock's ``[manifest]`` changes about every package's requirements."""
 
-    excludes: frozenset[str] = frozenset()
+    __slots__ = ("excludes", "fingerprint", "metadata", "overrides", "roots")
+    excludes: Final[frozenset[str]]
     # name → overrides; together they replace every requirement on the name
-    overrides: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
+    overrides: Final[Mapping[str, tuple[Override, ...]]]
     # name → [(version or None, requires-dist, provides-extras)]
-    metadata: Mapping[str, tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...]] = field(
-        default_factory=dict
-    )
-    roots: tuple[Root, ...] = ()
+    metadata: Final[Mapping[str, _DeclaredMetadata]]
+    roots: Final[tuple[Root, ...]]
     # the manifest entries behind ``excludes`` and ``overrides`` as written (JSON): equal
     # text, equal lowering of any metadata
-    fingerprint: str = ""
+    fingerprint: Final[str]
+
+    def __init__(
+        self,
+        excludes: frozenset[str] = frozenset(),
+        overrides: Mapping[str, tuple[Override, ...]] | None = None,
+        metadata: Mapping[str, _DeclaredMetadata] | None = None,
+        roots: tuple[Root, ...] = (),
+        fingerprint: str = "",
+    ) -> None:
+        self.excludes = excludes
+        self.overrides = {} if overrides is None else overrides
+        self.metadata = {} if metadata is None else metadata
+        self.roots = roots
+        self.fingerprint = fingerprint
+
+    def __repr__(self) -> str:
+        return f"ManifestRules(fingerprint={self.fingerprint!r}, roots={self.roots!r})"
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> ManifestRules:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Final
 
 from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -56,20 +56,57 @@ __all__ = [
 Platform = tuple[str, str]  # (sys_platform, platform_machine)
 IMPLEMENTATIONS = ("CPython", "PyPy", "other")
 
-_CP = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
-_PP = re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
-_PY = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
+
+@cache
+def _cp() -> re.Pattern[str]:
+    return re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
 
 
-@dataclass(frozen=True, slots=True)
+@cache
+def _pp() -> re.Pattern[str]:
+    return re.compile(r"^pp(?P<major>\d)(?P<minor>\d+)$")
+
+
+@cache
+def _py() -> re.Pattern[str]:
+    return re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
+
+
 class Cell:
     """One class of environments: a platform (None: none the tags name), a Python, an
     implementation. ``top`` means "this minor and every later one"."""
 
-    platform: Platform | None
-    python: tuple[int, int]
-    implementation: str
-    top: bool = False
+    __slots__ = ("implementation", "platform", "python", "top")
+    platform: Final[Platform | None]
+    python: Final[tuple[int, int]]
+    implementation: Final[str]
+    top: Final[bool]
+
+    def __init__(
+        self,
+        platform: Platform | None,
+        python: tuple[int, int],
+        implementation: str,
+        top: bool = False,
+    ) -> None:
+        self.platform = platform
+        self.python = python
+        self.implementation = implementation
+        self.top = top
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.platform, self.python, self.implementation, self.top)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Cell):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Cell({!r}, {!r}, {!r}, top={!r})".format(*self._key())
 
     def marker(self, platforms: Iterable[Platform]) -> Marker:
         return (
@@ -124,9 +161,21 @@ _WINDOWS_PLATFORMS = {
     "ARM64": (("win_arm64",), ()),
     "x86": (("win32",), ()),
 }
-_MANYLINUX = re.compile(r"^manylinux_2_(\d+)_")
-_MUSLLINUX = re.compile(r"^musllinux_1_(\d+)_")
-_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_")
+
+
+@cache
+def _manylinux() -> re.Pattern[str]:
+    return re.compile(r"^manylinux_2_(\d+)_")
+
+
+@cache
+def _musllinux() -> re.Pattern[str]:
+    return re.compile(r"^musllinux_1_(\d+)_")
+
+
+@cache
+def _macos() -> re.Pattern[str]:
+    return re.compile(r"^macosx_(\d+)_(\d+)_")
 
 
 def _newest(pattern: re.Pattern[str], platforms: Iterable[str], floor: int) -> int:
@@ -137,7 +186,7 @@ def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
     """Platform tags of a glibc system new enough for every manylinux tag here, in the
     order ``packaging.tags.platform_tags()`` gives on one (it has no public generator for
     another system): manylinux newest first, then plain ``linux``."""
-    for minor in range(_newest(_MANYLINUX, platforms, 17), 4, -1):
+    for minor in range(_newest(_manylinux(), platforms, 17), 4, -1):
         yield f"manylinux_2_{minor}_{machine}"
         if minor in _LEGACY_MANYLINUX:
             yield f"{_LEGACY_MANYLINUX[minor]}_{machine}"
@@ -145,13 +194,13 @@ def _glibc_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
 
 
 def _musl_platforms(machine: str, platforms: frozenset[str]) -> Iterator[str]:
-    for minor in range(_newest(_MUSLLINUX, platforms, 0), -1, -1):
+    for minor in range(_newest(_musllinux(), platforms, 0), -1, -1):
         yield f"musllinux_1_{minor}_{machine}"
 
 
 def _macos_version(platforms: frozenset[str]) -> tuple[int, int]:
     """A macOS as recent as every macOS tag here (11 at least)."""
-    versions = [(int(m[1]), int(m[2])) for p in platforms if (m := _MACOS.match(p))]
+    versions = [(int(m[1]), int(m[2])) for p in platforms if (m := _macos().match(p))]
     return max([(11, 0), *versions])
 
 
@@ -242,7 +291,7 @@ def _cells(filenames: Sequence[str]) -> tuple[list[Cell], set[Platform]]:
         for tag in _wheel_tags(filename):
             platforms.update(platform_environments(tag.platform) or ())
             interpreter = tag.interpreter
-            match = _CP.match(interpreter) or _PP.match(interpreter) or _PY.match(interpreter)
+            match = _cp().match(interpreter) or _pp().match(interpreter) or _py().match(interpreter)
             if match and match["major"] == "3" and match["minor"]:
                 minors.add(int(match["minor"]))
     top = max(minors) + 1 if minors else 0
@@ -271,19 +320,34 @@ def wheel_selections(filenames: Sequence[str]) -> dict[str, Marker]:
 # -- merging ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class WheelGroup:
     """Wheels with identical Requires-Dist and Provides-Extra, and where they are picked."""
 
-    metadata: CoreMetadata
-    wheels: tuple[str, ...]
-    selection: Marker  # simplified where it does not matter (no locked wheel fits)
+    __slots__ = ("metadata", "selection", "wheels")
+    metadata: Final[CoreMetadata]
+    wheels: Final[tuple[str, ...]]
+    selection: Final[Marker]  # simplified where it does not matter (no locked wheel fits)
+
+    def __init__(self, metadata: CoreMetadata, wheels: tuple[str, ...], selection: Marker) -> None:
+        self.metadata = metadata
+        self.wheels = wheels
+        self.selection = selection
+
+    def __repr__(self) -> str:
+        return f"WheelGroup({self.metadata!r}, {self.wheels!r}, {self.selection!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class MergedMetadata:
-    metadata: CoreMetadata
-    groups: tuple[WheelGroup, ...]
+    __slots__ = ("groups", "metadata")
+    metadata: Final[CoreMetadata]
+    groups: Final[tuple[WheelGroup, ...]]
+
+    def __init__(self, metadata: CoreMetadata, groups: tuple[WheelGroup, ...]) -> None:
+        self.metadata = metadata
+        self.groups = groups
+
+    def __repr__(self) -> str:
+        return f"MergedMetadata({self.metadata!r}, {self.groups!r})"
 
     @property
     def disagree(self) -> bool:
@@ -430,7 +494,7 @@ def loose_metadata(metadatas: Sequence[CoreMetadata]) -> CoreMetadata | None:
         lines.update(dict.fromkeys(metadata.requires_dist))
         for extra in metadata.provides_extra:
             extras.setdefault(canonicalize_name(extra), extra)
-    return replace(metadatas[0], requires_dist=tuple(lines), provides_extra=tuple(extras.values()))
+    return metadatas[0].with_requirements(tuple(lines), tuple(extras.values()))
 
 
 def _simplify(selection: Marker, care: Marker) -> Marker:
@@ -471,11 +535,8 @@ def _merge(first: CoreMetadata, groups: Sequence[WheelGroup]) -> CoreMetadata:
     for group in groups:
         for extra in group.metadata.provides_extra:
             extras.setdefault(canonicalize_name(extra), extra)
-    return replace(
-        first,
-        requires_dist=tuple(dict.fromkeys(requires)),
-        provides_extra=tuple(extras.values()),
-        origins=tuple(origins),
+    return first.with_requirements(
+        tuple(dict.fromkeys(requires)), tuple(extras.values()), tuple(origins)
     )
 
 
@@ -532,19 +593,17 @@ def promote_disagreements(plan: Plan, warnings: list[Finding]) -> None:
             missing = ", ".join(dict.fromkeys(reasons))
             warnings.remove(finding)
             plan.findings.append(
-                replace(
-                    finding,
-                    harm="less",
-                    message=f"{finding.message} — the lock installs less than a picked wheel "
+                finding.ranked(
+                    "less",
+                    f"{finding.message} — the lock installs less than a picked wheel "
                     f"needs: {missing}",
                 )
             )
         elif package_id in plan.excess:
             excess = "; ".join(plan.excess[package_id])
-            warnings[warnings.index(finding)] = replace(
-                finding,
-                harm="more",
-                message=f"{finding.message} — the lock installs more than the picked wheel "
+            warnings[warnings.index(finding)] = finding.ranked(
+                "more",
+                f"{finding.message} — the lock installs more than the picked wheel "
                 f"needs, only what another wheel declares ({excess}); kept as locked",
             )
         elif package_id in wrong:

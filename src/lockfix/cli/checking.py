@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -80,23 +79,48 @@ def input_errors() -> Iterator[None]:
         raise BadInput(str(error)) from None
 
 
-@dataclass(slots=True)
 class RunOptions:
     """The command line's options as given; :func:`lockfix.settings.resolve` turns them and
     the project's ``[tool.lockfix]`` into the settings the pipeline takes."""
 
-    cache_dir: Path | None
-    no_cache: bool
-    offline: bool
-    concurrency: int | None
-    output_format: str
-    quiet: bool
-    verbose: bool
-    keep_going: bool = False
-    single_wheel: bool = False  # wheels that disagree: uv's one-wheel view
-    # the verdict key of the one lock to check, already looked up and missed (by the
-    # command line's fast path): neither the lock's digest nor the lookup is repeated
-    missed_verdict: str | None = None
+    __slots__ = (
+        "cache_dir",
+        "concurrency",
+        "keep_going",
+        "missed_verdict",
+        "no_cache",
+        "offline",
+        "output_format",
+        "quiet",
+        "single_wheel",
+        "verbose",
+    )
+
+    def __init__(
+        self,
+        cache_dir: Path | None,
+        no_cache: bool,
+        offline: bool,
+        concurrency: int | None,
+        output_format: str,
+        quiet: bool,
+        verbose: bool,
+        keep_going: bool = False,
+        single_wheel: bool = False,  # wheels that disagree: uv's one-wheel view
+        # the verdict key of the one lock to check, already looked up and missed (by the
+        # command line's fast path): neither the lock's digest nor the lookup is repeated
+        missed_verdict: str | None = None,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.no_cache = no_cache
+        self.offline = offline
+        self.concurrency = concurrency
+        self.output_format = output_format
+        self.quiet = quiet
+        self.verbose = verbose
+        self.keep_going = keep_going
+        self.single_wheel = single_wheel
+        self.missed_verdict = missed_verdict
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -18,9 +19,11 @@ JSON_SCHEMA_VERSION = 1
 # What a terminal or a log viewer would act on rather than show: C0 controls but tab (ESC
 # starts escape sequences, CR and LF fake lines), DEL, C1 controls (0x9b is a CSI), and the
 # Unicode line separators and bidirectional overrides.
-_UNPRINTABLE = re.compile(
-    r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
+@functools.cache
+def _unprintable() -> re.Pattern[str]:
+    return re.compile(
+        r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+    )
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -31,7 +34,7 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """One line of ``text``, with every character a terminal would act on (escape sequences
     from index data, line breaks) written as a ``\\xNN`` or ``\\uNNNN`` escape."""
-    return _UNPRINTABLE.sub(_escape, text)
+    return _unprintable().sub(_escape, text)
 
 
 def unverified_status(plan: Plan, package_id: PackageId) -> str:

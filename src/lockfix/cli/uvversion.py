@@ -7,6 +7,7 @@ module imports only what a reused verdict needs (see :mod:`lockfix.cli._entry`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,7 +16,11 @@ from lockfix._files import replace_file
 
 FIXED_UV = (0, 10, 10)  # first uv whose resolver keeps per-index metadata apart
 _MEMO_FILE = "uv-version-v1.json"
-_VERSION = re.compile(r"\buv (\d+)\.(\d+)\.(\d+)")
+
+
+@functools.cache
+def _version() -> re.Pattern[str]:
+    return re.compile(r"\buv (\d+)\.(\d+)\.(\d+)")
 
 
 def _ask(uv: str) -> tuple[int, ...] | None:
@@ -27,7 +32,7 @@ def _ask(uv: str) -> tuple[int, ...] | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    match = _VERSION.search(result.stdout)
+    match = _version().search(result.stdout)
     return tuple(int(part) for part in match.groups()) if match else None
 
 

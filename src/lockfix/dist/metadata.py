@@ -6,11 +6,11 @@ statically (PEP 643) is reported as :class:`MetadataUnavailable`.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,21 +35,81 @@ class MetadataUnavailable(MetadataError):
     Callers should report the file as unverifiable, not fail."""
 
 
-@dataclass(frozen=True)
 class CoreMetadata:
-    name: str
-    version: str
-    requires_dist: tuple[str, ...]
-    requires_python: str | None
-    provides_extra: tuple[str, ...]
-    dynamic: tuple[str, ...]
-    metadata_version: str
+    name: Final[str]
+    version: Final[str]
+    requires_dist: Final[tuple[str, ...]]
+    requires_python: Final[str | None]
+    provides_extra: Final[tuple[str, ...]]
+    dynamic: Final[tuple[str, ...]]
+    metadata_version: Final[str]
     # Lines lockfix derived from wheels that declare different things (empty for a file's
     # own metadata): (the line in requires_dist, what the index declares, which wheels)
-    origins: tuple[tuple[str, str, str], ...] = ()
+    origins: Final[tuple[tuple[str, str, str], ...]]
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        requires_dist: tuple[str, ...],
+        requires_python: str | None,
+        provides_extra: tuple[str, ...],
+        dynamic: tuple[str, ...],
+        metadata_version: str,
+        origins: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.requires_dist = requires_dist
+        self.requires_python = requires_python
+        self.provides_extra = provides_extra
+        self.dynamic = dynamic
+        self.metadata_version = metadata_version
+        self.origins = origins
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.version,
+            self.requires_dist,
+            self.requires_python,
+            self.provides_extra,
+            self.dynamic,
+            self.metadata_version,
+            self.origins,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CoreMetadata):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "CoreMetadata({!r}, {!r}, {!r}, {!r}, {!r}, {!r}, {!r}, {!r})".format(*self._key())
+
+    def with_requirements(
+        self,
+        requires_dist: tuple[str, ...],
+        provides_extra: tuple[str, ...],
+        origins: tuple[tuple[str, str, str], ...] | None = None,
+    ) -> CoreMetadata:
+        """This metadata with other Requires-Dist and Provides-Extra (and origins), the
+        rest kept."""
+        return CoreMetadata(
+            self.name,
+            self.version,
+            requires_dist,
+            self.requires_python,
+            provides_extra,
+            self.dynamic,
+            self.metadata_version,
+            self.origins if origins is None else origins,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every field.
         return {
             "name": self.name,
             "version": self.version,
@@ -77,7 +137,9 @@ class CoreMetadata:
 
 # A line ending followed by one more: an empty line, splitting lines as email.feedparser
 # does (CRLF is one ending; the atomic group never splits one into CR + LF).
-_EMPTY_LINE = re.compile(r"(?>\r\n|\r|\n)(?>\r\n|\r|\n)")
+@functools.cache
+def _empty_line() -> re.Pattern[str]:
+    return re.compile(r"(?>\r\n|\r|\n)(?>\r\n|\r|\n)")
 
 
 def _unfold(value: str) -> str:
@@ -87,24 +149,31 @@ def _unfold(value: str) -> str:
 
 # email.feedparser's test for a header line: a name (printable ASCII but ':'), a
 # continuation, or a Unix "From " line; the first other line ends the headers.
-_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+@functools.cache
+def _header_line() -> re.Pattern[str]:
+    return re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+
+
 # Line breaks other than "\n", which email and str.splitlines treat differently.
-_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+@functools.cache
+def _odd_breaks() -> re.Pattern[str]:
+    return re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def _plain_headers(text: str) -> dict[str, list[str]] | None:
     """Lower-cased header name → raw values, as ``email.parser`` (compat32) reads a header
     block, for a block with LF line breaks only and no "From " line; None for any other,
     which goes to ``email.parser`` itself."""
-    if _ODD_BREAKS.search(text):
+    if _odd_breaks().search(text):
         return None
     fields: list[tuple[str, list[str]]] = []
     value: list[str] | None = None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the text ended with a line break
+    header_line = _header_line()
     for line in lines:
-        if not _HEADER_LINE.match(line):
+        if not header_line.match(line):
             break
         if line[0] in " \t":
             if value is not None:
@@ -139,7 +208,7 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
     # The headers end at the first empty line; the description after it (often most of the
     # document) would only be read line by line and thrown away.
     if "\r" in text:
-        found = _EMPTY_LINE.search(text)
+        found = _empty_line().search(text)
         end = found.end() if found is not None else -1
     else:
         end = text.find("\n\n")

@@ -10,9 +10,8 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from packaging.utils import (
@@ -35,11 +34,31 @@ SDIST_EXTENSIONS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
 class FileNameInfo:
-    name: str  # canonicalized
-    version: str
-    is_wheel: bool
+    __slots__ = ("is_wheel", "name", "version")
+    name: Final[str]  # canonicalized
+    version: Final[str]
+    is_wheel: Final[bool]
+
+    def __init__(self, name: str, version: str, is_wheel: bool) -> None:
+        self.name = name
+        self.version = version
+        self.is_wheel = is_wheel
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileNameInfo):
+            return NotImplemented
+        return (self.name, self.version, self.is_wheel) == (
+            other.name,
+            other.version,
+            other.is_wheel,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version, self.is_wheel))
+
+    def __repr__(self) -> str:
+        return f"FileNameInfo({self.name!r}, {self.version!r}, {self.is_wheel})"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -88,16 +107,67 @@ def file_matches_project(filename: str, name: str) -> bool:
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
 class IndexFile:
-    filename: str
-    url: str
-    hashes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    requires_python: str | None = None
-    yanked: bool | str = False
-    size: int | None = None
-    upload_time: str | None = None
-    core_metadata: Mapping[str, str] | bool = False
+    __slots__ = (
+        "core_metadata",
+        "filename",
+        "hashes",
+        "requires_python",
+        "size",
+        "upload_time",
+        "url",
+        "yanked",
+    )
+    filename: Final[str]
+    url: Final[str]
+    hashes: Final[Mapping[str, str]]
+    requires_python: Final[str | None]
+    yanked: Final[bool | str]
+    size: Final[int | None]
+    upload_time: Final[str | None]
+    core_metadata: Final[Mapping[str, str] | bool]
+
+    def __init__(
+        self,
+        filename: str,
+        url: str,
+        hashes: Mapping[str, str] = _EMPTY,
+        requires_python: str | None = None,
+        yanked: bool | str = False,
+        size: int | None = None,
+        upload_time: str | None = None,
+        core_metadata: Mapping[str, str] | bool = False,
+    ) -> None:
+        self.filename = filename
+        self.url = url
+        self.hashes = hashes
+        self.requires_python = requires_python
+        self.yanked = yanked
+        self.size = size
+        self.upload_time = upload_time
+        self.core_metadata = core_metadata
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.filename,
+            self.url,
+            self.hashes,
+            self.requires_python,
+            self.yanked,
+            self.size,
+            self.upload_time,
+            self.core_metadata,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndexFile):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __repr__(self) -> str:
+        return "IndexFile({!r}, {!r}, hashes={!r}, requires_python={!r}, yanked={!r}, size={!r}, upload_time={!r}, core_metadata={!r})".format(  # noqa: E501
+            *self._key()
+        )
 
     def __hash__(self) -> int:  # the mappings are not hashable; filename+url identify a file
         return hash((self.filename, self.url))
@@ -418,8 +488,14 @@ def _decode_document(text: str, page_url: str) -> dict[str, Any]:
 # is found and checked on lookup. A value with a backslash is cut short at an escaped quote
 # and decoded again in full, so that the common value is matched by [^"]* alone.
 _FILE_KEYS = re.compile(r'"file(?:name"[ \t\n\r]*:[ \t\n\r]*"([^"]*)"|s"[ \t\n\r]*:)')
+
+
 # A key spelled with a \u escape ("file\u006eame") is invisible to _FILE_KEYS.
-_ESCAPED_KEY = re.compile(r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+@functools.cache
+def _escaped_key() -> re.Pattern[str]:
+    return re.compile(r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+
+
 _MAX_OBJECT_STARTS = 32  # "{" tried back from a filename key for the entry holding it
 
 
@@ -447,7 +523,7 @@ class _RawJsonFiles:
             self._first = {}  # every lookup unproven, until the index below is complete
             text = self.text
             # (a backslash first: most pages have none, and one character is found fastest)
-            if not self._files_at or ("\\" in text and _ESCAPED_KEY.search(text)):
+            if not self._files_at or ("\\" in text and _escaped_key().search(text)):
                 return self._first
             first: dict[str, int] = {}
             files_keys = 0

@@ -8,13 +8,22 @@ environments pick which wheel.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-_LINUX_ARCH = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
-_MACOS = re.compile(r"^macosx_\d+_\d+_(?P<arch>.+)$")
+
+@cache
+def _linux_arch() -> re.Pattern[str]:
+    return re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
+
+
+@cache
+def _macos() -> re.Pattern[str]:
+    return re.compile(r"^macosx_\d+_\d+_(?P<arch>.+)$")
+
+
 _MACOS_ARCHES = {
     "arm64": ("arm64",),
     "x86_64": ("x86_64",),
@@ -37,10 +46,10 @@ def platform_marker(platform: str) -> str | None:
     """Marker text for the environments a platform tag installs on; None for 'anywhere'."""
     if platform == "any":
         return None
-    match = _LINUX_ARCH.match(platform)
+    match = _linux_arch().match(platform)
     if match:
         return f"sys_platform == 'linux' and platform_machine == '{match['arch']}'"
-    match = _MACOS.match(platform)
+    match = _macos().match(platform)
     if match:
         arches = _MACOS_ARCHES.get(match["arch"], (match["arch"],))
         return f"sys_platform == 'darwin' and {_any_of('platform_machine', arches)}"
@@ -50,19 +59,27 @@ def platform_marker(platform: str) -> str | None:
 
 
 _CPYTHON_ONLY = "platform_python_implementation == 'CPython'"
-_CPYTHON = re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
-_PYTHON = re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
+
+
+@cache
+def _cpython() -> re.Pattern[str]:
+    return re.compile(r"^cp(?P<major>\d)(?P<minor>\d+)$")
+
+
+@cache
+def _python() -> re.Pattern[str]:
+    return re.compile(r"^py(?P<major>\d)(?P<minor>\d*)$")
 
 
 def python_marker(interpreter: str, abi: str) -> str | None:
     """Marker text for the Pythons an interpreter/ABI tag pair installs on; None for 'any'."""
-    match = _CPYTHON.match(interpreter)
+    match = _cpython().match(interpreter)
     if match:
         version = f"{match['major']}.{match['minor']}"
         if abi == "abi3":
             return f"python_full_version >= '{version}' and {_CPYTHON_ONLY}"
         return f"python_full_version == '{version}.*' and {_CPYTHON_ONLY}"
-    match = _PYTHON.match(interpreter)
+    match = _python().match(interpreter)
     if match:
         if match["minor"]:
             return f"python_full_version == '{match['major']}.{match['minor']}.*'"
@@ -99,10 +116,10 @@ def platform_environments(platform: str) -> tuple[tuple[str, str], ...] | None:
     """
     if platform == "any":
         return None
-    match = _LINUX_ARCH.match(platform)
+    match = _linux_arch().match(platform)
     if match:
         return (("linux", match["arch"]),)
-    match = _MACOS.match(platform)
+    match = _macos().match(platform)
     if match:
         return tuple(("darwin", a) for a in _MACOS_ARCHES.get(match["arch"], (match["arch"],)))
     if platform in _WINDOWS:

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -30,12 +29,14 @@ def env_var_prefix(index_name: str) -> str:
     return "UV_INDEX_" + re.sub(r"[^A-Z0-9]", "_", index_name.upper())
 
 
-@dataclass(repr=False, eq=False)
 class _IndexEntry:
-    url: str  # without credentials
-    origin: Origin
-    path: str
-    credentials: Credentials
+    __slots__ = ("credentials", "origin", "path", "url")
+
+    def __init__(self, url: str, origin: Origin, path: str, credentials: Credentials) -> None:
+        self.url = url  # without credentials
+        self.origin = origin
+        self.path = path
+        self.credentials = credentials
 
 
 class CredentialProvider:

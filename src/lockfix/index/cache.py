@@ -27,7 +27,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -299,19 +298,42 @@ class MetadataCache:
             return 0
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class CachedPage:
     """One stored index page and what HTTP said about its freshness."""
 
-    url: str  # the URL asked for (the cache key)
-    final_url: str  # after redirects: relative links resolve against it
-    content_type: str | None
-    body: bytes
-    fetched_at: float  # time.time() of the last 200 or 304
-    max_age: float  # seconds it stays fresh after fetched_at
-    etag: str | None = None
-    last_modified: str | None = None
-    stamp: str | None = None  # of the stored copy read (PageCache.stamp), set by get
+    __slots__ = (
+        "body",
+        "content_type",
+        "etag",
+        "fetched_at",
+        "final_url",
+        "last_modified",
+        "max_age",
+        "stamp",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,  # the URL asked for (the cache key)
+        final_url: str,  # after redirects: relative links resolve against it
+        content_type: str | None,
+        body: bytes,
+        fetched_at: float,  # time.time() of the last 200 or 304
+        max_age: float,  # seconds it stays fresh after fetched_at
+        etag: str | None = None,
+        last_modified: str | None = None,
+        stamp: str | None = None,  # of the stored copy read (PageCache.stamp), set by get
+    ) -> None:
+        self.url = url
+        self.final_url = final_url
+        self.content_type = content_type
+        self.body = body
+        self.fetched_at = fetched_at
+        self.max_age = max_age
+        self.etag = etag
+        self.last_modified = last_modified
+        self.stamp = stamp
 
     def fresh(self, now: float) -> bool:
         return 0 <= now - self.fetched_at < self.max_age

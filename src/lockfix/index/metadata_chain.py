@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -56,9 +55,11 @@ _SPOOL_IN_MEMORY = 1024 * 1024  # per download in flight; the rest goes to a tem
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-@dataclass(repr=False, eq=False)
 class _IndexCaps:
-    pep658: bool = True
+    __slots__ = ("pep658",)
+
+    def __init__(self) -> None:
+        self.pep658 = True
 
 
 def listed_sha256(file: IndexFile) -> str | None:

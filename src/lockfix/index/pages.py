@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Final
 
 from lockfix.dist.simple import SIMPLE_ACCEPT, ProjectPage, parse_page
 from lockfix.errors import IndexRequestError, ProjectNotFound
@@ -54,7 +54,6 @@ def page_freshness(headers: Mapping[str, str], default: float) -> float | None:
     return default
 
 
-@dataclass(frozen=True)
 class PagePolicy:
     """When a stored page may answer, for how long, and how it is revalidated.
 
@@ -62,8 +61,24 @@ class PagePolicy:
     it; 0 revalidates every page. Offline, any stored page answers, and for no time at all
     beyond this run."""
 
-    ttl: float
-    offline: bool = False
+    __slots__ = ("offline", "ttl")
+    ttl: Final[float]
+    offline: Final[bool]
+
+    def __init__(self, ttl: float, offline: bool = False) -> None:
+        self.ttl = ttl
+        self.offline = offline
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PagePolicy):
+            return NotImplemented
+        return self.ttl == other.ttl and self.offline == other.offline
+
+    def __hash__(self) -> int:
+        return hash((self.ttl, self.offline))
+
+    def __repr__(self) -> str:
+        return f"PagePolicy(ttl={self.ttl!r}, offline={self.offline!r})"
 
     def answers(self, fetched_at: float, max_age: float, now: float) -> bool:
         """Whether a stored page answers without a request."""

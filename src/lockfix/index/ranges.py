@@ -4,6 +4,7 @@ origin whether range requests work."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RANGE_SUFFIX = 64 * 1024
 MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
+
+
+@functools.cache
+def _content_range() -> re.Pattern[str]:
+    return re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
+
+
 _IDENTITY = {"Accept-Encoding": "identity"}
 # What to do with a whole file a server sent instead of a range: read its metadata.
 WholeFile = Callable[[Response], Awaitable[CoreMetadata]]
@@ -97,7 +104,7 @@ class RangeReader:
                 if encoded:  # asked for identity: no usable range reads from this host
                     self._give_up(url)
                     return None
-                m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                m = _content_range().match(response.headers.get("content-range", ""))
                 if m is None:
                     return None
                 start, total = int(m.group(1)), int(m.group(3))
@@ -120,7 +127,7 @@ class RangeReader:
                                 response.status_code, response.headers, "range request", url
                             )
                         return None
-                    m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                    m = _content_range().match(response.headers.get("content-range", ""))
                     if m is None or int(m.group(1)) != start:
                         return None
                     data = await response.read(end - start)

@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -173,21 +172,37 @@ def raise_for_status(status: int, headers: Mapping[str, str], what: str, url: st
 # --- counters ------------------------------------------------------------------------
 
 
-@dataclass(repr=False, eq=False)
 class RequestStats:
     """Network requests by kind (retries included), and what the caches answered."""
 
-    page: int = 0
-    metadata_pep658: int = 0
-    range: int = 0
-    full_download: int = 0
-    retries: int = 0
-    page_cache_hits: int = 0  # page served from the HTTP cache without any request
-    page_revalidated: int = 0  # page requests answered 304 (counted in `page` too)
-    metadata_cache_hits: int = 0
-    ranges_ignored: int = 0  # range requests answered with the whole file (200)
-    local: int = 0  # file:// / directory reads, no network
-    host_down: int = 0  # requests not sent: their host had failed a whole retry budget
+    # the counters, in the order :meth:`as_dict` gives them
+    FIELDS = (
+        "page",
+        "metadata_pep658",
+        "range",
+        "full_download",
+        "retries",
+        "page_cache_hits",  # page served from the HTTP cache without any request
+        "page_revalidated",  # page requests answered 304 (counted in `page` too)
+        "metadata_cache_hits",
+        "ranges_ignored",  # range requests answered with the whole file (200)
+        "local",  # file:// / directory reads, no network
+        "host_down",  # requests not sent: their host had failed a whole retry budget
+    )
+    __slots__ = FIELDS
+
+    def __init__(self) -> None:
+        self.page = 0
+        self.metadata_pep658 = 0
+        self.range = 0
+        self.full_download = 0
+        self.retries = 0
+        self.page_cache_hits = 0
+        self.page_revalidated = 0
+        self.metadata_cache_hits = 0
+        self.ranges_ignored = 0
+        self.local = 0
+        self.host_down = 0
 
     @property
     def requests(self) -> int:
@@ -198,11 +213,11 @@ class RequestStats:
         return self.metadata_pep658 + self.range + self.full_download
 
     def as_dict(self) -> dict[str, int]:
-        return {**asdict(self), "requests": self.requests}
+        return {**{name: getattr(self, name) for name in self.FIELDS}, "requests": self.requests}
 
     def add(self, counts: Mapping[str, int]) -> None:
         """Add another client's :meth:`as_dict` (a :mod:`lockfix._shard` worker's)."""
-        for name in self.__dataclass_fields__:
+        for name in self.FIELDS:
             setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
 
 
@@ -257,15 +272,17 @@ def _uncancel(task: asyncio.Task[Any] | None) -> bool:
     return task is None or task.uncancel() == 0
 
 
-@dataclass(slots=True, repr=False, eq=False)
 class _Host:
     """What this run knows about one origin's health."""
 
-    down: str | None = None  # why it was given up on: its requests then fail at once
-    prober: object | None = None  # the request retrying it after a failure; others wait
-    probed: asyncio.Event | None = None  # set when that request's retries end
-    answers: int = 0  # attempts the host answered (any status)
-    answers_then: int = 0  # ``answers`` when the probe began
+    __slots__ = ("answers", "answers_then", "down", "probed", "prober")
+
+    def __init__(self) -> None:
+        self.down: str | None = None  # why it was given up on: its requests then fail at once
+        self.prober: object | None = None  # the request retrying it after a failure; others wait
+        self.probed: asyncio.Event | None = None  # set when that request's retries end
+        self.answers = 0  # attempts the host answered (any status)
+        self.answers_then = 0  # ``answers`` when the probe began
 
 
 class HostHealth:

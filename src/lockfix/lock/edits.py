@@ -7,7 +7,6 @@ the lock layer never needs the analysis that produced them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from lockfix.dist.metadata import CoreMetadata
@@ -18,23 +17,45 @@ Table = tuple[str | None, str | None]  # (None, None) main, ("extra", e), ("grou
 MAIN: Table = (None, None)
 
 
-@dataclass(slots=True)
 class AddedPackage:
-    id: PackageId
-    metadata: CoreMetadata | None
-    sdist: IndexFile | None
-    wheels: tuple[IndexFile, ...]
-    resolution_markers: tuple[str, ...] = ()
+    __slots__ = ("id", "metadata", "resolution_markers", "sdist", "wheels")
+
+    def __init__(
+        self,
+        id: PackageId,
+        metadata: CoreMetadata | None,
+        sdist: IndexFile | None,
+        wheels: tuple[IndexFile, ...],
+        resolution_markers: tuple[str, ...] = (),
+    ) -> None:
+        self.id = id
+        self.metadata = metadata
+        self.sdist = sdist
+        self.wheels = wheels
+        self.resolution_markers = resolution_markers
+
+    def __repr__(self) -> str:
+        return f"AddedPackage({self.id!r}, wheels={len(self.wheels)})"
 
 
-@dataclass(slots=True)
 class PackagePlan:
     """New contents for the dependency tables of one package (None: leave as is)."""
 
-    tables: dict[Table, list[Dependency]] = field(default_factory=dict)
-    removed_tables: set[Table] = field(default_factory=set)
-    # the package's `resolution-markers`, when a second version of its name is added
-    resolution_markers: tuple[str, ...] | None = None
+    __slots__ = ("removed_tables", "resolution_markers", "tables")
+
+    def __init__(
+        self,
+        tables: dict[Table, list[Dependency]] | None = None,
+        removed_tables: set[Table] | None = None,
+        # the package's `resolution-markers`, when a second version of its name is added
+        resolution_markers: tuple[str, ...] | None = None,
+    ) -> None:
+        self.tables: dict[Table, list[Dependency]] = {} if tables is None else tables
+        self.removed_tables: set[Table] = set() if removed_tables is None else removed_tables
+        self.resolution_markers = resolution_markers
+
+    def __repr__(self) -> str:
+        return f"PackagePlan({self.tables!r}, {self.removed_tables!r}, {self.resolution_markers!r})"
 
 
 class LockEdits(Protocol):

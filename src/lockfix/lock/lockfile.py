@@ -17,8 +17,7 @@ import marshal
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -141,11 +140,31 @@ def _size(value: object, what: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
 class Source:
-    kind: str
-    location: str
-    subdirectory: str | None = None
+    __slots__ = ("kind", "location", "subdirectory")
+    kind: Final[str]
+    location: Final[str]
+    subdirectory: Final[str | None]
+
+    def __init__(self, kind: str, location: str, subdirectory: str | None = None) -> None:
+        self.kind = kind
+        self.location = location
+        self.subdirectory = subdirectory
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Source):
+            return NotImplemented
+        return (
+            self.kind == other.kind
+            and self.location == other.location
+            and self.subdirectory == other.subdirectory
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.location, self.subdirectory))
+
+    def __repr__(self) -> str:
+        return f"Source({self.kind!r}, {self.location!r}, {self.subdirectory!r})"
 
     @classmethod
     def from_toml(cls, table: object, what: str = "`source`") -> Source:
@@ -173,20 +192,36 @@ class Source:
         return f"{self.kind}+{self.location}"
 
 
-@dataclass(frozen=True, slots=True)
 class PackageId:
-    name: str
-    version: str | None
-    source: Source
-    # the hash, computed once: ids key most of the planner's tables (0: not yet known)
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
+    __slots__ = ("_hash", "name", "source", "version")
+    name: Final[str]
+    version: Final[str | None]
+    source: Final[Source]
+
+    def __init__(self, name: str, version: str | None, source: Source) -> None:
+        self.name = name
+        self.version = version
+        self.source = source
+        # the hash, computed once: ids key most of the planner's tables (0: not yet known)
+        self._hash = 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackageId):
+            return NotImplemented
+        return (
+            self.name == other.name
+            and self.version == other.version
+            and self.source == other.source
+        )
 
     def __hash__(self) -> int:
         known = self._hash
         if not known:
-            known = hash((self.name, self.version, self.source)) or 1
-            object.__setattr__(self, "_hash", known)
+            known = self._hash = hash((self.name, self.version, self.source)) or 1
         return known
+
+    def __repr__(self) -> str:
+        return f"PackageId({self.name!r}, {self.version!r}, {self.source!r})"
 
     def __reduce__(self) -> tuple[object, tuple[str, str | None, Source]]:
         # never the hash: another process hashes strings differently
@@ -205,27 +240,85 @@ class PackageId:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Dependency:
     """One edge as written in the lock: ``{ name, version?, source?, extra?, marker? }``."""
 
-    name: str
-    version: str | None
-    source: Source | None
-    extras: tuple[str, ...]
-    marker: str
+    __slots__ = ("extras", "marker", "name", "source", "version")
+    name: Final[str]
+    version: Final[str | None]
+    source: Final[Source | None]
+    extras: Final[tuple[str, ...]]
+    marker: Final[str]
+
+    def __init__(
+        self,
+        name: str,
+        version: str | None,
+        source: Source | None,
+        extras: tuple[str, ...],
+        marker: str,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.source = source
+        self.extras = extras
+        self.marker = marker
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.version, self.source, self.extras, self.marker)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dependency):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Dependency({!r}, {!r}, {!r}, {!r}, {!r})".format(*self._key())
 
 
-@dataclass(frozen=True, slots=True)
 class Artifact:
     """A locked sdist or wheel, with the fields the lock gives."""
 
-    url: str | None
-    path: str | None
-    filename: str | None
-    hash: str | None
-    size: int | None
-    upload_time: str | None
+    __slots__ = ("filename", "hash", "path", "size", "upload_time", "url")
+    url: Final[str | None]
+    path: Final[str | None]
+    filename: Final[str | None]
+    hash: Final[str | None]
+    size: Final[int | None]
+    upload_time: Final[str | None]
+
+    def __init__(
+        self,
+        url: str | None,
+        path: str | None,
+        filename: str | None,
+        hash: str | None,
+        size: int | None,
+        upload_time: str | None,
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.filename = filename
+        self.hash = hash
+        self.size = size
+        self.upload_time = upload_time
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Artifact):
+            return NotImplemented
+        return _artifact_row(self) == _artifact_row(other)
+
+    def __hash__(self) -> int:
+        return hash(_artifact_row(self))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{k}={v!r}" for k, v in zip(_ARTIFACT_FIELDS, _artifact_row(self), strict=True)
+        )
+        return f"Artifact({fields})"
 
     @classmethod
     def from_toml(cls, table: object, what: str = "file") -> Artifact:
@@ -317,17 +410,62 @@ class LockedFiles:
         return f"LockedFiles(sdist={self.sdist!r}, wheels={self.wheels!r})"
 
 
-@dataclass(slots=True)
 class Package:
-    id: PackageId
-    resolution_markers: tuple[str, ...]
-    dependencies: tuple[Dependency, ...]
-    optional_dependencies: dict[str, tuple[Dependency, ...]]
-    dev_dependencies: dict[str, tuple[Dependency, ...]]
-    files: LockedFiles
-    metadata: Mapping[str, Any]
-    block: int = -1  # index into Lock.blocks
-    _digest: str | None = field(default=None, compare=False, repr=False)
+    __slots__ = (
+        "_digest",
+        "block",
+        "dependencies",
+        "dev_dependencies",
+        "files",
+        "id",
+        "metadata",
+        "optional_dependencies",
+        "resolution_markers",
+    )
+
+    def __init__(
+        self,
+        id: PackageId,
+        resolution_markers: tuple[str, ...],
+        dependencies: tuple[Dependency, ...],
+        optional_dependencies: dict[str, tuple[Dependency, ...]],
+        dev_dependencies: dict[str, tuple[Dependency, ...]],
+        files: LockedFiles,
+        metadata: Mapping[str, Any],
+        block: int = -1,  # index into Lock.blocks
+        _digest: str | None = None,  # locked_digest, when already known
+    ) -> None:
+        self.id = id
+        self.resolution_markers = resolution_markers
+        self.dependencies = dependencies
+        self.optional_dependencies = optional_dependencies
+        self.dev_dependencies = dev_dependencies
+        self.files = files
+        self.metadata = metadata
+        self.block = block
+        self._digest = _digest
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.id,
+            self.resolution_markers,
+            self.dependencies,
+            self.optional_dependencies,
+            self.dev_dependencies,
+            self.files,
+            self.metadata,
+            self.block,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Package):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Package({self.id!r}, block={self.block})"
 
     @property
     def name(self) -> str:
@@ -376,41 +514,86 @@ class Package:
                 yield "group", group, dep
 
 
-@dataclass(frozen=True, slots=True)
 class ConflictItem:
-    package: str
-    kind: str  # "extra" | "group" | "project"
-    name: str | None
+    __slots__ = ("kind", "name", "package")
+    package: Final[str]
+    kind: Final[str]  # "extra" | "group" | "project"
+    name: Final[str | None]
+
+    def __init__(self, package: str, kind: str, name: str | None) -> None:
+        self.package = package
+        self.kind = kind
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConflictItem):
+            return NotImplemented
+        return (self.package, self.kind, self.name) == (other.package, other.kind, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.package, self.kind, self.name))
+
+    def __repr__(self) -> str:
+        return f"ConflictItem({self.package!r}, {self.kind!r}, {self.name!r})"
 
 
 # the planner asks for the same few hundred names many times over
 _canonical_name = functools.lru_cache(maxsize=16384)(canonicalize_name)
 
 
-@dataclass(slots=True)
 class Lock:
     """A parsed uv.lock. ``blocks`` are the exact text slices: the header, then one per package."""
 
-    text: str
-    newline: str
-    version: int
-    revision: int
-    requires_python: str | None
-    resolution_markers: tuple[str, ...]
-    supported_markers: tuple[str, ...]
-    required_markers: tuple[str, ...]
-    conflicts: tuple[tuple[ConflictItem, ...], ...]
-    options: Mapping[str, Any]
-    manifest: Mapping[str, Any]
-    packages: list[Package]
-    blocks: list[str]
-    _by_name: dict[str, list[Package]] = field(default_factory=dict, repr=False)
-    _by_id: dict[PackageId, Package] = field(default_factory=dict, repr=False)
+    __slots__ = (
+        "_by_id",
+        "_by_name",
+        "blocks",
+        "conflicts",
+        "manifest",
+        "newline",
+        "options",
+        "packages",
+        "required_markers",
+        "requires_python",
+        "resolution_markers",
+        "revision",
+        "supported_markers",
+        "text",
+        "version",
+    )
 
-    def __post_init__(self) -> None:
-        self._by_name = {}
-        self._by_id = {}
-        for package in self.packages:
+    def __init__(
+        self,
+        text: str,
+        newline: str,
+        version: int,
+        revision: int,
+        requires_python: str | None,
+        resolution_markers: tuple[str, ...],
+        supported_markers: tuple[str, ...],
+        required_markers: tuple[str, ...],
+        conflicts: tuple[tuple[ConflictItem, ...], ...],
+        options: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        packages: list[Package],
+        blocks: list[str],
+    ) -> None:
+        self.text = text
+        self.newline = newline
+        self.version = version
+        self.revision = revision
+        self.requires_python = requires_python
+        self.resolution_markers = resolution_markers
+        self.supported_markers = supported_markers
+        self.required_markers = required_markers
+        self.conflicts = conflicts
+        self.options = options
+        self.manifest = manifest
+        self.packages = packages
+        self.blocks = blocks
+        self._by_name: dict[str, list[Package]] = {}
+        self._by_id: dict[PackageId, Package] = {}
+        for package in packages:
             self._by_name.setdefault(package.name, []).append(package)
             self._by_id.setdefault(package.id, package)
 
@@ -652,11 +835,12 @@ class BlockRecords(Protocol):
 # Package, or to Package.locked_digest must come with a new value here. The lockfix version
 # and the Python implementation and version (marshal's format) are part of the key too.
 RECORD_FORMAT = "lockfix-package-record-1"
-_ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
+# Artifact's fields, in the order its constructor takes them
+_ARTIFACT_FIELDS = ("url", "path", "filename", "hash", "size", "upload_time")
 
 
-def _artifact_row(artifact: Artifact) -> tuple[Any, ...]:
-    return tuple(getattr(artifact, name) for name in _ARTIFACT_FIELDS)
+def _artifact_row(a: Artifact) -> tuple[Any, ...]:
+    return (a.url, a.path, a.filename, a.hash, a.size, a.upload_time)
 
 
 def _dependency_row(dep: Dependency) -> tuple[Any, ...]:

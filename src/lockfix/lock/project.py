@@ -6,13 +6,13 @@ exist; otherwise inferred from the lock itself.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from packaging.utils import canonicalize_name
 
@@ -27,35 +27,109 @@ class ProjectError(ValueError):
     """``pyproject.toml`` or ``uv.toml`` cannot be read, or holds a value of the wrong type."""
 
 
-@dataclass(frozen=True, slots=True)
 class IndexSpec:
-    url: str
-    name: str | None = None
-    explicit: bool = False
-    default: bool = False
-    flat: bool = False
+    __slots__ = ("default", "explicit", "flat", "name", "url")
+    url: Final[str]
+    name: Final[str | None]
+    explicit: Final[bool]
+    default: Final[bool]
+    flat: Final[bool]
+
+    def __init__(
+        self,
+        url: str,
+        name: str | None = None,
+        explicit: bool = False,
+        default: bool = False,
+        flat: bool = False,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.explicit = explicit
+        self.default = default
+        self.flat = flat
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.url, self.name, self.explicit, self.default, self.flat)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndexSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "IndexSpec({!r}, name={!r}, explicit={}, default={}, flat={})".format(*self._key())
 
 
-@dataclass(frozen=True, slots=True)
 class SourcePin:
     """A ``[tool.uv.sources]`` entry that sends a name to a named index, maybe only in a scope."""
 
-    index: str
-    marker: str = ""
-    extra: str | None = None
-    group: str | None = None
+    __slots__ = ("extra", "group", "index", "marker")
+    index: Final[str]
+    marker: Final[str]
+    extra: Final[str | None]
+    group: Final[str | None]
+
+    def __init__(
+        self, index: str, marker: str = "", extra: str | None = None, group: str | None = None
+    ) -> None:
+        self.index = index
+        self.marker = marker
+        self.extra = extra
+        self.group = group
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.index, self.marker, self.extra, self.group)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SourcePin):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "SourcePin({!r}, marker={!r}, extra={!r}, group={!r})".format(*self._key())
 
 
-@dataclass(slots=True)
 class ProjectConfig:
-    indexes: list[IndexSpec] = field(default_factory=list)
-    pins: dict[str, list[SourcePin]] = field(default_factory=dict)
-    index_strategy: str = "first-index"
-    prerelease: str = "if-necessary-or-explicit"
-    exclude_newer: str | None = None
-    # name → its own cutoff, or None where the project turned the cutoff off for it
-    exclude_newer_package: dict[str, str | None] = field(default_factory=dict)
-    inferred: bool = False
+    __slots__ = (
+        "exclude_newer",
+        "exclude_newer_package",
+        "index_strategy",
+        "indexes",
+        "inferred",
+        "pins",
+        "prerelease",
+    )
+
+    def __init__(
+        self,
+        indexes: list[IndexSpec] | None = None,
+        pins: dict[str, list[SourcePin]] | None = None,
+        index_strategy: str = "first-index",
+        prerelease: str = "if-necessary-or-explicit",
+        exclude_newer: str | None = None,
+        # name → its own cutoff, or None where the project turned the cutoff off for it
+        exclude_newer_package: dict[str, str | None] | None = None,
+        inferred: bool = False,
+    ) -> None:
+        self.indexes: list[IndexSpec] = [] if indexes is None else indexes
+        self.pins: dict[str, list[SourcePin]] = {} if pins is None else pins
+        self.index_strategy = index_strategy
+        self.prerelease = prerelease
+        self.exclude_newer = exclude_newer
+        self.exclude_newer_package: dict[str, str | None] = (
+            {} if exclude_newer_package is None else exclude_newer_package
+        )
+        self.inferred = inferred
+
+    def __repr__(self) -> str:
+        return f"ProjectConfig(indexes={self.indexes!r}, pins={self.pins!r})"
 
     def cutoff(self, package: str) -> str | None:
         """The upload-time cutoff for a package: its own, else the project's."""
@@ -256,17 +330,19 @@ def infer_config(lock: Lock) -> ProjectConfig:
     return config
 
 
-_SPAN = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
-    re.IGNORECASE,
-)
+@functools.cache
+def _span() -> re.Pattern[str]:
+    return re.compile(
+        r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+        r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
+        re.IGNORECASE,
+    )
 
 
 def span_cutoff(span: str, now: datetime | None = None) -> str | None:
     """``now`` minus an ISO 8601 span such as ``P3D``, as uv resolves a relative
     exclude-newer (None: not a span lockfix reads)."""
-    match = _SPAN.fullmatch(span.strip())
+    match = _span().fullmatch(span.strip())
     if match is None or not any(match.groupdict().values()):
         return None
     parts = {k: int(v or 0) for k, v in match.groupdict().items()}

@@ -8,6 +8,7 @@ lock uv cannot parse never reaches the disk.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -26,7 +27,11 @@ from lockfix.lock.lockfile import (
 INDENT = "    "
 EXTRAS_HEADER = "[package.optional-dependencies]"
 GROUPS_HEADER = "[package.dev-dependencies]"
-_KEY_LINE = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\") = ")
+
+
+@functools.cache
+def _key_line() -> re.Pattern[str]:
+    return re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\") = ")
 
 
 def toml_string(value: str) -> str:
@@ -115,10 +120,10 @@ def _segments(lines: list[str]) -> list[list[str]]:
     segments: list[list[str]] = []
     open_array = False
     for line in lines:
-        if not open_array and (_KEY_LINE.match(line) or line.startswith("[") or not line.strip()):
+        if not open_array and (_key_line().match(line) or line.startswith("[") or not line.strip()):
             segments.append([line])
             stripped = line.rstrip()
-            open_array = bool(_KEY_LINE.match(line)) and stripped.endswith("[")
+            open_array = bool(_key_line().match(line)) and stripped.endswith("[")
         else:
             segments[-1].append(line)
             if open_array and line.rstrip() == "]":
@@ -127,7 +132,7 @@ def _segments(lines: list[str]) -> list[list[str]]:
 
 
 def _segment_key(segment: list[str]) -> str | None:
-    match = _KEY_LINE.match(segment[0])
+    match = _key_line().match(segment[0])
     return match.group(1).strip('"') if match else None
 
 

@@ -255,7 +255,11 @@ def _parse_lenient_cached(text: str) -> Marker:
     return Marker(parse_marker(text, lenient=True))
 
 
-_CONFLICT_RE: Final = re.compile(r"(extra|group|project)-(\d+)-(.+)")
+@functools.cache
+def _conflict_re() -> re.Pattern[str]:
+    return re.compile(r"(extra|group|project)-(\d+)-(.+)")
+
+
 _NAME_RE: Final = re.compile(r"[-_.]+")
 
 
@@ -285,7 +289,7 @@ def conflict_extra(
 
 def parse_conflict_extra(extra: str) -> tuple[str, str, str | None] | None:
     """Inverse of :func:`conflict_extra`: ``(kind, package, name)``, or None if not one."""
-    m = _CONFLICT_RE.fullmatch(normalize_extra(extra))
+    m = _conflict_re().fullmatch(normalize_extra(extra))
     if m is None:
         return None
     kind, length, rest = m.group(1), int(m.group(2)), m.group(3).encode()

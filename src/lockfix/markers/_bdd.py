@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import math
 import re
@@ -525,12 +526,15 @@ def _restrict_version(f: Node, c: Node, go: Callable[[Node, Node], Node]) -> Nod
 
 # -- evaluation -----------------------------------------------------------------------------
 
-_RELEASE_RE: Final = re.compile(r"\s*v?(?:\d+!)?(\d+(?:\.\d+)*)")
+
+@functools.cache
+def _release_re() -> re.Pattern[str]:
+    return re.compile(r"\s*v?(?:\d+!)?(\d+(?:\.\d+)*)")
 
 
 def release_of(text: str) -> Release:
     """The trimmed release tuple of a version string (``'3.11.0rc1'`` -> ``(3, 11)``)."""
-    m = _RELEASE_RE.match(text)
+    m = _release_re().match(text)
     if m is None:
         raise ValueError(f"not a version: {text!r}")
     parts = [int(p) for p in m.group(1).split(".")]
