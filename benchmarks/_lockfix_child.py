@@ -1,8 +1,9 @@
 """``python -m benchmarks._lockfix_child <lockfix args>``: run the lockfix CLI unchanged, but
 write the index client's own request counters (``RequestStats``) as JSON to the file named by
-``$LOCKFIX_BENCH_STATS`` when the client closes, and — with ``$LOCKFIX_BENCH_PROFILE=<file>`` —
-profile the whole run with cProfile.  Used for runs against real PyPI, where there is no
-server request log; against the loopback index the server's log is the source of truth.
+``$LOCKFIX_BENCH_STATS`` when the client closes (after requests or not), and — with
+``$LOCKFIX_BENCH_PROFILE=<file>`` — profile the whole run with cProfile. Used for runs
+against real PyPI, where there is no server request log; against the loopback index the
+server's log is the source of truth.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import sys
 def _install_stats_hook(path: str) -> None:
     from lockfix.index import http
 
-    original = http.IndexClient.aclose
+    original = http.IndexClient.close
 
-    async def aclose(self):  # type: ignore[no-untyped-def]
-        await original(self)
+    def close(self):  # type: ignore[no-untyped-def]
+        original(self)  # called by aclose too: a run with requests ends here as well
         with open(path, "w") as f:
             json.dump(self.stats.as_dict(), f)
 
-    http.IndexClient.aclose = aclose  # type: ignore[method-assign]
+    http.IndexClient.close = close  # type: ignore[method-assign]
 
 
 def main() -> None:
