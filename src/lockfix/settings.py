@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from packaging.utils import canonicalize_name
-
 from lockfix._toml import TOMLFileError, read_file
+from lockfix.dist.names import canonicalize_name
 
 DEFAULT_CONCURRENCY = 50
 # Freshness of an index page whose response says nothing (no Cache-Control max-age, no

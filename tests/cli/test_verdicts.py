@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from fixtures.lock_scenarios import SHAPES, build_registry
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
+from lockfix.facts import FACTS_DATABASE
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 
@@ -329,3 +332,38 @@ def test_a_check_of_a_changed_lock_imports_no_dataclasses(project, tmp_path: Pat
     loaded = _imported(again.stderr)
     assert "lockfix.engine" in loaded  # checked, not answered by a stored verdict
     assert "dataclasses" not in loaded, sorted(loaded)
+
+
+def _stored_facts(cache: Path) -> int:
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        return int(db.execute("SELECT count(*) FROM facts").fetchone()[0])
+
+
+def test_a_changed_package_is_checked_without_the_wheel_tag_modules(
+    project, tmp_path: Path
+) -> None:
+    """A package whose block changed is checked in full: the names and versions of its
+    files are read without ``packaging.utils``, whose ``packaging.tags`` detects the running
+    platform (``platform``, ``subprocess``, ``sysconfig``) on import. (Reading Requires-Dist
+    lines imports ``packaging.requirements``, which imports both: the package changed here
+    has none to read.)"""
+    source, _ = project
+    directory = copy_project(source, tmp_path / "project")
+    cache = tmp_path / "cache"
+    first = check(directory, cache, "--format", "json")
+    assert first.returncode == 0, first.stderr
+    stored = _stored_facts(cache)
+    lock = directory / "uv.lock"
+    text = lock.read_text()
+    # gamma's wheel without its upload time: the same package, but no stored facts for it
+    wheel = r'(name = "gamma"\n(?:.*\n)*?.*?), upload-time = "[^"]*"'
+    changed = re.sub(wheel, r"\1", text, count=1)
+    assert changed != text
+    lock.write_text(changed)
+    again = check(directory, cache, "--format", "json", python_flags=("-X", "importtime"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert _stored_facts(cache) == stored + 1  # gamma checked in full, its facts stored
+    loaded = _imported(again.stderr)
+    assert "lockfix.engine" in loaded
+    assert not loaded & {"packaging.utils", "packaging.tags", "platform"}, sorted(loaded)

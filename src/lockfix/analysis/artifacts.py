@@ -25,10 +25,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockfix.analysis.findings import Finding
+from lockfix.dist.names import canonicalize_name
 from lockfix.dist.simple import SDIST_EXTENSIONS, IndexFile, ProjectPage, parse_filename
 from lockfix.lock.lockfile import Artifact, Package, PackageId
 from lockfix.lock.writer import format_upload_time

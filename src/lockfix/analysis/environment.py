@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from packaging.utils import canonicalize_name
-
+from lockfix.dist.names import canonicalize_name
 from lockfix.lock.edits import Table
 from lockfix.lock.lockfile import Lock, Package
 from lockfix.markers import Marker, conflict_extra

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.names import canonicalize_name
 from lockfix.dist.requirements import parse_requirement, read_requirement, requirement_marker
 from lockfix.lock.edits import MAIN, Table
 from lockfix.lock.lockfile import Lock, Package, PackageId

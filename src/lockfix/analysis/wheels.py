@@ -30,17 +30,20 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache, lru_cache
-from typing import Final
-
-from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from typing import TYPE_CHECKING, Final
 
 from lockfix.analysis.findings import Finding, Plan
 from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.names import canonicalize_name
 from lockfix.dist.requirements import parse_requirement, requirement_marker, unreadable_lines
 from lockfix.dist.tags import platform_environments
 from lockfix.lock.lockfile import PackageId
 from lockfix.markers import InvalidMarker, Marker
+
+if TYPE_CHECKING:
+    # packaging.tags brings the running platform's detection: imported where wheel tags
+    # are read, which a check of versions whose wheels all agree never does
+    from packaging.tags import Tag
 
 __all__ = [
     "Cell",
@@ -216,6 +219,8 @@ def _platform_tiers(cell: Cell, platforms: frozenset[str]) -> list[list[str]]:
     if system == "linux":
         tiers = (_glibc_platforms(machine, platforms), _musl_platforms(machine, platforms))
     elif system == "darwin":
+        from packaging.tags import mac_platforms
+
         tiers = (mac_platforms(_macos_version(platforms), machine),)
     elif system == "win32":
         tiers = _WINDOWS_PLATFORMS.get(machine, ())
@@ -225,6 +230,8 @@ def _platform_tiers(cell: Cell, platforms: frozenset[str]) -> list[list[str]]:
 def _sys_tags(cell: Cell, accepted: list[str], abis: frozenset[tuple[str, str]]) -> Iterator[Tag]:
     """``sys_tags()`` of the cell's Python on these platform tags. A free-threaded ABI
     (``cp313t``) is never taken: markers cannot tell a free-threaded build apart."""
+    from packaging.tags import compatible_tags, cpython_tags, generic_tags
+
     version = cell.python
     interpreter: str | None = None
     if cell.implementation in ("CPython", "PyPy"):
@@ -259,6 +266,8 @@ def _tag_ranks(
 
 @lru_cache(maxsize=65536)
 def _wheel_tags(filename: str) -> frozenset[Tag]:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     try:
         return parse_wheel_filename(filename)[3]
     except InvalidWheelFilename:

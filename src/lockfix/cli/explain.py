@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from lockfix.analysis.findings import Finding
 from lockfix.cli.report import finding_json, index_label, printable, redact_document
 from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.names import canonicalize_name
 from lockfix.engine import Analysis
 from lockfix.lock.lockfile import Dependency, Package, PackageId
 from lockfix.urls import redact_text

@@ -12,6 +12,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from lockfix.dist.names import canonicalize_name
+
 EOCD_SIG = b"PK\x05\x06"
 EOCD64_LOCATOR_SIG = b"PK\x06\x07"
 EOCD64_SIG = b"PK\x06\x06"
@@ -137,8 +139,6 @@ def find_metadata_member(members: list[Member], project: str | None = None) -> M
     With several candidates (vendored dist-infos are nested, but be careful anyway) prefer
     the one whose directory name matches ``project``.
     """
-    from packaging.utils import canonicalize_name
-
     candidates = [(m, found[1]) for m in members if (found := _DIST_INFO_METADATA.match(m.name))]
     if not candidates:
         raise ZipFormatError("no .dist-info/METADATA in the archive")

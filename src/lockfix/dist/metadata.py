@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import IO, Any, Final
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from lockfix.dist.names import canonicalize_name
 
 # email, zipfile, tarfile and lockfix.dist._zip are imported where a document or an
 # archive is read: a check answered from stored facts reads neither.

@@ -14,13 +14,9 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from packaging.utils import (
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
+from lockfix.dist.names import canonicalize_name, wheel_name_version
 from lockfix.errors import IndexRequestError
 
 SIMPLE_ACCEPT = (
@@ -68,11 +64,10 @@ def parse_filename(filename: str) -> FileNameInfo | None:
     Remembered: a check asks for the name and version of each locked file several times
     (its artifact audit, then its metadata's checks)."""
     if filename.endswith(".whl"):
-        try:
-            wheel_name, wheel_version, _, _ = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
+        wheel = wheel_name_version(filename)
+        if wheel is None:
             return None
-        return FileNameInfo(str(wheel_name), str(wheel_version), True)
+        return FileNameInfo(wheel[0], str(wheel[1]), True)
     lower = filename.lower()
     for ext in SDIST_EXTENSIONS:
         if lower.endswith(ext):

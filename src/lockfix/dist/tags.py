@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+if TYPE_CHECKING:
+    # packaging.tags brings the running platform's detection: imported where a wheel's
+    # tags are read
+    from packaging.tags import Tag
 
 
 @cache
@@ -99,6 +102,8 @@ def _tag_marker(tag: Tag) -> str:
 @lru_cache(maxsize=4096)
 def wheel_marker_text(filename: str) -> str:
     """Marker text true exactly where some tag of the wheel could be installed ('' = anywhere)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     try:
         _, _, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:

@@ -10,9 +10,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from packaging.utils import canonicalize_name
-
 from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.names import canonicalize_name
 from lockfix.dist.simple import IndexFile, ProjectPage, file_matches_project, parse_simple_html
 from lockfix.errors import FileUnavailable, IndexRequestError, ProjectNotFound
 from lockfix.index.archives import hashers, parse_archive, sha256_file, verify

@@ -21,11 +21,11 @@ from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockfix import __version__
 from lockfix._toml import TOMLDecodeError, loads
+from lockfix.dist.names import canonicalize_name
 from lockfix.markers import InvalidMarker, Marker
 
 SUPPORTED_LOCK_VERSION = 1

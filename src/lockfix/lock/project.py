@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from packaging.utils import canonicalize_name
-
 from lockfix._toml import TOMLFileError, read_file
+from lockfix.dist.names import canonicalize_name
 from lockfix.lock.lockfile import Lock
 from lockfix.markers import InvalidMarker, Marker
 
