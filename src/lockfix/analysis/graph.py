@@ -30,8 +30,8 @@ from lockfix.markers import Marker
 Node = tuple[PackageId, str | None, str | None]
 # table → target → {None: when the edge is installed, extra: when it asks for that extra}
 Edges = dict[Table, dict[PackageId, dict[str | None, Marker]]]
-# a requirement's specifier, the versions of its name and those that fit it
-_Fitting = tuple[SpecifierSet, list[PackageId], list[PackageId]]
+# a requirement's specifier and the versions of its name that fit it
+_Fitting = tuple[SpecifierSet, list[PackageId]]
 
 
 def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
@@ -46,23 +46,28 @@ def fits(package_id: PackageId, requirement: LoweredRequirement) -> bool:
 class _Fits:
     """Which locked versions fit a requirement's specifier, read once per name and specifier
     and once per specifier and version (by the specifier's id: each specifier is kept, so
-    that its id stays its own)."""
+    that its id stays its own). A name the graph does not hold never reads a specifier."""
 
     def __init__(self) -> None:
-        self.by_name: dict[tuple[str, int], _Fitting] = {}
+        # name → (its versions in the graph, id of a specifier → (it, the versions that fit))
+        self.by_name: dict[str, tuple[list[PackageId], dict[int, _Fitting]]] = {}
         self._versions: dict[tuple[int, str], tuple[SpecifierSet, bool]] = {}
 
     def fitting(
         self, requirement: LoweredRequirement, named: Callable[[str], list[PackageId]]
     ) -> tuple[list[PackageId], list[PackageId]]:
-        specifier = requirement.specifier
-        key = (requirement.name, id(specifier))
-        known = self.by_name.get(key)
+        known = self.by_name.get(requirement.name)
         if known is None:
-            candidates = named(requirement.name)
+            known = self.by_name[requirement.name] = (named(requirement.name), {})
+        candidates, by_specifier = known
+        if not candidates:
+            return candidates, candidates
+        specifier = requirement.specifier
+        fit = by_specifier.get(id(specifier))
+        if fit is None:
             fitting = [c for c in candidates if self._fits(c, specifier)]
-            known = self.by_name[key] = (specifier, candidates, fitting)
-        return known[1], known[2]
+            fit = by_specifier[id(specifier)] = (specifier, fitting)
+        return candidates, fit[1]
 
     def _fits(self, package_id: PackageId, specifier: SpecifierSet) -> bool:
         """:func:`fits`, once per specifier and version (many names share both)."""
