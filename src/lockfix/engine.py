@@ -458,63 +458,6 @@ def _remember(
     )
 
 
-async def _check_package(
-    client: IndexClient,
-    planner: Planner,
-    store: FactsStore | None,
-    settings: Settings,
-    package: Package,
-    warnings: list[Finding],
-    audit: ArtifactAudit,
-    per_file: dict[str, CoreMetadata],
-) -> None:
-    """Verify ``package`` against its index, and store what was learned."""
-    found: list[Finding] = []
-    complete = await _locked_metadata(client, planner, package, found, audit, per_file)
-    warnings.extend(found)
-    _checked(client, planner, store, settings, package, found, complete, audit, per_file)
-
-
-def _check_cached(
-    client: IndexClient,
-    planner: Planner,
-    store: FactsStore | None,
-    settings: Settings,
-    package: Package,
-    warnings: list[Finding],
-    audit: ArtifactAudit,
-    per_file: dict[str, CoreMetadata],
-) -> bool:
-    """:func:`_check_package` from the caches alone; False, with nothing done, when they
-    cannot answer all of it."""
-    found: list[Finding] = []
-    complete = _cached_metadata(client, planner, package, found, audit, per_file)
-    if complete is None:
-        return False
-    warnings.extend(found)
-    _checked(client, planner, store, settings, package, found, complete, audit, per_file)
-    return True
-
-
-def _checked(
-    client: IndexClient,
-    planner: Planner,
-    store: FactsStore | None,
-    settings: Settings,
-    package: Package,
-    found: list[Finding],
-    complete: bool,
-    audit: ArtifactAudit,
-    per_file: dict[str, CoreMetadata],
-) -> None:
-    """Store what the check of ``package`` learned (``found``; ``complete``: every
-    locked file's metadata was read)."""
-    if store is not None and complete:
-        served = _facts_key(client, planner, package, settings, served=True)
-        if served is not None:
-            _remember(store, served[0], package, planner, found, audit, per_file, settings)
-
-
 def _recall(
     doc: dict[str, object],
     package: Package,
@@ -604,30 +547,18 @@ async def verify_packages(
     """What :func:`analyze_lock` learns about ``package_ids``, for a :mod:`lockfix._shard`."""
     _PER_WHEEL.set(settings.per_wheel)
     config = load_config(lock_dir, lock)
-    result = ShardResult(audit=ArtifactAudit(), evidence=Evidence())
-    assert result.audit is not None and result.evidence is not None
+    result = ShardResult(evidence=Evidence())
+    assert result.evidence is not None
     planner = Planner(lock, config, result.evidence)
     store = _facts_store(settings)  # its packages' facts, for the checks after this one
     import asyncio
 
     async with _client(settings, config, lock_dir) as client:
+        checks = _Checks(client, planner, settings, store, None, len(package_ids))
         packages = [lock.package(i) for i in package_ids]
-        await asyncio.gather(
-            *(
-                _check_package(
-                    client,
-                    planner,
-                    store,
-                    settings,
-                    p,
-                    result.warnings,
-                    result.audit,
-                    result.wheel_metadata.setdefault(p.id, {}),
-                )
-                for p in packages
-                if p is not None
-            )
-        )
+        await asyncio.gather(*(checks.check(p) for p in packages if p is not None))
+        result.warnings, result.audit = checks.warnings, checks.audit
+        result.wheel_metadata = checks.wheel_metadata
         result.stats = client.stats.as_dict()
         result.fresh_until = client.fresh_until
     if store is not None:
@@ -770,35 +701,47 @@ class _Checks:
     async def check(self, package: Package) -> None:
         """Verify ``package`` against its index, and store what was learned."""
         per_file = self.wheel_metadata.setdefault(package.id, {})
-        await _check_package(
-            self.client,
-            self.planner,
-            self.store,
-            self.settings,
-            package,
-            self.warnings,
-            self.audit,
-            per_file,
+        found: list[Finding] = []
+        complete = await _locked_metadata(
+            self.client, self.planner, package, found, self.audit, per_file
         )
-        self._advance(1)
+        self._checked(package, found, complete, per_file)
 
     def check_cached(self, package: Package) -> bool:
         """:meth:`check` from the caches alone; False, with nothing done, when they cannot
         answer all of it."""
         per_file = self.wheel_metadata.setdefault(package.id, {})
-        if not _check_cached(
-            self.client,
-            self.planner,
-            self.store,
-            self.settings,
-            package,
-            self.warnings,
-            self.audit,
-            per_file,
-        ):
+        found: list[Finding] = []
+        complete = _cached_metadata(self.client, self.planner, package, found, self.audit, per_file)
+        if complete is None:
             return False
-        self._advance(1)
+        self._checked(package, found, complete, per_file)
         return True
+
+    def _checked(
+        self,
+        package: Package,
+        found: list[Finding],
+        complete: bool,
+        per_file: dict[str, CoreMetadata],
+    ) -> None:
+        """Keep what the check of ``package`` found, and store what it learned
+        (``complete``: every locked file's metadata was read)."""
+        self.warnings.extend(found)
+        if self.store is not None and complete:
+            served = _facts_key(self.client, self.planner, package, self.settings, served=True)
+            if served is not None:
+                _remember(
+                    self.store,
+                    served[0],
+                    package,
+                    self.planner,
+                    found,
+                    self.audit,
+                    per_file,
+                    self.settings,
+                )
+        self._advance(1)
 
     def merge(self, result: ShardResult, count: int) -> None:
         """Take in what the second process found about its ``count`` packages."""
