@@ -16,9 +16,10 @@ The same database keeps the package read from each ``[[package]]`` block by the 
 its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded,
 and the requirements the planner lowered from each metadata
 (:func:`lockfix.analysis.lowering.lower_requirements`), by :func:`lowered_key`: the
-metadata's name, Requires-Dist and Provides-Extra, the manifest's excludes and overrides,
-and the override rule. A package answered from its facts takes them instead of reading
-its Requires-Dist lines again.
+digest of the metadata's name, Requires-Dist and Provides-Extra (stored with the metadata
+in its package's facts, so that a recalled package does not digest them again), the
+manifest's excludes and overrides, and the override rule. A package answered from its
+facts takes them instead of reading its Requires-Dist lines again.
 
 The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
 written in one transaction when the run ends. An entry that does not decode is a miss; a
@@ -52,7 +53,7 @@ FACTS_DATABASE = "facts-v1.sqlite"
 FORMAT = "lockfix-facts-1"
 # The same for stored lowered requirements: a change to lower_requirements' output (or to
 # the marker algebra it uses) must come with a new value here.
-LOWERED_FORMAT = "lockfix-lowered-1"
+LOWERED_FORMAT = "lockfix-lowered-2"
 DISABLE_VARIABLE = "LOCKFIX_PACKAGE_FACTS"  # "0": neither read nor write stored facts
 
 
@@ -70,17 +71,14 @@ def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> s
 
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
     """The key of ``metadata``'s lowered requirements under ``rules`` (made by
-    :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``)."""
-    doc = [
-        LOWERED_FORMAT,
-        __version__,
-        rules.fingerprint,
-        legacy,
-        metadata.name,
-        metadata.requires_dist,
-        metadata.provides_extra,
-    ]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+    :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``): the metadata
+    enters by :attr:`CoreMetadata.requirements_digest` (what lowering reads of it)."""
+    # The fingerprint (JSON text, without NUL) is the one part of any length: it goes last.
+    text = (
+        f"{LOWERED_FORMAT}\0{__version__}\0{legacy:d}\0{metadata.requirements_digest}"
+        f"\0{rules.fingerprint}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
@@ -287,7 +285,7 @@ class FactsStore:
 
 
 def encode_metadata(metadata: CoreMetadata | None) -> dict[str, Any] | None:
-    return None if metadata is None else metadata.to_json()
+    return None if metadata is None else metadata.to_json(digest=True)
 
 
 def decode_metadata(doc: Any) -> CoreMetadata | None:
