@@ -30,6 +30,7 @@ locked is left alone for the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -50,7 +51,7 @@ from lockfix.markers import InvalidMarker, Marker
 FACTS_DATABASE = "facts-v1.sqlite"
 # Part of every key: a change to what is stored, or to how the engine computes it, must
 # come with a new value here (so that entries written by other code are never read).
-FORMAT = "lockfix-facts-1"
+FORMAT = "lockfix-facts-2"
 # The same for stored lowered requirements: a change to lower_requirements' output (or to
 # the marker algebra it uses) must come with a new value here.
 LOWERED_FORMAT = "lockfix-lowered-2"
@@ -72,13 +73,17 @@ def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> s
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
     """The key of ``metadata``'s lowered requirements under ``rules`` (made by
     :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``): the metadata
-    enters by :attr:`CoreMetadata.requirements_digest` (what lowering reads of it)."""
+    enters by :attr:`CoreMetadata.requirements_digest` (what lowering reads of it), after
+    the digest of the rest, the same for every package of a run."""
+    prefix = _lowered_prefix(LOWERED_FORMAT, __version__, rules.fingerprint, legacy)
+    return prefix + metadata.requirements_digest
+
+
+@functools.lru_cache(maxsize=16)
+def _lowered_prefix(form: str, version: str, fingerprint: str, legacy: bool) -> str:
     # The fingerprint (JSON text, without NUL) is the one part of any length: it goes last.
-    text = (
-        f"{LOWERED_FORMAT}\0{__version__}\0{legacy:d}\0{metadata.requirements_digest}"
-        f"\0{rules.fingerprint}"
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    text = f"{form}\0{version}\0{legacy:d}\0{fingerprint}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32] + ":"
 
 
 def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
