@@ -25,13 +25,15 @@ from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix import facts
 from lockfix.analysis.lowering import ManifestRules, lower_requirements
-from lockfix.dist.metadata import CoreMetadata
+from lockfix.dist.metadata import REQUIREMENTS_DIGEST, CoreMetadata
 from lockfix.facts import (
     DISABLE_VARIABLE,
     FACTS_DATABASE,
     FactsStore,
     decode_lowered,
+    decode_metadata,
     encode_lowered,
+    encode_metadata,
     lowered_key,
 )
 from lockfix.lock import lockfile
@@ -570,6 +572,31 @@ def test_lowered_requirements_are_keyed_by_everything_that_lowers_them(
     assert FactsStore(tmp_path).lowered(others) == {}
 
 
+def test_stored_metadata_is_keyed_as_the_metadata_read_afresh() -> None:
+    rules = _rules(OVERRIDES)
+    doc = json.loads(json.dumps(encode_metadata(_meta(*LINES))))
+    assert isinstance(doc[REQUIREMENTS_DIGEST], str)
+    older = {k: v for k, v in doc.items() if k != REQUIREMENTS_DIGEST}
+    for legacy in (False, True):
+        fresh = lowered_key(_meta(*LINES), rules, legacy)
+        for stored_doc in (doc, older):
+            recalled = decode_metadata(stored_doc)
+            assert recalled == _meta(*LINES)
+            assert lowered_key(recalled, rules, legacy) == fresh
+    # The digest is read with the requirements it was stored with, not computed again.
+    assert decode_metadata({**doc, REQUIREMENTS_DIGEST: "0" * 64}).requirements_digest == "0" * 64
+    # Other requirements give another key, whether read afresh or from a stored doc.
+    changed_line = (LINES[0].replace("1.0", "1.1"), *LINES[1:])
+    for other in (
+        _meta(*changed_line),
+        decode_metadata(json.loads(json.dumps(encode_metadata(_meta(*changed_line))))),
+        _meta(*LINES).with_requirements(LINES[1:], ("cli", "all", "docs")),
+        _meta(*LINES).with_requirements(LINES, ("cli", "all")),
+    ):
+        assert other is not None
+        assert lowered_key(other, rules, False) != lowered_key(_meta(*LINES), rules, False)
+
+
 def lowered_rows(cache: Path) -> int:
     with sqlite3.connect(cache / FACTS_DATABASE) as db:
         return int(db.execute("SELECT count(*) FROM lowered").fetchone()[0])
@@ -603,6 +630,47 @@ def test_stored_lowered_requirements_answer_only_for_the_manifest_they_were_lowe
     without = check(edited, cache, "--format", "json", facts=False)
     assert with_store.returncode == without.returncode, with_store.stderr
     assert with_store.stdout == without.stdout
+
+
+def lowered_keys(cache: Path) -> set[str]:
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        return {row[0] for row in db.execute("SELECT key FROM lowered")}
+
+
+def test_packages_recalled_from_stored_facts_find_the_lowered_requirements_stored_for_them(
+    project, tmp_path: Path
+) -> None:
+    """A changed lock whose packages are all answered from stored facts (their metadata
+    with its digest, or from facts stored without one) looks their lowered requirements up
+    under the keys the first check stored them by: it lowers and stores nothing new."""
+    directory, server, _ = project
+    cache = tmp_path / "cache"
+    first = check(directory, cache, "--format", "json")
+    assert first.returncode == 0, first.stderr
+    keys = lowered_keys(cache)
+    assert keys
+    text = (directory / "uv.lock").read_text()
+    edited = copy_project(directory, tmp_path / "edited", text + "# changed\n")
+    # Without the metadata cache, only the stored facts can spare the metadata requests.
+    (cache / "metadata-v2.sqlite").unlink()
+    server.reset_log()
+    second = check(edited, cache, "--format", "json")
+    assert second.returncode == 0 and second.stdout == first.stdout
+    assert metadata_requests(server) == []
+    assert lowered_keys(cache) == keys
+    # Facts stored without the digest (by older code) answer as well, under the same keys.
+    with sqlite3.connect(cache / FACTS_DATABASE) as db:
+        for key, doc in list(db.execute("SELECT key, doc FROM facts")):
+            data = json.loads(doc)
+            assert REQUIREMENTS_DIGEST in data["metadata"]
+            del data["metadata"][REQUIREMENTS_DIGEST]
+            db.execute("UPDATE facts SET doc = ? WHERE key = ?", (json.dumps(data), key))
+    forget_verdicts(cache)
+    server.reset_log()
+    third = check(edited, cache, "--format", "json")
+    assert third.returncode == 0 and third.stdout == first.stdout
+    assert metadata_requests(server) == []
+    assert lowered_keys(cache) == keys
 
 
 def test_corrupt_stored_lowered_requirements_are_a_miss(project, tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ The same database keeps the package read from each ``[[package]]`` block by the 
 its text (:func:`lockfix.lock.lockfile.parse_lock`), so that only changed blocks are decoded,
 and the requirements the planner lowered from each metadata
 (:func:`lockfix.analysis.lowering.lower_requirements`), by :func:`lowered_key`: the
-metadata's name, Requires-Dist and Provides-Extra, the manifest's excludes and overrides,
-and the override rule. A package answered from its facts takes them instead of reading
-its Requires-Dist lines again.
+digest of the metadata's name, Requires-Dist and Provides-Extra (stored with the metadata
+in its package's facts, so that a recalled package does not digest them again), the
+manifest's excludes and overrides, and the override rule. A package answered from its
+facts takes them instead of reading its Requires-Dist lines again.
 
 The entries are rows of SQLite tables in ``facts-v1.sqlite`` under the cache root, all
 written in one transaction when the run ends. An entry that does not decode is a miss; a
@@ -29,6 +30,7 @@ locked is left alone for the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -49,10 +51,10 @@ from lockfix.markers import InvalidMarker, Marker
 FACTS_DATABASE = "facts-v1.sqlite"
 # Part of every key: a change to what is stored, or to how the engine computes it, must
 # come with a new value here (so that entries written by other code are never read).
-FORMAT = "lockfix-facts-1"
+FORMAT = "lockfix-facts-2"
 # The same for stored lowered requirements: a change to lower_requirements' output (or to
 # the marker algebra it uses) must come with a new value here.
-LOWERED_FORMAT = "lockfix-lowered-1"
+LOWERED_FORMAT = "lockfix-lowered-2"
 DISABLE_VARIABLE = "LOCKFIX_PACKAGE_FACTS"  # "0": neither read nor write stored facts
 
 
@@ -70,17 +72,18 @@ def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> s
 
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:
     """The key of ``metadata``'s lowered requirements under ``rules`` (made by
-    :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``)."""
-    doc = [
-        LOWERED_FORMAT,
-        __version__,
-        rules.fingerprint,
-        legacy,
-        metadata.name,
-        metadata.requires_dist,
-        metadata.provides_extra,
-    ]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+    :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``): the metadata
+    enters by :attr:`CoreMetadata.requirements_digest` (what lowering reads of it), after
+    the digest of the rest, the same for every package of a run."""
+    prefix = _lowered_prefix(LOWERED_FORMAT, __version__, rules.fingerprint, legacy)
+    return prefix + metadata.requirements_digest
+
+
+@functools.lru_cache(maxsize=16)
+def _lowered_prefix(form: str, version: str, fingerprint: str, legacy: bool) -> str:
+    # The fingerprint (JSON text, without NUL) is the one part of any length: it goes last.
+    text = f"{form}\0{version}\0{legacy:d}\0{fingerprint}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32] + ":"
 
 
 def encode_lowered(tables: Lowered) -> dict[str, Any] | None:
@@ -287,7 +290,7 @@ class FactsStore:
 
 
 def encode_metadata(metadata: CoreMetadata | None) -> dict[str, Any] | None:
-    return None if metadata is None else metadata.to_json()
+    return None if metadata is None else metadata.to_json(digest=True)
 
 
 def decode_metadata(doc: Any) -> CoreMetadata | None:

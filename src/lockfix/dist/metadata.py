@@ -7,7 +7,9 @@ statically (PEP 643) is reported as :class:`MetadataUnavailable`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
+import json
 import re
 from collections.abc import Mapping
 from typing import IO, Any, Final
@@ -34,6 +36,19 @@ class MetadataUnavailable(MetadataError):
     """Metadata cannot be trusted without building (dynamic sdist, Metadata-Version < 2.2, …).
 
     Callers should report the file as unverifiable, not fail."""
+
+
+#: The field of :meth:`CoreMetadata.to_json` that carries
+#: :attr:`CoreMetadata.requirements_digest`; a new way of computing the digest comes with a
+#: new field name, so that a digest stored by other code is never read.
+REQUIREMENTS_DIGEST = "requirements_digest_1"
+
+
+def requirements_digest(
+    name: str, requires_dist: tuple[str, ...], provides_extra: tuple[str, ...]
+) -> str:
+    """The sha256 of a metadata's name, Requires-Dist and Provides-Extra."""
+    return hashlib.sha256(json.dumps([name, requires_dist, provides_extra]).encode()).hexdigest()
 
 
 class CoreMetadata:
@@ -67,6 +82,18 @@ class CoreMetadata:
         self.dynamic = dynamic
         self.metadata_version = metadata_version
         self.origins = origins
+        self._requirements_digest: str | None = None
+
+    @property
+    def requirements_digest(self) -> str:
+        """:func:`requirements_digest` of this metadata, computed once (or read with it by
+        :meth:`from_json`)."""
+        digest = self._requirements_digest
+        if digest is None:
+            digest = self._requirements_digest = requirements_digest(
+                self.name, self.requires_dist, self.provides_extra
+            )
+        return digest
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -110,8 +137,10 @@ class CoreMetadata:
             self.origins if origins is None else origins,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, digest: bool = False) -> dict[str, Any]:
+        """The JSON form; ``digest``: with :attr:`requirements_digest`, which
+        :meth:`from_json` then reads instead of computing it."""
+        doc: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "requires_dist": list(self.requires_dist),
@@ -121,10 +150,13 @@ class CoreMetadata:
             "metadata_version": self.metadata_version,
             "origins": [list(o) for o in self.origins],
         }
+        if digest:
+            doc[REQUIREMENTS_DIGEST] = self.requirements_digest
+        return doc
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CoreMetadata:
-        return cls(
+        metadata = cls(
             name=str(data["name"]),
             version=str(data["version"]),
             requires_dist=tuple(data["requires_dist"]),
@@ -134,6 +166,12 @@ class CoreMetadata:
             metadata_version=str(data["metadata_version"]),
             origins=tuple((str(a), str(b), str(c)) for a, b, c in data.get("origins", ())),
         )
+        # Stored by to_json with the requirements it stands for; a doc without it (or
+        # written by code that digests otherwise) has it computed when asked.
+        digest = data.get(REQUIREMENTS_DIGEST)
+        if isinstance(digest, str):
+            metadata._requirements_digest = digest
+        return metadata
 
 
 # A line ending followed by one more: an empty line, splitting lines as email.feedparser
