@@ -66,8 +66,17 @@ def facts_key(locked: str, page_stamp: str, *, per_wheel: bool, flat: bool) -> s
     """The key of a package's facts: what the lock says of it (``locked``: the digest of its
     id and files, :attr:`lockfix.lock.lockfile.Package.locked_digest`), its page's stamp,
     the options."""
-    text = f"{FORMAT}\0{__version__}\0{per_wheel:d}\0{flat:d}\0{page_stamp}\0{locked}"
+    options = _KEY_OPTIONS[per_wheel, flat]
+    text = f"{FORMAT}\0{__version__}\0{options}{page_stamp}\0{locked}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# the options' part of a facts_key text, by (per_wheel, flat)
+_KEY_OPTIONS = {
+    (per_wheel, flat): f"{per_wheel:d}\0{flat:d}\0"
+    for per_wheel in (False, True)
+    for flat in (False, True)
+}
 
 
 def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> str:

@@ -117,6 +117,22 @@ def test_a_page_replaced_on_disk_gets_the_stamp_of_the_new_copy(tmp_path: Path) 
     assert stamp_in_new_run(tmp_path) == found
 
 
+def test_a_page_replaced_after_the_stamps_were_loaded_gets_the_new_copy_s(tmp_path: Path) -> None:
+    old = store(tmp_path, b"<html>one</html>")
+    settle(page_file(tmp_path))
+    assert stamp_in_new_run(tmp_path) == (old, 1_800_000_000.0, 600.0)
+    cache = MetadataCache(tmp_path)
+    try:
+        cache.pages.preload([URL])
+        assert cache.pages.stamp(URL) == (old, 1_800_000_000.0, 600.0)
+        # replaced by another process while this run goes on
+        PageCache(tmp_path / "pages-v2").put(page(b"<html>two</html>", 1_800_000_001.0))
+        found = cache.pages.stamp(URL)
+        assert found is not None and found[0] != old and found[1] == 1_800_000_001.0
+    finally:
+        cache.close()
+
+
 def test_a_page_written_just_now_is_not_remembered(tmp_path: Path) -> None:
     stamp = store(tmp_path, b"<html>one</html>")
     assert stamp_in_new_run(tmp_path) == (stamp, 1_800_000_000.0, 600.0)

@@ -26,7 +26,6 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -75,9 +74,10 @@ def origin_key(index_url: str, file_url: str, sha256: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _stamp_row(found: Sequence[object]) -> PageStamp | None:
+def _stamp_row(
+    size: object, mtime_ns: object, stamp: object, fetched_at: object, max_age: object
+) -> PageStamp | None:
     """A page_stamps row as read, None unless every column has its type."""
-    size, mtime_ns, stamp, fetched_at, max_age = found
     if not (
         isinstance(size, int)
         and isinstance(mtime_ns, int)
@@ -250,7 +250,7 @@ class MetadataCache:
         except sqlite3.Error as error:
             self._given_up(error)
             return None
-        return None if found is None else _stamp_row(found)
+        return None if found is None else _stamp_row(*found)
 
     def load_page_stamps(self, keys: list[str]) -> None:
         """Read the rows of these pages in one query per 500, for :meth:`page_stamp`."""
@@ -263,8 +263,8 @@ class MetadataCache:
                 "SELECT key, size, mtime_ns, stamp, fetched_at, max_age FROM page_stamps "
                 "WHERE key IN ({marks})"
             )
-            for key, *rest in select_in(db, query, keys):
-                loaded[key] = _stamp_row(rest)
+            for key, size, mtime_ns, stamp, fetched_at, max_age in select_in(db, query, keys):
+                loaded[key] = _stamp_row(size, mtime_ns, stamp, fetched_at, max_age)
         except sqlite3.Error as error:
             self._given_up(error)
             return
@@ -386,7 +386,8 @@ class PageCache:
     def __init__(self, root: Path, stamps: PageStamps | None = None) -> None:
         self.root = root
         self.stamps = stamps
-        self._folder = os.fspath(root)
+        self._folder = os.path.join(os.fspath(root), "")  # ends with a separator
+        self._keys: dict[str, str] = {}  # URL → key, of the pages preloaded
 
     def _path(self, url: str) -> Path:
         key = hashlib.sha256(url.encode()).hexdigest()
@@ -423,13 +424,15 @@ class PageCache:
         """Learn what is known of these pages' files at once (each :meth:`stamp` of one of
         them then costs a ``stat``, not a query)."""
         if self.stamps is not None:
-            self.stamps.load_page_stamps([hashlib.sha256(u.encode()).hexdigest() for u in urls])
+            keys = {url: hashlib.sha256(url.encode()).hexdigest() for url in urls}
+            self._keys.update(keys)
+            self.stamps.load_page_stamps(list(keys.values()))
 
     def stamp(self, url: str) -> tuple[str, float, float] | None:
         """(stamp, fetched_at, max_age) of the stored page, from its header alone. The stamp
         names this copy of the page: every write (a fetch or a revalidation) changes it."""
-        key = hashlib.sha256(url.encode()).hexdigest()
-        path = os.path.join(self._folder, key[:2], key)
+        key = self._keys.get(url) or hashlib.sha256(url.encode()).hexdigest()
+        path = self._folder + key[:2] + os.sep + key
         known = self.stamps.page_stamp(key) if self.stamps is not None else None
         if known is not None:
             try:

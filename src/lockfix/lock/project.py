@@ -144,7 +144,10 @@ class ProjectConfig:
         return None
 
     def is_flat(self, url: str) -> bool:
-        return any(i.flat and i.url.rstrip("/") == url.rstrip("/") for i in self.indexes)
+        for index in self.indexes:  # a plain loop (no generator): asked for each package
+            if index.flat and index.url.rstrip("/") == url.rstrip("/"):
+                return True
+        return False
 
     def index_names(self) -> dict[str, str]:
         """Index URL → index name, for credentials from ``UV_INDEX_<NAME>_*``."""
