@@ -173,9 +173,11 @@ def test_merged_metadata_declares_what_the_picked_wheel_declares(name: str) -> N
 
 def test_agreeing_wheels_come_back_unchanged() -> None:
     metadata = CoreMetadata("a", "1", ("b>=1", 'c; sys_platform == "win32"'), None, (), (), "2.3")
+    same = metadata.with_requirements(metadata.requires_dist, metadata.provides_extra)
+    assert same == metadata and same is not metadata
     wheels = [
         ("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", metadata),
-        ("a-1-cp311-cp311-win_amd64.whl", CoreMetadata(**{**metadata.__dict__})),
+        ("a-1-cp311-cp311-win_amd64.whl", same),
         ("a-1-py3-none-any.whl", metadata),
     ]
     merged = merge_wheel_metadata(wheels)
