@@ -74,9 +74,8 @@ def _collector_paused(
     return paused
 
 
-# A short repr: asyncio.run reprs its main task, result included, when it puts the SIGINT
-# handler back (signal.signal names the old handler); a full repr of a big analysis cost
-# 0.1 s there.
+# A short repr: a full one of a big analysis is huge (it cost 0.1 s where asyncio.run
+# repr'd its main task's result; _on_loop now keeps results out of the task).
 class Analysis:
     __slots__ = (
         "artifact_findings",
@@ -215,6 +214,11 @@ async def _locked_files(
     return _files_on_page(planner, package, page, audit)
 
 
+def _metadata_files(package: Package) -> list[Artifact]:
+    """The locked files a package's metadata is read from: its wheels, else its sdist."""
+    return list(package.wheels) or ([package.sdist] if package.sdist else [])
+
+
 def _page_unavailable(planner: Planner, package: Package, error: IndexClientError) -> None:
     planner.evidence.mark_unverified(
         package.id, UnverifiedStatus.FAILED, f"index page unavailable: {error}"
@@ -228,7 +232,7 @@ def _files_to_read(
     ``page`` (None: its index has no page for it); else why there are none. Reads only;
     raises IndexClientError for a PEP 691 page found corrupt when decoded in full."""
     index_url = package.source.location
-    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    artifacts = _metadata_files(package)
     if not artifacts:
         # uv writes no file where no environment installs one (a package overridden to
         # `sys_platform == 'never'` with only platform wheels): nothing failed.
@@ -433,7 +437,7 @@ def _remember(
     """Store what the check of ``package`` learned, when it is complete and clean: its
     metadata was read from every locked file (each pinned by its sha256), nothing was
     left unverified, and no locked file disagrees with the index."""
-    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    artifacts = _metadata_files(package)
     pid = package.id
     if (
         not artifacts
@@ -569,7 +573,7 @@ async def verify_packages(
 def _to_fetch(package: Package) -> list[str]:
     """The metadata cache keys of the locked files a check of ``package`` reads (as
     :meth:`IndexClient.file_metadata` keeps what their index served); "" when unknown."""
-    artifacts = list(package.wheels) or ([package.sdist] if package.sdist else [])
+    artifacts = _metadata_files(package)
     try:
         index_url = split_credentials(package.source.location)[0]
     except ValueError:  # not a URL: reported where it is fetched
