@@ -85,7 +85,10 @@ def copy_project(source: Path, target: Path, text: str | None = None) -> Path:
 
 
 def forget_verdicts(cache: Path) -> None:
+    """Forget the verdicts, and the summaries they would be carried over from
+    (lockfix.carryover): the next check reads the lock and its stored facts."""
     shutil.rmtree(cache / "verdicts-v1", ignore_errors=True)
+    shutil.rmtree(cache / "summaries-v1", ignore_errors=True)
 
 
 def test_unchanged_packages_are_answered_from_their_stored_facts(project, tmp_path: Path) -> None:
@@ -216,6 +219,12 @@ def test_stored_block_packages_read_as_the_whole_text_does(path: Path, tmp_path:
     assert len(again.records(_record_keys(plain.blocks[1:]))) > 0
     stored = parse_lock(text, again)
     assert _same_lock(stored, plain) and _digests(stored) == _digests(plain)
+
+
+def test_a_lock_without_packages_reads_with_a_store(tmp_path: Path) -> None:
+    text = 'version = 1\nrevision = 3\nrequires-python = ">=3.11"\n'
+    lock = parse_lock(text, FactsStore(tmp_path))
+    assert lock.packages == [] and lock.block_keys is not None and len(lock.block_keys) == 1
 
 
 SELECT_RECORD = "SELECT record FROM packages WHERE key = ?"

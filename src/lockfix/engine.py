@@ -23,6 +23,7 @@ from lockfix._shard import setting as processes_setting
 from lockfix.analysis.artifacts import ArtifactAudit, trusted_for_metadata
 from lockfix.analysis.evidence import Evidence, UnverifiedStatus
 from lockfix.analysis.findings import Finding, Missing, Plan
+from lockfix.analysis.graph import Graph
 from lockfix.analysis.planner import Planner
 from lockfix.analysis.versions import NoMatchingVersion
 from lockfix.analysis.wheels import (
@@ -82,6 +83,7 @@ class Analysis:
         "artifact_replacements",
         "config",
         "fresh_until",
+        "graph",
         "lock",
         "plan",
         "processes",
@@ -102,6 +104,7 @@ class Analysis:
         wheel_metadata: dict[PackageId, dict[str, CoreMetadata]] | None = None,
         fresh_until: float = 0.0,
         processes: int = 1,
+        graph: Graph | None = None,
     ) -> None:
         self.lock = lock
         self.config = config
@@ -122,6 +125,7 @@ class Analysis:
         # until when the index pages this verdict rests on stay fresh (time.time())
         self.fresh_until = fresh_until
         self.processes = processes  # 2 when a lockfix._shard worker verified part of the lock
+        self.graph = graph  # the graph the plan was made from
 
     def __repr__(self) -> str:
         return f"<Analysis of {len(self.lock.packages)} packages>"
@@ -912,6 +916,69 @@ def analyze_lock(
         wheel_metadata=checks.wheel_metadata,
         fresh_until=client.fresh_until,
         processes=2 if shared else 1,
+        graph=planner.graph,
+    )
+
+
+class PackageChecks:
+    """What the checks of some locked packages found (see :func:`check_packages`)."""
+
+    __slots__ = ("audit", "evidence", "fresh_until", "requests", "warnings")
+
+    def __init__(
+        self,
+        evidence: Evidence,
+        warnings: list[Finding],
+        audit: ArtifactAudit,
+        fresh_until: float,
+        requests: int,
+    ) -> None:
+        self.evidence = evidence
+        self.warnings = warnings
+        self.audit = audit
+        # until when the index pages the checks read stay fresh (time.time())
+        self.fresh_until = fresh_until
+        self.requests = requests
+
+    def __repr__(self) -> str:
+        return f"<PackageChecks of {len(self.evidence.metadata)} packages>"
+
+
+@collector_paused()
+def check_packages(
+    lock: Lock, lock_dir: Path, settings: Settings, packages: Sequence[Package]
+) -> PackageChecks:
+    """Check ``packages``, registry packages of ``lock``, as :func:`analyze_lock` checks
+    each one (stored facts, the caches, then the index), without planning: ``lock`` need
+    hold only its header and these packages."""
+    config = load_config(lock_dir, lock)
+    planner = Planner(lock, config)
+    client = _client(settings, config, lock_dir)
+    store = _facts_store(settings)
+    token = _PER_WHEEL.set(settings.per_wheel)
+    try:
+        registry = []
+        for package in packages:
+            if _skipped(package, settings):
+                planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
+            else:
+                registry.append(package)
+        checks = _Checks(client, planner, settings, store, None, len(registry))
+        remaining = _from_caches(checks, checks.recall(registry, set()))
+        if remaining:
+            _on_loop(client, _check_all(checks, remaining, None))
+        _all_checked(checks, lock)
+    finally:
+        _PER_WHEEL.reset(token)
+        client.close()
+    if store is not None:
+        store.close()
+    return PackageChecks(
+        planner.evidence,
+        checks.warnings,
+        checks.audit,
+        client.fresh_until,
+        client.stats.requests,
     )
 
 

@@ -416,6 +416,89 @@ def _verdict_cache(path: Path, run: RunOptions) -> tuple[Any, str | None]:
     return VerdictCache(_cache_root(run)), key
 
 
+def _lineage(path: Path, run: RunOptions) -> tuple[Any, str] | None:
+    """The lock summaries and this check's lineage (:mod:`lockfix.carryover`); None when
+    summaries are not kept (as verdicts, and not without stored package facts)."""
+    from lockfix.carryover import SummaryStore
+    from lockfix.cli.verdicts import lineage_key
+    from lockfix.facts import enabled
+
+    if not enabled():
+        return None
+    lineage = lineage_key(
+        str(path),
+        output_format=run.output_format,
+        single_wheel=run.single_wheel,
+        concurrency=run.concurrency,
+    )
+    return SummaryStore(_cache_root(run)), lineage
+
+
+def _remember_summary(path: Path, run: RunOptions, analysis: Analysis, report: Any) -> None:
+    """Keep the summary of a lock found clean, for the check of its next version."""
+    from lockfix.carryover import summarize
+
+    found = _lineage(path, run)
+    summary = summarize(analysis, report) if found is not None else None
+    if found is not None and summary is not None:
+        summaries, lineage = found
+        summaries.put(lineage, summary)
+
+
+def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
+    """The report of the lock at ``path`` when the last clean check of an earlier version
+    carries over to it (:mod:`lockfix.carryover`), with its verdict (``key``) and summary
+    stored; None when it must be checked in full (which also reports any error)."""
+    from lockfix import carryover
+    from lockfix.cli.verdicts import VerdictCache
+    from lockfix.engine import check_packages
+    from lockfix.errors import IndexClientError
+    from lockfix.lock.lockfile import (
+        LockError,
+        block_keys,
+        parse_lock,
+        recorded_packages,
+        split_blocks,
+    )
+
+    found = _lineage(path, run)
+    if found is None:
+        return None
+    summaries, lineage = found
+    summary = summaries.get(lineage)
+    if summary is None or (run.output_format == "github" and summary.report):
+        return None  # github: its annotations name lines, which move with changed blocks
+    store = _block_store(run)
+    if store is None:
+        return None
+    lock_dir = path.resolve().parent
+
+    def check(part: Lock) -> Any:
+        store.close()  # the records it read written, before the checks open the database
+        settings = _settings(lock_dir, part, run, write=False, package_facts=True)
+        return check_packages(part, lock_dir, settings, part.packages)
+
+    try:
+        blocks = split_blocks(read_lock_text(path))
+        outcome = carryover.carry_over(
+            summary,
+            blocks,
+            block_keys(blocks),
+            lambda text: parse_lock(text, store, references=False),
+            lambda keys: recorded_packages(store, keys),
+            check,
+        )
+    except (LockError, InputError, IndexClientError):
+        return None
+    finally:
+        store.close()
+    if outcome.summary is None:
+        return None
+    summaries.put(lineage, outcome.summary)
+    VerdictCache(_cache_root(run)).put(key, outcome.report, outcome.summary.fresh_until)
+    return outcome.report
+
+
 def _emit(report: Any, documents: list[Any], run: RunOptions) -> None:
     if run.output_format == "json":
         documents.append(report)
@@ -466,6 +549,10 @@ def check_paths(paths: tuple[Path, ...], run: RunOptions) -> NoReturn:
             if stored is not None:
                 _emit(stored, documents, run)
                 return EXIT_CLEAN
+        carried = _carried_over(path, run, key) if verdicts is not None and key else None
+        if carried is not None:
+            _emit(carried, documents, run)
+            return EXIT_CLEAN
         # not at the top: a reused verdict needs none of the pipeline
         from lockfix.cli.report import github_report, human_report, json_document
 
@@ -489,6 +576,7 @@ def check_paths(paths: tuple[Path, ...], run: RunOptions) -> NoReturn:
             return EXIT_UNVERIFIED
         if verdicts is not None and key is not None:
             verdicts.put(key, report, analysis.fresh_until)
+            _remember_summary(path, run, analysis, report)
         return EXIT_CLEAN
 
     for_each_path(paths, run, one)

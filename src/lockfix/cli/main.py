@@ -327,7 +327,7 @@ def _human_size(size: int) -> str:
 # version number): folders, SQLite files and their journals, a set-aside damaged database,
 # the uv version memo and its temporary files.
 _CACHE_ENTRY = re.compile(
-    r"(?:metadata|pages|verdicts)-v\d+"
+    r"(?:metadata|pages|verdicts|summaries)-v\d+"
     r"|(?:metadata|pages|facts)-v\d+\.(?:sqlite|db|damaged)(?:-journal|-wal|-shm)?"
     r"|uv-version-v\d+\.json(?:\.\d+\.tmp)?"
     r"|\.uv-version-v\d+\.json\.lockfix-[0-9a-f]+\.tmp"

@@ -53,13 +53,33 @@ def verdict_key(
     ``lock_bytes`` are the file's bytes as read (no newline translation); ``lock_path`` is
     the path as given (the report names it). The only function that builds this key: the
     fast path (:mod:`lockfix.cli._entry`) and the command line must agree on it."""
+    digest = _inputs(lock_path, output_format, single_wheel, concurrency)
+    digest.update(b"lock\0" + lock_bytes)
+    return digest.hexdigest()
+
+
+def lineage_key(
+    lock_path: str,
+    *,
+    output_format: str,
+    single_wheel: bool = False,
+    concurrency: int | None = None,
+) -> str:
+    """:func:`verdict_key` without the lock's bytes: the same for each version of a lock
+    checked at one path the same way (:mod:`lockfix.carryover` keeps a summary per key)."""
+    digest = _inputs(lock_path, output_format, single_wheel, concurrency)
+    return digest.hexdigest()
+
+
+def _inputs(
+    lock_path: str, output_format: str, single_wheel: bool, concurrency: int | None
+) -> Any:
     lock_dir = os.path.dirname(os.path.realpath(lock_path))
     options = {"format": output_format, "single_wheel": single_wheel, "concurrency": concurrency}
     digest = hashlib.sha256()
     digest.update(f"lockfix {__version__}\0".encode())
     digest.update(json.dumps(options, sort_keys=True, default=str).encode() + b"\0")
     digest.update(os.fsencode(lock_path) + b"\0" + os.fsencode(lock_dir) + b"\0")
-    digest.update(lock_bytes + b"\0")
     for name in PROJECT_FILES:
         digest.update(name.encode() + b"\0")
         try:
@@ -72,7 +92,7 @@ def verdict_key(
     for key in sorted(os.environ):
         if key.startswith(_ENV_PREFIXES):
             digest.update(f"{key}={os.environ[key]}\0".encode())
-    return digest.hexdigest()
+    return digest
 
 
 class VerdictCache:

@@ -6,6 +6,7 @@ Layout under the cache root::
                                      and the stamps of stored pages (PageCache.stamp)
     pages-v2/<aa>/<sha256(url)>      one index page: a JSON header line, then the body
     verdicts-v1/<aa>/<key>.json      clean `check` reports, while their pages stay fresh
+    summaries-v1/<aa>/<key>.bin      the last clean lock of each path (lockfix.carryover)
     uv-version-v1.json               `uv --version` of each uv binary seen (path, size, mtime)
 
 Metadata is kept under what proves it (:func:`pep658_key`, :func:`origin_key`), never under

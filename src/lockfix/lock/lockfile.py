@@ -494,6 +494,17 @@ class Package:
             self._digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()
         return self._digest
 
+    def same_edges(self, other: Package) -> bool:
+        """Whether the lock says the same of both packages apart from their ids and files
+        (what :attr:`locked_digest` covers): their edges, resolution markers and metadata."""
+        return (
+            self.resolution_markers == other.resolution_markers
+            and self.dependencies == other.dependencies
+            and self.optional_dependencies == other.optional_dependencies
+            and self.dev_dependencies == other.dev_dependencies
+            and self.metadata == other.metadata
+        )
+
     @property
     def version(self) -> str | None:
         return self.id.version
@@ -547,6 +558,7 @@ class Lock:
     __slots__ = (
         "_by_id",
         "_by_name",
+        "block_keys",
         "blocks",
         "conflicts",
         "manifest",
@@ -591,6 +603,9 @@ class Lock:
         self.manifest = manifest
         self.packages = packages
         self.blocks = blocks
+        # the key of each block's stored package (block_keys) when the lock was read block
+        # by block against a store (parse_lock), else None
+        self.block_keys: list[str] | None = None
         self._by_name: dict[str, list[Package]] = {}
         self._by_id: dict[PackageId, Package] = {}
         for package in packages:
@@ -864,6 +879,22 @@ def _record_keys(blocks: list[str], part: str = "") -> list[str]:
     return keys
 
 
+def block_keys(blocks: list[str]) -> list[str]:
+    """The key of each block's stored package (:func:`parse_lock` with a store): a digest
+    of its text that also names this lockfix and Python."""
+    return _record_keys(blocks)
+
+
+def recorded_packages(store: BlockRecords, keys: list[str]) -> dict[str, Package]:
+    """The packages stored for blocks (by :func:`block_keys`), those the store holds."""
+    found = {}
+    for key, record in store.records(keys).items():
+        package = _from_record(record)
+        if package is not None:
+            found[key] = package
+    return found
+
+
 def _record(package: Package) -> bytes | None:
     """The stored form of a package read and checked from its block (with its
     :attr:`Package.locked_digest`); None when its metadata holds what marshal does not
@@ -1044,9 +1075,13 @@ def _one_package(doc: Any) -> bool:
     )
 
 
-def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
+def parse_lock(
+    text: str, store: BlockRecords | None = None, *, references: bool = True
+) -> Lock:
     """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse.
-    ``store``: where the packages of blocks read before are kept (:func:`_load_blocks`)."""
+    ``store``: where the packages of blocks read before are kept (:func:`_load_blocks`).
+    ``references=False``: a part of a lock (its header and some blocks), whose edges may
+    name packages it does not hold."""
     if text.startswith("\ufeff"):
         raise LockError("the file starts with a byte-order mark, which uv does not write")
     blocks = split_blocks(text)
@@ -1061,7 +1096,7 @@ def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
     except RecursionError:
         raise LockError("not valid TOML: arrays or tables nested too deeply") from None
     try:
-        lock = _read(text, data, blocks)
+        lock = _read(text, data, blocks, references)
     except LockError:
         raise
     except RecursionError:
@@ -1070,7 +1105,8 @@ def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
         # A value of the wrong type somewhere (found by fuzzing): still one clear error.
         raise LockError(f"malformed lock ({type(error).__name__}: {error})") from None
     if store is not None and keys is not None:
-        for key, raw, package in zip(keys, data["package"], lock.packages, strict=True):
+        lock.block_keys = [*_record_keys(blocks[:1]), *keys]
+        for key, raw, package in zip(keys, data.get("package", []), lock.packages, strict=True):
             if not isinstance(raw, Package):
                 record = _record(package)
                 if record is not None:
@@ -1078,7 +1114,7 @@ def parse_lock(text: str, store: BlockRecords | None = None) -> Lock:
     return lock
 
 
-def _read(text: str, data: dict[str, Any], blocks: list[str]) -> Lock:
+def _read(text: str, data: dict[str, Any], blocks: list[str], references: bool = True) -> Lock:
     """The lock of ``data``: its TOML document, where a package table may already be the
     :class:`Package` read from it (:func:`_load_blocks`)."""
     if "version" not in data:
@@ -1116,7 +1152,8 @@ def _read(text: str, data: dict[str, Any], blocks: list[str]) -> Lock:
         packages=packages,
         blocks=blocks,
     )
-    _check_references(lock)
+    if references:
+        _check_references(lock)
     return lock
 
 

@@ -1,0 +1,322 @@
+"""A clean verdict carried over to the next version of the same lock.
+
+``uv lock --upgrade-package`` rewrites a few ``[[package]]`` blocks of a lock and leaves the
+rest alone. When the lock before was found clean, the check of the new one can read only
+what changed. A :class:`LockSummary` of the clean lock keeps what that takes: the key of
+each block's text, and for each package the digest of the requirements its metadata
+declares; for each name, the specifiers the graph's requirements put on it.
+
+The new lock is clean, with the same report, when each changed block stands for the package
+it replaced in the graph the planner builds (:func:`judge`):
+
+* the header is the same, and so are the project files and options (the summary is kept
+  per lineage: :func:`lockfix.cli.verdicts.lineage_key`);
+* each changed block is a registry package of a name that had one version, from the same
+  index, whose old package was verified without a warning;
+* its edges, resolution markers and metadata read as the old block's
+  (:meth:`~lockfix.lock.lockfile.Package.same_edges`), no other block names it with a
+  version or a source, and every requirement on the name is met by the new version
+  exactly when it was by the old one;
+* its own check (:func:`lockfix.engine.check_packages`) verifies it without a warning or a
+  finding, from metadata whose requirements have the same digest.
+
+The graph is then the one found clean, with one version of a name in place of another
+that every edge and requirement treats alike: the same expected edges, the same reach,
+and so no finding. Anything else is checked in full.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from lockfix._files import replace_file
+from lockfix.analysis.lowering import contains
+from lockfix.engine import Analysis, PackageChecks
+from lockfix.lock.lockfile import Lock, Package
+
+# Part of every stored summary: a change to what a summary holds or to the rule that
+# judges it must come with a new value here.
+FORMAT = "lockfix-lock-summary-1"
+DIRECTORY = "summaries-v1"
+# the requirements digest of a block that cannot be carried over (see summarize)
+NOT_CARRIED = ""
+
+
+class LockSummary:
+    """What a clean check of a lock leaves for the check of its next version."""
+
+    __slots__ = ("blocks", "fresh_until", "header", "pinned", "report", "specifiers")
+
+    def __init__(
+        self,
+        header: str,
+        blocks: dict[str, tuple[str, str]],
+        specifiers: dict[str, tuple[str, ...]],
+        pinned: frozenset[str],
+        report: Any,
+        fresh_until: float,
+    ) -> None:
+        self.header = header  # the key of the header block's text
+        # block key → (package name, requirements digest or NOT_CARRIED)
+        self.blocks = blocks
+        # name → the specifiers of the graph's requirements on it
+        self.specifiers = specifiers
+        # names an edge gives with a version or a source
+        self.pinned = pinned
+        self.report = report  # the clean report, as the verdict cache keeps it
+        self.fresh_until = fresh_until
+
+    def __repr__(self) -> str:
+        return f"<LockSummary of {len(self.blocks)} blocks>"
+
+
+def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
+    """The summary of a lock found clean (``report``: its report); None when the lock was
+    not read block by block (see :func:`lockfix.lock.lockfile.parse_lock`)."""
+    lock, graph = analysis.lock, analysis.graph
+    keys = lock.block_keys
+    if graph is None or keys is None or len(keys) != len(lock.packages) + 1:
+        return None
+    warned = {f.package for f in analysis.warnings}
+    metadata = graph.evidence.metadata
+    blocks: dict[str, tuple[str, str]] = {}
+    texts: dict[int, str] = {}
+    specifiers: dict[str, set[str]] = {}
+    pinned: set[str] = set()
+    for package in lock.packages:
+        package_id = package.id
+        digest = NOT_CARRIED
+        known = metadata.get(package_id)
+        if (
+            known is not None
+            and package.source.is_registry
+            and package_id not in warned
+            and package_id not in analysis.plan.unverified
+            and package_id not in graph.evidence.loose
+            and package.name not in graph.rules.metadata
+            and len(lock.named(package.name)) == 1
+        ):
+            digest = known.requirements_digest
+        blocks[keys[package.block]] = (package.name, digest)
+        for _, _, dep in package.edges():
+            if dep.version is not None or dep.source is not None:
+                pinned.add(dep.name)
+        if package.source.is_registry:
+            for requirements in (graph.lowered_for(package_id) or {}).values():
+                for r in requirements:
+                    text = texts.get(id(r.specifier))
+                    if text is None:
+                        text = texts[id(r.specifier)] = str(r.specifier)
+                    specifiers.setdefault(r.name, set()).add(text)
+    return LockSummary(
+        keys[0],
+        blocks,
+        {name: tuple(sorted(texts)) for name, texts in specifiers.items()},
+        frozenset(pinned),
+        report,
+        analysis.fresh_until,
+    )
+
+
+class Changes:
+    """The blocks of a new lock its summary does not hold, and the old blocks they replace."""
+
+    __slots__ = ("added", "replaced")
+
+    def __init__(self, added: list[int], replaced: dict[str, str]) -> None:
+        self.added = added  # indexes of the new lock's blocks (0: the header)
+        self.replaced = replaced  # name → the key of its old block
+
+    def __repr__(self) -> str:
+        return f"<Changes: {sorted(self.replaced)}>"
+
+
+def changes(summary: LockSummary, keys: Sequence[str]) -> Changes | str:
+    """Which blocks of a lock (``keys``: :func:`~lockfix.lock.lockfile.block_keys` of its
+    blocks) differ from the summary's; a reason when they cannot be carried over."""
+    if not keys or keys[0] != summary.header:
+        return "the header changed"
+    if time.time() >= summary.fresh_until:
+        return "the index pages of the last clean check are stale"
+    known = summary.blocks
+    added = [i for i in range(1, len(keys)) if keys[i] not in known]
+    if len(keys) - 1 != len(known) or len(set(keys)) != len(keys):
+        return "blocks were added or removed"
+    present = set(keys)
+    replaced: dict[str, str] = {}
+    for key, (name, digest) in known.items():
+        if key in present:
+            continue
+        if digest == NOT_CARRIED:
+            return f"{name} was not verified cleanly, or has several versions"
+        if name in summary.pinned:
+            return f"an edge names {name} with a version or a source"
+        replaced[name] = key
+    if len(replaced) != len(added):
+        return "blocks were added or removed"
+    return Changes(added, replaced)
+
+
+def judge(
+    summary: LockSummary, changed: Changes, new: Sequence[Package], old: dict[str, Package]
+) -> str | None:
+    """Why the new packages (those of ``changed.added``) cannot stand for the old ones
+    (by name), before they are checked; None when they can."""
+    if sorted(p.name for p in new) != sorted(changed.replaced):
+        return "blocks were added or removed"
+    if len(old) != len(changed.replaced):
+        return "an old block is no longer stored"
+    for package in new:
+        before = old.get(package.name)
+        if before is None:
+            return f"{package.name} is new"
+        if package.source != before.source or not package.source.is_registry:
+            return f"{package.name} changed its source"
+        if not package.same_edges(before):
+            return f"the edges of {package.name} changed"
+        for text in summary.specifiers.get(package.name, ()):
+            try:
+                specifier = SpecifierSet(text)
+            except InvalidSpecifier:
+                return f"a requirement on {package.name} cannot be read"
+            assert before.version is not None and package.version is not None
+            if contains(specifier, before.version) != contains(specifier, package.version):
+                return f"{package.name} {package.version} does not meet '{text}' as before"
+    return None
+
+
+def judge_checks(
+    summary: LockSummary, changed: Changes, new: Sequence[Package], checks: PackageChecks
+) -> str | None:
+    """Why the checks of the new packages keep them from standing for the old ones; None
+    when each was verified cleanly from metadata with the old requirements' digest."""
+    evidence = checks.evidence
+    flagged = {
+        f.package for f in [*checks.warnings, *checks.audit.warnings, *checks.audit.findings]
+    }
+    for package in new:
+        package_id = package.id
+        if package_id in evidence.unverified or package_id in checks.audit.replacements:
+            return f"{package.name} {package.version} was not verified"
+        if package_id in flagged or package_id in evidence.loose:
+            return f"{package.name} {package.version} has a finding or a warning"
+        metadata = evidence.metadata.get(package_id)
+        digest = summary.blocks[changed.replaced[package.name]][1]
+        if metadata is None or metadata.requirements_digest != digest:
+            return f"the requirements of {package.name} changed"
+    return None
+
+
+def carried(
+    summary: LockSummary,
+    changed: Changes,
+    keys: Sequence[str],
+    new: Sequence[Package],
+    fresh: float,
+) -> LockSummary:
+    """The summary of the new lock (``keys``), found clean by carrying ``summary`` over
+    (``new``: the packages of ``changed.added``, in order)."""
+    by_key = dict(summary.blocks)
+    for package, index in zip(new, changed.added, strict=True):
+        name = package.name
+        by_key[keys[index]] = (name, by_key.pop(changed.replaced[name])[1])
+    blocks = {key: by_key[key] for key in keys[1:]}
+    fresh_until = min(summary.fresh_until, fresh)
+    return LockSummary(
+        summary.header, blocks, summary.specifiers, summary.pinned, summary.report, fresh_until
+    )
+
+
+class SummaryStore:
+    """Lock summaries under the cache root, one file per lineage (the last clean one)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.directory = os.path.join(root, DIRECTORY)
+
+    def _path(self, lineage: str) -> str:
+        return os.path.join(self.directory, lineage[:2], f"{lineage}.bin")
+
+    def get(self, lineage: str) -> LockSummary | None:
+        try:
+            with open(self._path(lineage), "rb") as stream:
+                data = marshal.load(stream)
+            form, header, blocks, specifiers, pinned, report, fresh_until = data
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        if form != FORMAT or not isinstance(blocks, dict) or not isinstance(specifiers, dict):
+            return None
+        if not isinstance(fresh_until, (int, float)) or not isinstance(header, str):
+            return None
+        return LockSummary(header, blocks, specifiers, frozenset(pinned), report, fresh_until)
+
+    def put(self, lineage: str, summary: LockSummary) -> None:
+        data = (
+            FORMAT,
+            summary.header,
+            summary.blocks,
+            summary.specifiers,
+            tuple(sorted(summary.pinned)),
+            summary.report,
+            min(summary.fresh_until, 2.0**40),
+        )
+        try:
+            replace_file(self._path(lineage), marshal.dumps(data), parents=True, durable=False)
+        except (OSError, ValueError):
+            return  # a cache that cannot be written only costs time
+
+
+class CarryOver:
+    """The outcome of :func:`carry_over`: the report and summary of the new lock, or why
+    it must be checked in full."""
+
+    __slots__ = ("reason", "report", "requests", "summary")
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        summary: LockSummary | None = None,
+        requests: int = 0,
+    ) -> None:
+        self.reason = reason
+        self.summary = summary
+        self.report = None if summary is None else summary.report
+        self.requests = requests
+
+    def __repr__(self) -> str:
+        return f"<CarryOver {'declined: ' + self.reason if self.reason else 'done'}>"
+
+
+def carry_over(
+    summary: LockSummary,
+    blocks: list[str],
+    keys: list[str],
+    read: Callable[[str], Lock],
+    recorded: Callable[[list[str]], dict[str, Package]],
+    check: Callable[[Lock], PackageChecks],
+) -> CarryOver:
+    """Carry ``summary`` over to the lock of ``blocks`` (their ``keys``), or say why not.
+    ``read``: a lock's part (header and changed blocks) read as a lock; ``recorded``: the
+    stored packages of old blocks, by key; ``check``: the checks of a part's packages."""
+    changed = changes(summary, keys)
+    if isinstance(changed, str):
+        return CarryOver(changed)
+    part = read(blocks[0] + "".join(blocks[i] for i in changed.added))
+    if part.block_keys is None:
+        return CarryOver("a changed block could not be read as one package")
+    old = {p.name: p for p in recorded(list(changed.replaced.values())).values()}
+    new = part.packages
+    reason = judge(summary, changed, new, old)
+    if reason is not None:
+        return CarryOver(reason)
+    checks = check(part)
+    reason = judge_checks(summary, changed, new, checks)
+    if reason is not None:
+        return CarryOver(reason, requests=checks.requests)
+    fresh = checks.fresh_until
+    return CarryOver(summary=carried(summary, changed, keys, new, fresh), requests=checks.requests)

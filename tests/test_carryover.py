@@ -1,0 +1,301 @@
+"""The clean verdict of a lock carried over to its next version, and only when the full
+check would find the same: real uv locks against a loopback index, each changed lock
+checked both ways."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.builder import build_scenario
+from fixtures.server import IndexServer
+from fixtures.uvrun import run_uv, uv_bin
+from lockfix.carryover import Changes, LockSummary, changes, judge
+from lockfix.lock.lockfile import block_keys, parse_lock, split_blocks
+
+pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
+
+OLD = "2024-01-01T00:00:00Z"
+
+
+def _pkg(name: str, version: str, *deps: str) -> dict[str, object]:
+    return {"name": name, "version": version, "requires-dist": list(deps), "upload-time": OLD}
+
+
+REGISTRY = {
+    "indexes": [
+        {
+            "name": "reg",
+            "packages": [
+                _pkg("leaf", "0.9"),
+                _pkg("leaf", "1.0"),
+                _pkg("leaf", "1.1"),
+                _pkg("leaf", "2.0", "newdep"),
+                _pkg("newdep", "1.0"),
+                _pkg("mid", "1.0", "leaf>=1", "beta; sys_platform == 'linux'"),
+                _pkg("beta", "1.0"),
+            ],
+        }
+    ]
+}
+
+PYPROJECT = """[project]
+name = "app"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = [{deps}]
+
+[tool.uv]
+package = false
+
+[[tool.uv.index]]
+name = "reg"
+url = "{index}"
+default = true
+"""
+
+# The check with the full analysis refused: exit 99 says the verdict was not carried over.
+WITHOUT_PLANNING = (
+    "import sys, lockfix.engine as engine\n"
+    "def refuse(*args, **kwargs):\n"
+    "    sys.exit(99)\n"
+    "engine.analyze_lock = refuse\n"
+    "from lockfix.cli._entry import main\n"
+    "main()\n"
+)
+
+
+class Project:
+    def __init__(self, root: Path, server: IndexServer) -> None:
+        self.root = root
+        self.server = server
+        self.directory = root / "project"
+        self.directory.mkdir()
+
+    def lock(self, deps: str, *args: str) -> str:
+        pyproject = PYPROJECT.format(deps=deps, index=self.server.index_url("reg"))
+        (self.directory / "pyproject.toml").write_text(pyproject)
+        run_uv("0.13.9", ["lock", *args], self.directory, self.root / "uv-tmp")
+        return (self.directory / "uv.lock").read_text()
+
+
+@pytest.fixture(scope="module")
+def locks(tmp_path_factory: pytest.TempPathFactory):
+    """The locks ``uv lock --upgrade-package`` writes from leaf 1.0, and a cache where the
+    check of the one at leaf 1.0 left its clean verdict and summary."""
+    root = tmp_path_factory.mktemp("carryover")
+    built = build_scenario(REGISTRY, root / "build")
+    with IndexServer(built) as server:
+        project = Project(root, server)
+        # a lock with leaf 0.9, for its block (mid's leaf>=1 rules it out otherwise)
+        old_leaf = _block(project.lock('"leaf==0.9"'), "leaf")
+        (project.directory / "uv.lock").unlink()
+        project.lock('"mid"')
+        before = project.lock('"mid"', "--upgrade-package", "leaf==1.0")
+        upgraded = project.lock('"mid"', "--upgrade-package", "leaf==1.1")
+        grown = project.lock('"mid"', "--upgrade-package", "leaf==2.0")
+        (project.directory / "uv.lock").write_text(before)
+        cache = root / "cache"
+        first = check(project.directory, cache)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert list((cache / "summaries-v1").rglob("*.bin"))
+        yield {
+            "directory": project.directory,
+            "cache": cache,
+            "before": before,
+            "upgraded": upgraded,
+            "grown": grown,
+            "old_leaf": old_leaf,
+            "server": server,
+        }
+
+
+def _block(text: str, name: str) -> str:
+    (block,) = [b for b in split_blocks(text)[1:] if f'\nname = "{name}"\n' in b]
+    return block
+
+
+def _replace_block(text: str, name: str, block: str) -> str:
+    return text.replace(_block(text, name), block)
+
+
+def check(
+    directory: Path, cache: Path, *, runner: tuple[str, ...] = ("-m", "lockfix"), **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *runner, "check", "uv.lock", "--cache-dir", str(cache)],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def both_ways(
+    locks: dict, text: str, tmp_path: Path
+) -> tuple[bool, subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """Check ``text`` after the clean check of the lock before it (whether its verdict was
+    carried over, and what the check said), and in full against the same caches."""
+    directory: Path = locks["directory"]
+    (directory / "uv.lock").write_text(text)
+    carrying, full = tmp_path / "carrying", tmp_path / "full"
+    shutil.copytree(locks["cache"], carrying)
+    shutil.copytree(locks["cache"], full)
+    planless = check(directory, carrying, runner=("-c", WITHOUT_PLANNING))
+    carried = planless.returncode != 99
+    result = planless if carried else check(directory, carrying)
+    shutil.rmtree(full / "summaries-v1")
+    return carried, result, check(directory, full)
+
+
+def _tampered(block: str) -> str:
+    """``block`` with the first digit of its first sha256 changed."""
+    at = block.index("sha256:") + len("sha256:")
+    return block[:at] + ("1" if block[at] == "0" else "0") + block[at + 1 :]
+
+
+def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
+    """Changed locks, and whether the verdict of the lock before carries over to each."""
+    before, upgraded = locks["before"], locks["upgraded"]
+    leaf_11 = _block(upgraded, "leaf")
+    mid = _block(upgraded, "mid")
+    first, second = split_blocks(upgraded)[1:3]
+    return {
+        "upgraded": (upgraded, True),
+        "trailing comment": (upgraded + "# reviewed\n", True),
+        "blocks reordered": (upgraded.replace(first + second, second + first), True),
+        "unchanged": (before, True),
+        "new dependency": (locks["grown"], False),
+        "version without its files": (
+            _replace_block(before, "leaf", _block(before, "leaf").replace('"1.0"', '"1.1"', 1)),
+            False,
+        ),
+        "files tampered": (_replace_block(upgraded, "leaf", _tampered(leaf_11)), False),
+        "edge added": (
+            _replace_block(
+                upgraded,
+                "leaf",
+                leaf_11.replace(
+                    "\nwheels = [", '\ndependencies = [{ name = "beta" }]\nwheels = [', 1
+                ),
+            ),
+            False,
+        ),
+        "edge dropped": (
+            _replace_block(
+                upgraded, "mid", mid.replace('    { name = "beta"', '    # { name = "beta"')
+            ),
+            False,
+        ),
+        "version out of a requirement": (_replace_block(before, "leaf", locks["old_leaf"]), False),
+        "header changed": (
+            upgraded.replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"', 1),
+            False,
+        ),
+    }
+
+
+MUTATIONS = [
+    "upgraded",
+    "trailing comment",
+    "blocks reordered",
+    "unchanged",
+    "new dependency",
+    "version without its files",
+    "files tampered",
+    "edge added",
+    "edge dropped",
+    "version out of a requirement",
+    "header changed",
+]
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_a_carried_verdict_is_what_the_full_check_finds(locks, name: str, tmp_path: Path) -> None:
+    text, carries = _mutations(locks)[name]
+    assert (text == locks["before"]) == (name == "unchanged")
+    assert name in ("unchanged", "upgraded", "new dependency") or text not in (
+        locks["upgraded"],
+        locks["grown"],
+    )
+    carried, result, full = both_ways(locks, text, tmp_path)
+    assert carried == carries, result.stdout + result.stderr
+    assert (result.returncode, result.stdout) == (full.returncode, full.stdout)
+    if carries:
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_next_version_carries_over_from_a_carried_one(locks, tmp_path: Path) -> None:
+    """The summary a carried verdict leaves is the new lock's: leaf 1.0 → 1.1 → 1.0."""
+    directory: Path = locks["directory"]
+    cache = tmp_path / "cache"
+    shutil.copytree(locks["cache"], cache)
+    for text in (locks["upgraded"], locks["before"]):
+        (directory / "uv.lock").write_text(text)
+        done = check(directory, cache, runner=("-c", WITHOUT_PLANNING))
+        assert done.returncode == 0, done.stdout + done.stderr
+    # and the verdict it stored is reused as is
+    locks["server"].reset_log()
+    again = check(directory, cache)
+    assert again.returncode == 0 and locks["server"].requests == []
+
+
+def test_no_summary_is_kept_without_package_facts(locks, tmp_path: Path) -> None:
+    directory: Path = locks["directory"]
+    (directory / "uv.lock").write_text(locks["before"])
+    done = check(directory, tmp_path / "cache", LOCKFIX_PACKAGE_FACTS="0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "cache" / "summaries-v1").exists()
+
+
+# -- the rules, on locks read in memory -------------------------------------------------------
+
+
+def _summary(text: str, **blocks: tuple[str, str]) -> LockSummary:
+    keys = block_keys(split_blocks(text))
+    lock = parse_lock(text)
+    entries = {keys[p.block]: blocks.get(p.name, (p.name, "digest")) for p in lock.packages}
+    return LockSummary(keys[0], entries, {"leaf": (">=1",)}, frozenset(), "report", 2.0**40)
+
+
+def test_changes_name_the_replaced_block_or_why_not(locks) -> None:
+    before, upgraded = locks["before"], locks["upgraded"]
+    summary = _summary(before)
+    keys = block_keys(split_blocks(upgraded))
+    found = changes(summary, keys)
+    assert isinstance(found, Changes) and list(found.replaced) == ["leaf"]
+    assert (
+        changes(summary, block_keys(split_blocks(locks["grown"]))) == "blocks were added or removed"
+    )
+    header = upgraded.replace("revision = 5", "revision = 4", 1)
+    assert changes(summary, block_keys(split_blocks(header))) == "the header changed"
+    refused = _summary(before, leaf=("leaf", ""))
+    assert "was not verified cleanly" in str(changes(refused, keys))
+    pinned = LockSummary(summary.header, summary.blocks, {}, frozenset({"leaf"}), "r", 2.0**40)
+    assert "with a version or a source" in str(changes(pinned, keys))
+    stale = LockSummary(summary.header, summary.blocks, {}, frozenset(), "r", 1.0)
+    assert "stale" in str(changes(stale, keys))
+
+
+def test_judge_holds_each_requirement_to_the_new_version(locks) -> None:
+    before = locks["before"]
+    summary = _summary(before)
+    locked = {p.name: p for p in parse_lock(before).packages}
+    for text, expected in (
+        (locks["upgraded"], None),
+        (_replace_block(before, "leaf", locks["old_leaf"]), "does not meet '>=1'"),
+    ):
+        keys = block_keys(split_blocks(text))
+        found = changes(summary, keys)
+        assert isinstance(found, Changes)
+        new = parse_lock(text).packages
+        changed = [p for p in new if keys[p.block] not in summary.blocks]
+        old = {name: locked[name] for name in found.replaced}
+        reason = judge(summary, found, changed, old)
+        assert reason is None if expected is None else expected in str(reason), reason
