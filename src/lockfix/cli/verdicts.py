@@ -71,9 +71,7 @@ def lineage_key(
     return digest.hexdigest()
 
 
-def _inputs(
-    lock_path: str, output_format: str, single_wheel: bool, concurrency: int | None
-) -> Any:
+def _inputs(lock_path: str, output_format: str, single_wheel: bool, concurrency: int | None) -> Any:
     lock_dir = os.path.dirname(os.path.realpath(lock_path))
     options = {"format": output_format, "single_wheel": single_wheel, "concurrency": concurrency}
     digest = hashlib.sha256()

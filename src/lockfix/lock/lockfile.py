@@ -1075,9 +1075,7 @@ def _one_package(doc: Any) -> bool:
     )
 
 
-def parse_lock(
-    text: str, store: BlockRecords | None = None, *, references: bool = True
-) -> Lock:
+def parse_lock(text: str, store: BlockRecords | None = None, *, references: bool = True) -> Lock:
     """Read lock text into a :class:`Lock`; :class:`LockError` on anything uv would refuse.
     ``store``: where the packages of blocks read before are kept (:func:`_load_blocks`).
     ``references=False``: a part of a lock (its header and some blocks), whose edges may
