@@ -169,7 +169,7 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
     return {
         "upgraded": (upgraded, True),
         "trailing comment": (upgraded + "# reviewed\n", True),
-        "blocks reordered": (upgraded.replace(first + second, second + first), True),
+        "blocks reordered": (upgraded.replace(first + second, second + first), False),
         "unchanged": (before, True),
         "new dependency": (locks["grown"], False),
         "version without its files": (
@@ -273,6 +273,9 @@ def test_changes_name_the_replaced_block_or_why_not(locks) -> None:
     assert (
         changes(summary, block_keys(split_blocks(locks["grown"]))) == "blocks were added or removed"
     )
+    first, second = split_blocks(before)[1:3]
+    moved = before.replace(first + second, second + first)
+    assert changes(summary, block_keys(split_blocks(moved))) == "blocks were moved"
     header = upgraded.replace("revision = 5", "revision = 4", 1)
     assert changes(summary, block_keys(split_blocks(header))) == "the header changed"
     refused = _summary(before, leaf=("leaf", ""))

@@ -145,21 +145,23 @@ def changes(summary: LockSummary, keys: Sequence[str]) -> Changes | str:
     if time.time() >= summary.fresh_until:
         return "the index pages of the last clean check are stale"
     known = summary.blocks
-    added = [i for i in range(1, len(keys)) if keys[i] not in known]
-    if len(keys) - 1 != len(known) or len(set(keys)) != len(keys):
+    if len(keys) - 1 != len(known):
         return "blocks were added or removed"
-    present = set(keys)
+    added: list[int] = []
     replaced: dict[str, str] = {}
-    for key, (name, digest) in known.items():
-        if key in present:
+    # block by block, in order: a report lists the warnings of unchanged packages in it
+    for index, (key, old_key) in enumerate(zip(keys[1:], known, strict=True), start=1):
+        if key == old_key:
             continue
+        if key in known:
+            return "blocks were moved"
+        name, digest = known[old_key]
         if digest == NOT_CARRIED:
             return f"{name} was not verified cleanly, or has several versions"
         if name in summary.pinned:
             return f"an edge names {name} with a version or a source"
-        replaced[name] = key
-    if len(replaced) != len(added):
-        return "blocks were added or removed"
+        added.append(index)
+        replaced[name] = old_key
     return Changes(added, replaced)
 
 
