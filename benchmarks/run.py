@@ -154,9 +154,9 @@ class Target:
             cmd = [*LOCKFIX_COMMAND, "check", "uv.lock", "--cache-dir", str(cache)]
         else:
             shutil.rmtree(cache / "verdicts-v1", ignore_errors=True)
-            if mode not in ("changed", "fill"):
+            if mode in ("cold", "warm", "full"):
                 # the summary of the lock's last clean check, which "changed" carries over
-                # (lockfix.carryover): the other modes check the lock in full
+                # (lockfix.carryover): these modes check the lock in full
                 shutil.rmtree(cache / "summaries-v1", ignore_errors=True)
             cmd = [str(PY), "-m", "benchmarks._lockfix_child", "check", "uv.lock"]
             cmd += ["--cache-dir", str(cache), "--format", "json"]
@@ -411,6 +411,13 @@ def measure_changed(target: Target, lf_warm_cache: Path, reps: int) -> list[Run]
     changed = target.changed_project()
     if changed is None:
         return []
+    # The hook's check of the lock before, in the same directory, as on the commit before:
+    # it leaves the summary that the check of the changed lock carries over.
+    new_lock = (changed / "uv.lock").read_text()
+    shutil.copy2(target.project / "uv.lock", changed / "uv.lock")
+    before = target.lockfix("before", lf_warm_cache, changed)
+    (changed / "uv.lock").write_text(new_lock)
+    log(f"  lock before, checked in the changed project {before.wall:.2f}s rc={before.rc}")
     # the new files' metadata and pages, without facts of the changed blocks
     fill = target.lockfix("fill", lf_warm_cache, changed, {"LOCKFIX_PACKAGE_FACTS": "0"})
     log(f"  changed-lock fill {fill.wall:.2f}s rc={fill.rc}")

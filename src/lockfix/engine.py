@@ -946,15 +946,22 @@ class PackageChecks:
 
 @collector_paused()
 def check_packages(
-    lock: Lock, lock_dir: Path, settings: Settings, packages: Sequence[Package]
+    lock: Lock,
+    lock_dir: Path,
+    settings: Settings,
+    packages: Sequence[Package],
+    store: FactsStore | None = None,
 ) -> PackageChecks:
     """Check ``packages``, registry packages of ``lock``, as :func:`analyze_lock` checks
     each one (stored facts, the caches, then the index), without planning: ``lock`` need
-    hold only its header and these packages."""
+    hold only its header and these packages. ``store``: the facts store to use, which the
+    caller closes (so that what it stored too is written in the same transaction)."""
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
     client = _client(settings, config, lock_dir)
-    store = _facts_store(settings)
+    own = store is None
+    if own:
+        store = _facts_store(settings)
     token = _PER_WHEEL.set(settings.per_wheel)
     try:
         registry = []
@@ -971,7 +978,7 @@ def check_packages(
     finally:
         _PER_WHEEL.reset(token)
         client.close()
-    if store is not None:
+    if own and store is not None:
         store.close()
     return PackageChecks(
         planner.evidence,

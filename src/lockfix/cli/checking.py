@@ -474,9 +474,8 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
     lock_dir = path.resolve().parent
 
     def check(part: Lock) -> Any:
-        store.close()  # the records it read written, before the checks open the database
         settings = _settings(lock_dir, part, run, write=False, package_facts=True)
-        return check_packages(part, lock_dir, settings, part.packages)
+        return check_packages(part, lock_dir, settings, part.packages, store)
 
     try:
         blocks = split_blocks(read_lock_text(path))
