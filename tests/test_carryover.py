@@ -39,6 +39,10 @@ REGISTRY = {
                 _pkg("newdep", "1.0"),
                 _pkg("mid", "1.0", "leaf>=1", "beta; sys_platform == 'linux'"),
                 _pkg("beta", "1.0"),
+                # a name locked at two versions (forks by platform)
+                _pkg("twin", "1.0"),
+                _pkg("twin", "1.1"),
+                _pkg("twin", "2.0"),
             ],
         }
     ]
@@ -58,6 +62,8 @@ name = "reg"
 url = "{index}"
 default = true
 """
+
+DEPS = '"mid", "twin<2; sys_platform == \'darwin\'", "twin>=2; sys_platform != \'darwin\'"'
 
 # The check with the full analysis refused: exit 99 says the verdict was not carried over.
 WITHOUT_PLANNING = (
@@ -95,10 +101,19 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         # a lock with leaf 0.9, for its block (mid's leaf>=1 rules it out otherwise)
         old_leaf = _block(project.lock('"leaf==0.9"'), "leaf")
         (project.directory / "uv.lock").unlink()
-        project.lock('"mid"')
-        before = project.lock('"mid"', "--upgrade-package", "leaf==1.0")
-        upgraded = project.lock('"mid"', "--upgrade-package", "leaf==1.1")
-        grown = project.lock('"mid"', "--upgrade-package", "leaf==2.0")
+        # and one with twin 1.0 in the darwin fork, for its block
+        older = DEPS.replace("twin<2", "twin<1.1")
+        old_twin = _block(project.lock(older), "twin", "1.0")
+        (project.directory / "uv.lock").unlink()
+        project.lock(DEPS)
+        before = project.lock(DEPS, "--upgrade-package", "leaf==1.0")
+        upgraded = project.lock(DEPS, "--upgrade-package", "leaf==1.1")
+        grown = project.lock(DEPS, "--upgrade-package", "leaf==2.0")
+        # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
+        # version in the edge to it
+        forked = before.replace(_block(before, "twin", "1.1"), old_twin).replace(
+            '{ name = "twin", version = "1.1"', '{ name = "twin", version = "1.0"'
+        )
         (project.directory / "uv.lock").write_text(before)
         cache = root / "cache"
         first = check(project.directory, cache)
@@ -110,13 +125,18 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "before": before,
             "upgraded": upgraded,
             "grown": grown,
+            "forked": forked,
             "old_leaf": old_leaf,
             "server": server,
         }
 
 
-def _block(text: str, name: str) -> str:
-    (block,) = [b for b in split_blocks(text)[1:] if f'\nname = "{name}"\n' in b]
+def _block(text: str, name: str, version: str | None = None) -> str:
+    (block,) = [
+        b
+        for b in split_blocks(text)[1:]
+        if f'\nname = "{name}"\n' in b and (version is None or f'\nversion = "{version}"\n' in b)
+    ]
     return block
 
 
@@ -168,10 +188,12 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
     first, second = split_blocks(upgraded)[1:3]
     return {
         "upgraded": (upgraded, True),
-        "trailing comment": (upgraded + "# reviewed\n", True),
+        "comment in a block": (_replace_block(upgraded, "leaf", leaf_11 + "# reviewed\n"), True),
+        "trailing comment": (upgraded + "# reviewed\n", False),  # in twin's block: 2 versions
         "blocks reordered": (upgraded.replace(first + second, second + first), False),
         "unchanged": (before, True),
         "new dependency": (locks["grown"], False),
+        "a forked name re-pinned": (locks["forked"], False),
         "version without its files": (
             _replace_block(before, "leaf", _block(before, "leaf").replace('"1.0"', '"1.1"', 1)),
             False,
@@ -203,10 +225,12 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
 
 MUTATIONS = [
     "upgraded",
+    "comment in a block",
     "trailing comment",
     "blocks reordered",
     "unchanged",
     "new dependency",
+    "a forked name re-pinned",
     "version without its files",
     "files tampered",
     "edge added",
@@ -220,7 +244,12 @@ MUTATIONS = [
 def test_a_carried_verdict_is_what_the_full_check_finds(locks, name: str, tmp_path: Path) -> None:
     text, carries = _mutations(locks)[name]
     assert (text == locks["before"]) == (name == "unchanged")
-    assert name in ("unchanged", "upgraded", "new dependency") or text not in (
+    assert name in (
+        "unchanged",
+        "upgraded",
+        "new dependency",
+        "a forked name re-pinned",
+    ) or text not in (
         locks["upgraded"],
         locks["grown"],
     )
@@ -302,3 +331,46 @@ def test_judge_holds_each_requirement_to_the_new_version(locks) -> None:
         old = {name: locked[name] for name in found.replaced}
         reason = judge(summary, found, changed, old)
         assert reason is None if expected is None else expected in str(reason), reason
+
+
+def test_only_verified_warning_free_single_version_packages_are_carried(
+    locks, tmp_path: Path
+) -> None:
+    """summarize, on the clean lock with one package warned about and one unverified."""
+    from lockfix.analysis.evidence import Evidence, UnverifiedStatus
+    from lockfix.analysis.findings import Finding
+    from lockfix.analysis.planner import Planner
+    from lockfix.carryover import NOT_CARRIED, summarize
+    from lockfix.dist.metadata import CoreMetadata
+    from lockfix.engine import Analysis
+    from lockfix.facts import FactsStore
+    from lockfix.lock.project import infer_config
+
+    lock = parse_lock(locks["before"], FactsStore(tmp_path))
+    declared = {"mid": ("leaf>=1", "beta; sys_platform == 'linux'")}
+    evidence = Evidence()
+    for package in lock.packages:
+        if package.source.is_registry:
+            requires = declared.get(package.name, ())
+            metadata = CoreMetadata(
+                package.name, package.version or "", requires, None, (), (), "2.1"
+            )
+            evidence.add_metadata(package.id, metadata)
+    by_name = {p.name: p for p in lock.packages}
+    evidence.mark_unverified(by_name["beta"].id, UnverifiedStatus.FAILED, "index down")
+    planner = Planner(lock, infer_config(lock), evidence)
+    plan = planner.plan()
+    assert not plan.findings
+    warned = Finding(by_name["leaf"].id, "artifact-yanked", "leaf-1.0-py3-none-any.whl: yanked")
+    analysis = Analysis(
+        lock, planner.config, plan, [warned], graph=planner.graph, fresh_until=2.0**40
+    )
+    summary = summarize(analysis, "report")
+    assert summary is not None and summary.report == "report"
+    digests = dict(summary.blocks.values())
+    assert digests["leaf"] == digests["beta"] == digests["app"] == NOT_CARRIED
+    twins = [digest for name, digest in summary.blocks.values() if name == "twin"]
+    assert twins == [NOT_CARRIED, NOT_CARRIED]
+    assert digests["mid"] == evidence.metadata[by_name["mid"].id].requirements_digest
+    assert summary.specifiers["leaf"] == (">=1",) and summary.pinned == {"twin"}
+    assert list(summary.blocks) == lock.block_keys[1:]

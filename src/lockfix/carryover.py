@@ -83,41 +83,43 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
     keys = lock.block_keys
     if graph is None or keys is None or len(keys) != len(lock.packages) + 1:
         return None
-    warned = {f.package for f in analysis.warnings}
-    metadata = graph.evidence.metadata
-    blocks: dict[str, tuple[str, str]] = {}
-    texts: dict[int, str] = {}
+    # what keeps a package's block from being carried over (see changes)
+    held = {f.package for f in analysis.warnings}
+    held.update(analysis.plan.unverified, graph.evidence.loose)
+    declared = graph.rules.metadata
+    metadata, lowered_for = graph.evidence.metadata, graph.lowered_for
+    blocks: dict[str, tuple[str, str]] = {}  # in the lock's order, as changes reads them
+    shown: dict[int, str] = {}  # id of a specifier → its text
     specifiers: dict[str, set[str]] = {}
     pinned: set[str] = set()
     for package in lock.packages:
-        package_id = package.id
+        package_id, name = package.id, package.name
+        registry = package.source.is_registry
         digest = NOT_CARRIED
         known = metadata.get(package_id)
         if (
             known is not None
-            and package.source.is_registry
-            and package_id not in warned
-            and package_id not in analysis.plan.unverified
-            and package_id not in graph.evidence.loose
-            and package.name not in graph.rules.metadata
-            and len(lock.named(package.name)) == 1
+            and registry
+            and package_id not in held
+            and name not in declared
+            and len(lock.named(name)) == 1
         ):
             digest = known.requirements_digest
-        blocks[keys[package.block]] = (package.name, digest)
+        blocks[keys[package.block]] = (name, digest)
         for _, _, dep in package.edges():
             if dep.version is not None or dep.source is not None:
                 pinned.add(dep.name)
-        if package.source.is_registry:
-            for requirements in (graph.lowered_for(package_id) or {}).values():
+        if registry:
+            for requirements in (lowered_for(package_id) or {}).values():
                 for r in requirements:
-                    text = texts.get(id(r.specifier))
+                    text = shown.get(id(r.specifier))
                     if text is None:
-                        text = texts[id(r.specifier)] = str(r.specifier)
+                        text = shown[id(r.specifier)] = str(r.specifier)
                     specifiers.setdefault(r.name, set()).add(text)
     return LockSummary(
         keys[0],
         blocks,
-        {name: tuple(sorted(texts)) for name, texts in specifiers.items()},
+        {name: tuple(sorted(found)) for name, found in specifiers.items()},
         frozenset(pinned),
         report,
         analysis.fresh_until,

@@ -460,7 +460,12 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
         recorded_packages,
         split_blocks,
     )
+    from lockfix.settings import SettingsError, check_environment
 
+    try:
+        check_environment()
+    except SettingsError:
+        return None  # reported by the full check
     found = _lineage(path, run)
     if found is None:
         return None
