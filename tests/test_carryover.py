@@ -38,7 +38,12 @@ REGISTRY = {
                 _pkg("leaf", "2.0", "newdep"),
                 _pkg("newdep", "1.0"),
                 _pkg("mid", "1.0", "leaf>=1", "beta; sys_platform == 'linux'"),
+                _pkg("beta", "0.9"),
                 _pkg("beta", "1.0"),
+                # versions whose requirement on beta differs only in its specifier
+                _pkg("kite", "1.0", "beta>=0.5"),
+                _pkg("kite", "1.1", "beta>=1.0"),
+                _pkg("kite", "1.2", "beta<1"),
                 # a name locked at two versions (forks by platform)
                 _pkg("twin", "1.0"),
                 _pkg("twin", "1.1"),
@@ -63,7 +68,7 @@ url = "{index}"
 default = true
 """
 
-DEPS = '"mid", "twin<2; sys_platform == \'darwin\'", "twin>=2; sys_platform != \'darwin\'"'
+DEPS = '"mid", "kite", "twin<2; sys_platform == \'darwin\'", "twin>=2; sys_platform != \'darwin\'"'
 
 # The check with the full analysis refused: exit 99 says the verdict was not carried over.
 WITHOUT_PLANNING = (
@@ -106,9 +111,24 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         old_twin = _block(project.lock(older), "twin", "1.0")
         (project.directory / "uv.lock").unlink()
         project.lock(DEPS)
-        before = project.lock(DEPS, "--upgrade-package", "leaf==1.0")
-        upgraded = project.lock(DEPS, "--upgrade-package", "leaf==1.1")
-        grown = project.lock(DEPS, "--upgrade-package", "leaf==2.0")
+        before = project.lock(
+            DEPS,
+            "--upgrade-package",
+            "leaf==1.0",
+            "--upgrade-package",
+            "kite==1.0",
+            "--upgrade-package",
+            "beta==1.0",
+        )
+
+        def from_before(*args: str) -> str:
+            (project.directory / "uv.lock").write_text(before)
+            return project.lock(DEPS, *args)
+
+        upgraded = from_before("--upgrade-package", "leaf==1.1")
+        grown = from_before("--upgrade-package", "leaf==2.0")
+        raised = from_before("--upgrade-package", "kite==1.1")
+        lowered = from_before("--upgrade-package", "kite==1.2")
         # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
         # version in the edge to it
         forked = before.replace(_block(before, "twin", "1.1"), old_twin).replace(
@@ -125,6 +145,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "before": before,
             "upgraded": upgraded,
             "grown": grown,
+            "raised": raised,
+            "lowered": lowered,
             "forked": forked,
             "old_leaf": old_leaf,
             "server": server,
@@ -193,6 +215,12 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
         "blocks reordered": (upgraded.replace(first + second, second + first), False),
         "unchanged": (before, True),
         "new dependency": (locks["grown"], False),
+        "a bound raised": (locks["raised"], True),
+        "a bound changed with its target": (locks["lowered"], True),
+        "a bound its target does not meet": (
+            _replace_block(locks["lowered"], "beta", _block(before, "beta")),
+            False,
+        ),
         "a forked name re-pinned": (locks["forked"], False),
         "version without its files": (
             _replace_block(before, "leaf", _block(before, "leaf").replace('"1.0"', '"1.1"', 1)),
@@ -230,6 +258,9 @@ MUTATIONS = [
     "blocks reordered",
     "unchanged",
     "new dependency",
+    "a bound raised",
+    "a bound changed with its target",
+    "a bound its target does not meet",
     "a forked name re-pinned",
     "version without its files",
     "files tampered",
@@ -244,15 +275,9 @@ MUTATIONS = [
 def test_a_carried_verdict_is_what_the_full_check_finds(locks, name: str, tmp_path: Path) -> None:
     text, carries = _mutations(locks)[name]
     assert (text == locks["before"]) == (name == "unchanged")
-    assert name in (
-        "unchanged",
-        "upgraded",
-        "new dependency",
-        "a forked name re-pinned",
-    ) or text not in (
-        locks["upgraded"],
-        locks["grown"],
-    )
+    # each case is a lock of its own
+    others = [t for n, (t, _) in _mutations(locks).items() if n != name]
+    assert text not in others
     carried, result, full = both_ways(locks, text, tmp_path)
     assert carried == carries, result.stdout + result.stderr
     assert (result.returncode, result.stdout) == (full.returncode, full.stdout)
@@ -261,11 +286,13 @@ def test_a_carried_verdict_is_what_the_full_check_finds(locks, name: str, tmp_pa
 
 
 def test_the_next_version_carries_over_from_a_carried_one(locks, tmp_path: Path) -> None:
-    """The summary a carried verdict leaves is the new lock's: leaf 1.0 → 1.1 → 1.0."""
+    """The summary a carried verdict leaves is the new lock's: kite 1.0 → 1.1 (whose
+    requirements no full check lowered: the carried-over one keeps them) → 1.0, then leaf
+    1.0 → 1.1 → 1.0."""
     directory: Path = locks["directory"]
     cache = tmp_path / "cache"
     shutil.copytree(locks["cache"], cache)
-    for text in (locks["upgraded"], locks["before"]):
+    for text in (locks["raised"], locks["before"], locks["upgraded"], locks["before"]):
         (directory / "uv.lock").write_text(text)
         done = check(directory, cache, runner=("-c", WITHOUT_PLANNING))
         assert done.returncode == 0, done.stdout + done.stderr
@@ -286,10 +313,13 @@ def test_no_summary_is_kept_without_package_facts(locks, tmp_path: Path) -> None
 # -- the rules, on locks read in memory -------------------------------------------------------
 
 
-def _summary(text: str, **blocks: tuple[str, str]) -> LockSummary:
+def _summary(text: str, **blocks: tuple[str, str, str]) -> LockSummary:
     keys = block_keys(split_blocks(text))
     lock = parse_lock(text)
-    entries = {keys[p.block]: blocks.get(p.name, (p.name, "digest")) for p in lock.packages}
+    entries = {
+        keys[p.block]: blocks.get(p.name, (p.name, p.version or "", "digest"))
+        for p in lock.packages
+    }
     return LockSummary(keys[0], entries, {"leaf": (">=1",)}, frozenset(), "report", 2.0**40)
 
 
@@ -307,7 +337,7 @@ def test_changes_name_the_replaced_block_or_why_not(locks) -> None:
     assert changes(summary, block_keys(split_blocks(moved))) == "blocks were moved"
     header = upgraded.replace("revision = 5", "revision = 4", 1)
     assert changes(summary, block_keys(split_blocks(header))) == "the header changed"
-    refused = _summary(before, leaf=("leaf", ""))
+    refused = _summary(before, leaf=("leaf", "1.0", ""))
     assert "was not verified cleanly" in str(changes(refused, keys))
     pinned = LockSummary(summary.header, summary.blocks, {}, frozenset({"leaf"}), "r", 2.0**40)
     assert "with a version or a source" in str(changes(pinned, keys))
@@ -347,7 +377,7 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     from lockfix.lock.project import infer_config
 
     lock = parse_lock(locks["before"], FactsStore(tmp_path))
-    declared = {"mid": ("leaf>=1", "beta; sys_platform == 'linux'")}
+    declared = {"mid": ("leaf>=1", "beta; sys_platform == 'linux'"), "kite": ("beta>=0.5",)}
     evidence = Evidence()
     for package in lock.packages:
         if package.source.is_registry:
@@ -367,9 +397,9 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     )
     summary = summarize(analysis, "report")
     assert summary is not None and summary.report == "report"
-    digests = dict(summary.blocks.values())
+    digests = {name: digest for name, _, digest in summary.blocks.values()}
     assert digests["leaf"] == digests["beta"] == digests["app"] == NOT_CARRIED
-    twins = [digest for name, digest in summary.blocks.values() if name == "twin"]
+    twins = [digest for name, _, digest in summary.blocks.values() if name == "twin"]
     assert twins == [NOT_CARRIED, NOT_CARRIED]
     assert digests["mid"] == evidence.metadata[by_name["mid"].id].requirements_digest
     assert summary.specifiers["leaf"] == (">=1",) and summary.pinned == {"twin"}

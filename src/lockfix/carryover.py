@@ -3,22 +3,26 @@
 ``uv lock --upgrade-package`` rewrites a few ``[[package]]`` blocks of a lock and leaves the
 rest alone. When the lock before was found clean, the check of the new one can read only
 what changed. A :class:`LockSummary` of the clean lock keeps what that takes: the key of
-each block's text, and for each package the digest of the requirements its metadata
-declares; for each name, the specifiers the graph's requirements put on it.
+each block's text, in order, and for each package its version and the digest of the
+requirements its metadata declares; for each name, the specifiers the graph's
+requirements put on it.
 
 The new lock is clean, with the same report, when each changed block stands for the package
-it replaced in the graph the planner builds (:func:`judge`):
+it replaced in the graph the planner builds:
 
 * the header is the same, and so are the project files and options (the summary is kept
-  per lineage: :func:`lockfix.cli.verdicts.lineage_key`);
+  per lineage: :func:`lockfix.cli.verdicts.lineage_key`); no block moved (:func:`changes`);
 * each changed block is a registry package of a name that had one version, from the same
-  index, whose old package was verified without a warning;
+  index, whose old package was verified without a warning, and that no edge names with a
+  version or a source;
 * its edges, resolution markers and metadata read as the old block's
-  (:meth:`~lockfix.lock.lockfile.Package.same_edges`), no other block names it with a
-  version or a source, and every requirement on the name is met by the new version
-  exactly when it was by the old one;
+  (:meth:`~lockfix.lock.lockfile.Package.same_edges`), and every requirement on the name
+  is met by the new version exactly when it was by the old one (:func:`judge`);
 * its own check (:func:`lockfix.engine.check_packages`) verifies it without a warning or a
-  finding, from metadata whose requirements have the same digest.
+  finding (:func:`judge_checks`);
+* its requirements have the same digest, or (without overrides) lower to the same
+  requirements but for specifiers, each met by the version it reaches exactly as the old
+  one was (:func:`judge_requirements`).
 
 The graph is then the one found clean, with one version of a name in place of another
 that every edge and requirement treats alike: the same expected edges, the same reach,
@@ -30,19 +34,27 @@ from __future__ import annotations
 import marshal
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from lockfix._files import replace_file
-from lockfix.analysis.lowering import contains
+from lockfix.analysis.lowering import (
+    Lowered,
+    LoweredRequirement,
+    ManifestRules,
+    contains,
+    lower_requirements,
+)
+from lockfix.dist.metadata import CoreMetadata
 from lockfix.engine import Analysis, PackageChecks
-from lockfix.lock.lockfile import Lock, Package
+from lockfix.facts import LoweredByDigest
+from lockfix.lock.lockfile import Lock, Package, PackageId
 
 # Part of every stored summary: a change to what a summary holds or to the rule that
 # judges it must come with a new value here.
-FORMAT = "lockfix-lock-summary-1"
+FORMAT = "lockfix-lock-summary-2"
 DIRECTORY = "summaries-v1"
 # the requirements digest of a block that cannot be carried over (see summarize)
 NOT_CARRIED = ""
@@ -56,14 +68,15 @@ class LockSummary:
     def __init__(
         self,
         header: str,
-        blocks: dict[str, tuple[str, str]],
+        blocks: dict[str, tuple[str, str, str]],
         specifiers: dict[str, tuple[str, ...]],
         pinned: frozenset[str],
         report: Any,
         fresh_until: float,
     ) -> None:
         self.header = header  # the key of the header block's text
-        # block key → (package name, requirements digest or NOT_CARRIED)
+        # block key → (package name, version or "", requirements digest or NOT_CARRIED),
+        # in the lock's order
         self.blocks = blocks
         # name → the specifiers of the graph's requirements on it
         self.specifiers = specifiers
@@ -88,7 +101,7 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
     held.update(analysis.plan.unverified, graph.evidence.loose)
     declared = graph.rules.metadata
     metadata, lowered_for = graph.evidence.metadata, graph.lowered_for
-    blocks: dict[str, tuple[str, str]] = {}  # in the lock's order, as changes reads them
+    blocks: dict[str, tuple[str, str, str]] = {}  # in the lock's order, as changes reads them
     shown: dict[int, str] = {}  # id of a specifier → its text
     specifiers: dict[str, set[str]] = {}
     pinned: set[str] = set()
@@ -105,7 +118,7 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
             and len(lock.named(name)) == 1
         ):
             digest = known.requirements_digest
-        blocks[keys[package.block]] = (name, digest)
+        blocks[keys[package.block]] = (name, package.version or "", digest)
         for _, _, dep in package.edges():
             if dep.version is not None or dep.source is not None:
                 pinned.add(dep.name)
@@ -157,7 +170,7 @@ def changes(summary: LockSummary, keys: Sequence[str]) -> Changes | str:
             continue
         if key in known:
             return "blocks were moved"
-        name, digest = known[old_key]
+        name, _, digest = known[old_key]
         if digest == NOT_CARRIED:
             return f"{name} was not verified cleanly, or has several versions"
         if name in summary.pinned:
@@ -210,11 +223,85 @@ def judge_checks(
             return f"{package.name} {package.version} was not verified"
         if package_id in flagged or package_id in evidence.loose:
             return f"{package.name} {package.version} has a finding or a warning"
-        metadata = evidence.metadata.get(package_id)
-        digest = summary.blocks[changed.replaced[package.name]][1]
-        if metadata is None or metadata.requirements_digest != digest:
-            return f"the requirements of {package.name} changed"
+        if package_id not in evidence.metadata:
+            return f"{package.name} {package.version} was not verified"
     return None
+
+
+def judge_requirements(
+    summary: LockSummary,
+    changed: Changes,
+    new: Sequence[Package],
+    metadata: Mapping[PackageId, CoreMetadata],
+    rules: ManifestRules,
+    stored: Callable[[str], Lowered | None],
+) -> str | dict[str, tuple[str, Lowered | None]]:
+    """Why the new packages' requirements do not give the graph the edges the old ones
+    gave; else each one's requirements digest and, where it changed, its new tables.
+
+    The same digest is the same requirements. Otherwise (without overrides, whose rule
+    the lock's own edges choose) the tables lowered from both (``stored``: the old ones,
+    by digest) must hold the same requirements but for specifiers, and each specifier
+    must be met by the version it reaches exactly as the old one was by the old
+    version."""
+    versions: dict[str, list[str]] | None = None
+    found: dict[str, tuple[str, Lowered | None]] = {}
+    for package in new:
+        name = package.name
+        digest = metadata[package.id].requirements_digest
+        before = summary.blocks[changed.replaced[name]][2]
+        if digest == before:
+            found[name] = (digest, None)
+            continue
+        if rules.overrides:
+            return f"the requirements of {name} changed"
+        old = stored(before)
+        if old is None:
+            return f"the old requirements of {name} are not stored"
+        tables = lower_requirements(metadata[package.id], rules)
+        if versions is None:
+            versions = _versions(summary)
+        reason = _same_edges(old, tables, versions, {p.name: p.version or "" for p in new})
+        if reason is not None:
+            return f"{name}: {reason}"
+        found[name] = (digest, tables)
+    return found
+
+
+def _versions(summary: LockSummary) -> dict[str, list[str]]:
+    by_name: dict[str, list[str]] = {}
+    for name, version, _ in summary.blocks.values():
+        by_name.setdefault(name, []).append(version)
+    return by_name
+
+
+def _same_edges(
+    old: Lowered, new: Lowered, versions: Mapping[str, list[str]], renewed: Mapping[str, str]
+) -> str | None:
+    """Why two packages' lowered requirements give different edges (``versions``: the
+    locked versions of each name before, ``renewed``: the new version of a changed one)."""
+    if old.keys() != new.keys():
+        return "its extras or groups changed"
+    for table, requirements in old.items():
+        theirs = new[table]
+        if len(theirs) != len(requirements):
+            return "its requirements changed"
+        for a, b in zip(_ordered(requirements), _ordered(theirs), strict=True):
+            if (a.name, a.extras, a.marker) != (b.name, b.extras, b.marker):
+                return "its requirements changed"
+            if a.specifier == b.specifier:
+                continue
+            was = versions.get(a.name, [])
+            if len(was) > 1:
+                return f"a specifier on {a.name}, locked at several versions, changed"
+            now = [renewed.get(a.name, v) for v in was]
+            if [contains(a.specifier, v) for v in was] != [contains(b.specifier, v) for v in now]:
+                return f"its requirement on {a.name} is met differently"
+    return None
+
+
+def _ordered(requirements: list[LoweredRequirement]) -> list[LoweredRequirement]:
+    return sorted(requirements, key=lambda r: (r.name, r.extras, str(r.marker), str(r.specifier)))
 
 
 def carried(
@@ -222,18 +309,31 @@ def carried(
     changed: Changes,
     keys: Sequence[str],
     new: Sequence[Package],
+    requirements: Mapping[str, tuple[str, Lowered | None]],
     fresh: float,
 ) -> LockSummary:
     """The summary of the new lock (``keys``), found clean by carrying ``summary`` over
-    (``new``: the packages of ``changed.added``, in order)."""
+    (``new``: the packages of ``changed.added``, in order; ``requirements``: the digest of
+    each one's requirements, and its tables where they changed)."""
     by_key = dict(summary.blocks)
+    specifiers = summary.specifiers
     for package, index in zip(new, changed.added, strict=True):
         name = package.name
-        by_key[keys[index]] = (name, by_key.pop(changed.replaced[name])[1])
+        del by_key[changed.replaced[name]]
+        digest, tables = requirements[name]
+        by_key[keys[index]] = (name, package.version or "", digest)
+        if tables is not None:
+            # the old package's specifiers stay: they only make the next carry-over stricter
+            specifiers = dict(specifiers)
+            for listed in tables.values():
+                for r in listed:
+                    texts = specifiers.get(r.name, ())
+                    if str(r.specifier) not in texts:
+                        specifiers[r.name] = (*texts, str(r.specifier))
     blocks = {key: by_key[key] for key in keys[1:]}
     fresh_until = min(summary.fresh_until, fresh)
     return LockSummary(
-        summary.header, blocks, summary.specifiers, summary.pinned, summary.report, fresh_until
+        summary.header, blocks, specifiers, summary.pinned, summary.report, fresh_until
     )
 
 
@@ -303,10 +403,13 @@ def carry_over(
     read: Callable[[str], Lock],
     recorded: Callable[[list[str]], dict[str, Package]],
     check: Callable[[Lock], PackageChecks],
+    stored: Callable[[ManifestRules], LoweredByDigest],
 ) -> CarryOver:
     """Carry ``summary`` over to the lock of ``blocks`` (their ``keys``), or say why not.
     ``read``: a lock's part (header and changed blocks) read as a lock; ``recorded``: the
-    stored packages of old blocks, by key; ``check``: the checks of a part's packages."""
+    stored packages of old blocks, by key; ``check``: the checks of a part's packages;
+    ``stored``: the lowered requirements kept under the lock's rules (where those lowered
+    here are kept too)."""
     changed = changes(summary, keys)
     if isinstance(changed, str):
         return CarryOver(changed)
@@ -322,5 +425,14 @@ def carry_over(
     reason = judge_checks(summary, changed, new, checks)
     if reason is not None:
         return CarryOver(reason, requests=checks.requests)
-    fresh = checks.fresh_until
-    return CarryOver(summary=carried(summary, changed, keys, new, fresh), requests=checks.requests)
+    rules = ManifestRules.from_manifest(part.manifest)
+    lowered = stored(rules)
+    metadata = checks.evidence.metadata
+    requirements = judge_requirements(summary, changed, new, metadata, rules, lowered.get)
+    if isinstance(requirements, str):
+        return CarryOver(requirements, requests=checks.requests)
+    for digest, tables in requirements.values():
+        if tables is not None:
+            lowered.put(digest, tables)
+    now = carried(summary, changed, keys, new, requirements, checks.fresh_until)
+    return CarryOver(summary=now, requests=checks.requests)

@@ -84,8 +84,12 @@ def lowered_key(metadata: CoreMetadata, rules: ManifestRules, legacy: bool) -> s
     :meth:`ManifestRules.from_manifest`) and the override rule (``legacy``): the metadata
     enters by :attr:`CoreMetadata.requirements_digest` (what lowering reads of it), after
     the digest of the rest, the same for every package of a run."""
-    prefix = _lowered_prefix(LOWERED_FORMAT, __version__, rules.fingerprint, legacy)
-    return prefix + metadata.requirements_digest
+    return digest_lowered_key(metadata.requirements_digest, rules, legacy)
+
+
+def digest_lowered_key(digest: str, rules: ManifestRules, legacy: bool) -> str:
+    """:func:`lowered_key` of a metadata whose requirements digest is ``digest``."""
+    return _lowered_prefix(LOWERED_FORMAT, __version__, rules.fingerprint, legacy) + digest
 
 
 @functools.lru_cache(maxsize=16)
@@ -162,6 +166,30 @@ def decode_lowered_docs(docs: Mapping[str, dict[str, Any]]) -> Iterator[tuple[st
         except (KeyError, TypeError, ValueError):  # InvalidSpecifier, InvalidMarker too
             continue
         yield key, tables
+
+
+class LoweredByDigest:
+    """The lowered requirements a :class:`FactsStore` keeps, by the requirements digest of
+    the metadata they were lowered from, under one manifest's rules (the current override
+    rule)."""
+
+    __slots__ = ("rules", "store")
+
+    def __init__(self, store: FactsStore, rules: ManifestRules) -> None:
+        self.store = store
+        self.rules = rules
+
+    def get(self, digest: str) -> Lowered | None:
+        key = digest_lowered_key(digest, self.rules, False)
+        return next((tables for _, tables in decode_lowered_docs(self.store.lowered([key]))), None)
+
+    def put(self, digest: str, tables: Lowered) -> None:
+        doc = encode_lowered(tables)
+        if doc is not None:
+            self.store.put_lowered(digest_lowered_key(digest, self.rules, False), doc)
+
+    def __repr__(self) -> str:
+        return f"<LoweredByDigest of {self.store!r}>"
 
 
 class FactsStore:

@@ -453,6 +453,7 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
     from lockfix.cli.verdicts import VerdictCache
     from lockfix.engine import check_packages
     from lockfix.errors import IndexClientError
+    from lockfix.facts import LoweredByDigest
     from lockfix.lock.lockfile import (
         LockError,
         block_keys,
@@ -491,6 +492,7 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
             lambda text: parse_lock(text, store, references=False),
             lambda keys: recorded_packages(store, keys),
             check,
+            lambda rules: LoweredByDigest(store, rules),
         )
     except (LockError, InputError, IndexClientError):
         return None
