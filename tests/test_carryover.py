@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from fixtures.builder import build_scenario
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
-from lockfix.carryover import Changes, LockSummary, changes, judge
+from lockfix.analysis.lowering import LoweredRequirement
+from lockfix.carryover import Changes, LockSummary, Requirements, changes, judge, judge_versions
+from lockfix.lock.edits import MAIN
 from lockfix.lock.lockfile import block_keys, parse_lock, split_blocks
+from lockfix.markers import Marker
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
 
@@ -44,6 +48,11 @@ REGISTRY = {
                 _pkg("kite", "1.0", "beta>=0.5"),
                 _pkg("kite", "1.1", "beta>=1.0"),
                 _pkg("kite", "1.2", "beta<1"),
+                # a pair released together, each version pinning its partner's
+                _pkg("pair-a", "1.0", "pair-b==1.0"),
+                _pkg("pair-a", "1.1", "pair-b==1.1"),
+                _pkg("pair-b", "1.0"),
+                _pkg("pair-b", "1.1"),
                 # a name locked at two versions (forks by platform)
                 _pkg("twin", "1.0"),
                 _pkg("twin", "1.1"),
@@ -68,7 +77,10 @@ url = "{index}"
 default = true
 """
 
-DEPS = '"mid", "kite", "twin<2; sys_platform == \'darwin\'", "twin>=2; sys_platform != \'darwin\'"'
+DEPS = (
+    '"mid", "kite", "pair-a", '
+    "\"twin<2; sys_platform == 'darwin'\", \"twin>=2; sys_platform != 'darwin'\""
+)
 
 # The check with the full analysis refused: exit 99 says the verdict was not carried over.
 WITHOUT_PLANNING = (
@@ -119,6 +131,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "kite==1.0",
             "--upgrade-package",
             "beta==1.0",
+            "--upgrade-package",
+            "pair-a==1.0",
         )
 
         def from_before(*args: str) -> str:
@@ -129,6 +143,7 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         grown = from_before("--upgrade-package", "leaf==2.0")
         raised = from_before("--upgrade-package", "kite==1.1")
         lowered = from_before("--upgrade-package", "kite==1.2")
+        pair = from_before("--upgrade-package", "pair-a==1.1")
         # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
         # version in the edge to it
         forked = before.replace(_block(before, "twin", "1.1"), old_twin).replace(
@@ -147,6 +162,7 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "grown": grown,
             "raised": raised,
             "lowered": lowered,
+            "pair": pair,
             "forked": forked,
             "old_leaf": old_leaf,
             "server": server,
@@ -222,6 +238,11 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
             False,
         ),
         "a forked name re-pinned": (locks["forked"], False),
+        "a pinned pair upgraded together": (locks["pair"], True),
+        "half of a pinned pair upgraded": (
+            _replace_block(locks["pair"], "pair-b", _block(before, "pair-b")),
+            False,
+        ),
         "version without its files": (
             _replace_block(before, "leaf", _block(before, "leaf").replace('"1.0"', '"1.1"', 1)),
             False,
@@ -262,6 +283,8 @@ MUTATIONS = [
     "a bound changed with its target",
     "a bound its target does not meet",
     "a forked name re-pinned",
+    "a pinned pair upgraded together",
+    "half of a pinned pair upgraded",
     "version without its files",
     "files tampered",
     "edge added",
@@ -320,7 +343,7 @@ def _summary(text: str, **blocks: tuple[str, str, str]) -> LockSummary:
         keys[p.block]: blocks.get(p.name, (p.name, p.version or "", "digest"))
         for p in lock.packages
     }
-    return LockSummary(keys[0], entries, {"leaf": (">=1",)}, frozenset(), "report", 2.0**40)
+    return LockSummary(keys[0], entries, {"leaf": {">=1": 2}}, frozenset(), "report", 2.0**40)
 
 
 def test_changes_name_the_replaced_block_or_why_not(locks) -> None:
@@ -345,13 +368,21 @@ def test_changes_name_the_replaced_block_or_why_not(locks) -> None:
     assert "stale" in str(changes(stale, keys))
 
 
-def test_judge_holds_each_requirement_to_the_new_version(locks) -> None:
+def test_each_requirement_is_held_to_the_new_version_unless_compared_anew(locks) -> None:
+    """Two requirements on leaf with ">=1": both are held to leaf 0.9 unless both belong
+    to packages whose changed requirements were compared new against new."""
     before = locks["before"]
     summary = _summary(before)
     locked = {p.name: p for p in parse_lock(before).packages}
-    for text, expected in (
-        (locks["upgraded"], None),
-        (_replace_block(before, "leaf", locks["old_leaf"]), "does not meet '>=1'"),
+    requirement = LoweredRequirement("leaf", (), SpecifierSet(">=1"), Marker.TRUE, "leaf>=1")
+    one = {"p": Requirements("d", {MAIN: [requirement]}, {MAIN: []})}
+    both = {**one, "q": Requirements("e", {MAIN: [requirement]}, {MAIN: []})}
+    out_of_range = _replace_block(before, "leaf", locks["old_leaf"])
+    for text, requirements, expected in (
+        (locks["upgraded"], {}, None),
+        (out_of_range, {}, "does not meet '>=1'"),
+        (out_of_range, one, "does not meet '>=1'"),
+        (out_of_range, both, None),
     ):
         keys = block_keys(split_blocks(text))
         found = changes(summary, keys)
@@ -359,7 +390,8 @@ def test_judge_holds_each_requirement_to_the_new_version(locks) -> None:
         new = parse_lock(text).packages
         changed = [p for p in new if keys[p.block] not in summary.blocks]
         old = {name: locked[name] for name in found.replaced}
-        reason = judge(summary, found, changed, old)
+        assert judge(summary, found, changed, old) is None
+        reason = judge_versions(summary, changed, old, requirements)
         assert reason is None if expected is None else expected in str(reason), reason
 
 
@@ -377,7 +409,11 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     from lockfix.lock.project import infer_config
 
     lock = parse_lock(locks["before"], FactsStore(tmp_path))
-    declared = {"mid": ("leaf>=1", "beta; sys_platform == 'linux'"), "kite": ("beta>=0.5",)}
+    declared = {
+        "mid": ("leaf>=1", "beta; sys_platform == 'linux'"),
+        "kite": ("beta>=0.5",),
+        "pair-a": ("pair-b==1.0",),
+    }
     evidence = Evidence()
     for package in lock.packages:
         if package.source.is_registry:
@@ -402,5 +438,5 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     twins = [digest for name, _, digest in summary.blocks.values() if name == "twin"]
     assert twins == [NOT_CARRIED, NOT_CARRIED]
     assert digests["mid"] == evidence.metadata[by_name["mid"].id].requirements_digest
-    assert summary.specifiers["leaf"] == (">=1",) and summary.pinned == {"twin"}
+    assert summary.specifiers["leaf"] == {">=1": 1} and summary.pinned == {"twin"}
     assert list(summary.blocks) == lock.block_keys[1:]

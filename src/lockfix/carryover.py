@@ -54,7 +54,7 @@ from lockfix.lock.lockfile import Lock, Package, PackageId
 
 # Part of every stored summary: a change to what a summary holds or to the rule that
 # judges it must come with a new value here.
-FORMAT = "lockfix-lock-summary-2"
+FORMAT = "lockfix-lock-summary-3"
 DIRECTORY = "summaries-v1"
 # the requirements digest of a block that cannot be carried over (see summarize)
 NOT_CARRIED = ""
@@ -69,7 +69,7 @@ class LockSummary:
         self,
         header: str,
         blocks: dict[str, tuple[str, str, str]],
-        specifiers: dict[str, tuple[str, ...]],
+        specifiers: dict[str, dict[str, int]],
         pinned: frozenset[str],
         report: Any,
         fresh_until: float,
@@ -78,7 +78,7 @@ class LockSummary:
         # block key → (package name, version or "", requirements digest or NOT_CARRIED),
         # in the lock's order
         self.blocks = blocks
-        # name → the specifiers of the graph's requirements on it
+        # name → the specifier of each of the graph's requirements on it → how many
         self.specifiers = specifiers
         # names an edge gives with a version or a source
         self.pinned = pinned
@@ -103,7 +103,7 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
     metadata, lowered_for = graph.evidence.metadata, graph.lowered_for
     blocks: dict[str, tuple[str, str, str]] = {}  # in the lock's order, as changes reads them
     shown: dict[int, str] = {}  # id of a specifier → its text
-    specifiers: dict[str, set[str]] = {}
+    specifiers: dict[str, dict[str, int]] = {}
     pinned: set[str] = set()
     for package in lock.packages:
         package_id, name = package.id, package.name
@@ -128,11 +128,12 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
                     text = shown.get(id(r.specifier))
                     if text is None:
                         text = shown[id(r.specifier)] = str(r.specifier)
-                    specifiers.setdefault(r.name, set()).add(text)
+                    counts = specifiers.setdefault(r.name, {})
+                    counts[text] = counts.get(text, 0) + 1
     return LockSummary(
         keys[0],
         blocks,
-        {name: tuple(sorted(found)) for name, found in specifiers.items()},
+        specifiers,
         frozenset(pinned),
         report,
         analysis.fresh_until,
@@ -197,14 +198,36 @@ def judge(
             return f"{package.name} changed its source"
         if not package.same_edges(before):
             return f"the edges of {package.name} changed"
-        for text in summary.specifiers.get(package.name, ()):
+    return None
+
+
+def judge_versions(
+    summary: LockSummary,
+    new: Sequence[Package],
+    old: Mapping[str, Package],
+    requirements: Mapping[str, Requirements],
+) -> str | None:
+    """Why a new version does not meet a requirement on its name exactly as the old one
+    did; None when each does. A requirement of a package whose requirements changed is
+    left out: :func:`judge_requirements` held it, new against new, to its old form."""
+    compared: dict[tuple[str, str], int] = {}
+    for found in requirements.values():
+        for listed in (found.before or {}).values():
+            for r in listed:
+                key = (r.name, str(r.specifier))
+                compared[key] = compared.get(key, 0) + 1
+    for package in new:
+        name, before = package.name, old[package.name]
+        for text, count in summary.specifiers.get(name, {}).items():
+            if compared.get((name, text), 0) >= count:
+                continue
             try:
                 specifier = SpecifierSet(text)
             except InvalidSpecifier:
-                return f"a requirement on {package.name} cannot be read"
+                return f"a requirement on {name} cannot be read"
             assert before.version is not None and package.version is not None
             if contains(specifier, before.version) != contains(specifier, package.version):
-                return f"{package.name} {package.version} does not meet '{text}' as before"
+                return f"{name} {package.version} does not meet '{text}' as before"
     return None
 
 
@@ -228,6 +251,23 @@ def judge_checks(
     return None
 
 
+class Requirements:
+    """A new package's requirements digest and, where it differs from the old one's, the
+    tables lowered from the old and from the new metadata."""
+
+    __slots__ = ("after", "before", "digest")
+
+    def __init__(
+        self, digest: str, before: Lowered | None = None, after: Lowered | None = None
+    ) -> None:
+        self.digest = digest
+        self.before = before
+        self.after = after
+
+    def __repr__(self) -> str:
+        return f"<Requirements {self.digest[:12]}{' changed' if self.after else ''}>"
+
+
 def judge_requirements(
     summary: LockSummary,
     changed: Changes,
@@ -235,9 +275,9 @@ def judge_requirements(
     metadata: Mapping[PackageId, CoreMetadata],
     rules: ManifestRules,
     stored: Callable[[str], Lowered | None],
-) -> str | dict[str, tuple[str, Lowered | None]]:
+) -> str | dict[str, Requirements]:
     """Why the new packages' requirements do not give the graph the edges the old ones
-    gave; else each one's requirements digest and, where it changed, its new tables.
+    gave; else each one's :class:`Requirements`, by name.
 
     The same digest is the same requirements. Otherwise (without overrides, whose rule
     the lock's own edges choose) the tables lowered from both (``stored``: the old ones,
@@ -245,13 +285,13 @@ def judge_requirements(
     must be met by the version it reaches exactly as the old one was by the old
     version."""
     versions: dict[str, list[str]] | None = None
-    found: dict[str, tuple[str, Lowered | None]] = {}
+    found: dict[str, Requirements] = {}
     for package in new:
         name = package.name
         digest = metadata[package.id].requirements_digest
         before = summary.blocks[changed.replaced[name]][2]
         if digest == before:
-            found[name] = (digest, None)
+            found[name] = Requirements(digest)
             continue
         if rules.overrides:
             return f"the requirements of {name} changed"
@@ -264,7 +304,7 @@ def judge_requirements(
         reason = _same_edges(old, tables, versions, {p.name: p.version or "" for p in new})
         if reason is not None:
             return f"{name}: {reason}"
-        found[name] = (digest, tables)
+        found[name] = Requirements(digest, old, tables)
     return found
 
 
@@ -309,32 +349,37 @@ def carried(
     changed: Changes,
     keys: Sequence[str],
     new: Sequence[Package],
-    requirements: Mapping[str, tuple[str, Lowered | None]],
+    requirements: Mapping[str, Requirements],
     fresh: float,
 ) -> LockSummary:
     """The summary of the new lock (``keys``), found clean by carrying ``summary`` over
-    (``new``: the packages of ``changed.added``, in order; ``requirements``: the digest of
-    each one's requirements, and its tables where they changed)."""
+    (``new``: the packages of ``changed.added``, in order; ``requirements``: theirs)."""
     by_key = dict(summary.blocks)
     specifiers = summary.specifiers
     for package, index in zip(new, changed.added, strict=True):
         name = package.name
         del by_key[changed.replaced[name]]
-        digest, tables = requirements[name]
-        by_key[keys[index]] = (name, package.version or "", digest)
-        if tables is not None:
-            # the old package's specifiers stay: they only make the next carry-over stricter
-            specifiers = dict(specifiers)
-            for listed in tables.values():
-                for r in listed:
-                    texts = specifiers.get(r.name, ())
-                    if str(r.specifier) not in texts:
-                        specifiers[r.name] = (*texts, str(r.specifier))
+        found = requirements[name]
+        by_key[keys[index]] = (name, package.version or "", found.digest)
+        if found.before is not None and found.after is not None:
+            specifiers = {n: dict(counts) for n, counts in specifiers.items()}
+            _count(specifiers, found.before, -1)
+            _count(specifiers, found.after, 1)
     blocks = {key: by_key[key] for key in keys[1:]}
     fresh_until = min(summary.fresh_until, fresh)
     return LockSummary(
         summary.header, blocks, specifiers, summary.pinned, summary.report, fresh_until
     )
+
+
+def _count(specifiers: dict[str, dict[str, int]], tables: Lowered, step: int) -> None:
+    for listed in tables.values():
+        for r in listed:
+            counts = specifiers.setdefault(r.name, {})
+            text = str(r.specifier)
+            counts[text] = counts.get(text, 0) + step
+            if counts[text] <= 0:
+                del counts[text]
 
 
 class SummaryStore:
@@ -431,8 +476,11 @@ def carry_over(
     requirements = judge_requirements(summary, changed, new, metadata, rules, lowered.get)
     if isinstance(requirements, str):
         return CarryOver(requirements, requests=checks.requests)
-    for digest, tables in requirements.values():
-        if tables is not None:
-            lowered.put(digest, tables)
+    reason = judge_versions(summary, new, old, requirements)
+    if reason is not None:
+        return CarryOver(reason, requests=checks.requests)
+    for found in requirements.values():
+        if found.after is not None:
+            lowered.put(found.digest, found.after)
     now = carried(summary, changed, keys, new, requirements, checks.fresh_until)
     return CarryOver(summary=now, requests=checks.requests)
