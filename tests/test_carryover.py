@@ -14,6 +14,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from fixtures.builder import build_scenario
+from fixtures.lock_scenarios import _pkg
 from fixtures.server import IndexServer
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix.analysis.lowering import LoweredRequirement
@@ -23,13 +24,6 @@ from lockfix.lock.lockfile import block_keys, parse_lock, split_blocks
 from lockfix.markers import Marker
 
 pytestmark = pytest.mark.skipif(not uv_bin("0.13.9").exists(), reason="uv missing")
-
-OLD = "2024-01-01T00:00:00Z"
-
-
-def _pkg(name: str, version: str, *deps: str) -> dict[str, object]:
-    return {"name": name, "version": version, "requires-dist": list(deps), "upload-time": OLD}
-
 
 REGISTRY = {
     "indexes": [
@@ -185,12 +179,13 @@ def _replace_block(text: str, name: str, block: str) -> str:
 def check(
     directory: Path, cache: Path, *, runner: tuple[str, ...] = ("-m", "lockfix"), **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """``lockfix check uv.lock`` in ``directory`` (``runner``: how Python runs it)."""
     return subprocess.run(
         [sys.executable, *runner, "check", "uv.lock", "--cache-dir", str(cache)],
         cwd=directory,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         env={**os.environ, **env},
     )
 

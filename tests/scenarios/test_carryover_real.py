@@ -6,10 +6,7 @@ lock before it, and in full); both must say the same."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from fixtures.uvrun import run_uv, uv_bin
 from lockfix.lock.lockfile import parse_lock
-from tests.test_carryover import WITHOUT_PLANNING
+from tests.test_carryover import WITHOUT_PLANNING, check
 
 REAL = Path(__file__).parents[2] / "fixtures" / "bench" / "real"
 PYPI = "https://pypi.org/simple"
@@ -51,19 +48,6 @@ def previous_release(name: str, version: str) -> str | None:
     return str(max(older)) if older else None
 
 
-def check(
-    directory: Path, cache: Path, runner: tuple[str, ...] = ("-m", "lockfix")
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *runner, "check", "uv.lock", "--cache-dir", str(cache)],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **ENV},
-    )
-
-
 @pytest.mark.timeout(1800)
 def test_real_upgrades_carry_over_only_where_the_full_check_agrees(tmp_path: Path) -> None:
     directory = tmp_path / "project"
@@ -72,7 +56,7 @@ def test_real_upgrades_carry_over_only_where_the_full_check_agrees(tmp_path: Pat
         shutil.copy2(REAL / name, directory / name)
     original = (REAL / "uv.lock").read_text()
     cache = tmp_path / "cache"
-    first = check(directory, cache)
+    first = check(directory, cache, **ENV)
     assert first.returncode == 0, first.stdout + first.stderr
     lock = parse_lock(original)
     single = sorted(
@@ -99,10 +83,10 @@ def test_real_upgrades_carry_over_only_where_the_full_check_agrees(tmp_path: Pat
         shutil.copytree(cache, carrying)
         shutil.copytree(cache, full)
         shutil.rmtree(full / "summaries-v1")
-        planless = check(directory, carrying, ("-c", WITHOUT_PLANNING))
+        planless = check(directory, carrying, runner=("-c", WITHOUT_PLANNING), **ENV)
         carried = planless.returncode != 99
-        result = planless if carried else check(directory, carrying)
-        whole = check(directory, full)
+        result = planless if carried else check(directory, carrying, **ENV)
+        whole = check(directory, full, **ENV)
         assert (result.returncode, result.stdout) == (whole.returncode, whole.stdout), name
         outcomes[name] = f"{older}: {'carried over' if carried else 'checked in full'}"
     print(json.dumps(outcomes, indent=2))
