@@ -15,7 +15,7 @@
 # mostly wait on loopback servers, subprocesses and retries, so more workers than cores
 # keep the cores busy). `--dist loadfile` keeps a file's tests in one process, so that a
 # module's fixture (a scenario index, the locks uv writes against it) is built once; the
-# files are handed out in collection order, which tests/conftest.py starts with the longest.
+# files are handed out longest first (tests/conftest.py).
 #
 # Each interpreter is `pythonX.Y` when that runs, else the newest X.Y under pyenv; its
 # venv is .venv-X.Y (the uv binaries in .tools are shared).
@@ -65,13 +65,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$SECONDS
 nice -n 10 ".venv-$newest/bin/python" -m pytest -q -p no:cacheprovider \
-  -n "$workers" --dist loadfile --no-loadscope-reorder \
-  tests/index tests/cli tests/dist tests/test_*.py \
+  -n "$workers" --dist loadfile tests/index tests/cli tests/dist tests/test_*.py \
   tests/reliability/test_interrupt.py tests/reliability/test_hostile.py >"$log" 2>&1 &
 second=$!
 
 echo "== Python $lowest: the whole suite (Python $newest runs beside it)"
-".venv-$lowest/bin/python" -m pytest -q -n "$workers" --dist loadfile --no-loadscope-reorder
+".venv-$lowest/bin/python" -m pytest -q -n "$workers" --dist loadfile
 first_status=$?
 echo "== Python $lowest: exit $first_status after $((SECONDS - started)) s"
 

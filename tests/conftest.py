@@ -11,9 +11,9 @@ if str(REPO) not in sys.path:
 
 # The test files that take longest, longest first. Under `--dist loadfile` a file runs whole
 # in one worker, so one of these taken up last keeps the run going while the other workers
-# are done: they are collected first, and scripts/ci.sh hands files out in collection order
-# (`--no-loadscope-reorder`; pytest-xdist otherwise starts with the files of most tests).
-# The other files follow in their usual order; a file not named here only loses its head start.
+# are done: they are collected first, and pytest-xdist hands files out in collection order
+# (see pytest_configure). The other files follow in their usual order; a file not named
+# here only loses its head start.
 LONGEST_FIRST = (
     "tests/reliability/test_faults.py",
     "tests/reliability/test_bad_input.py",
@@ -30,6 +30,13 @@ LONGEST_FIRST = (
     "tests/dist/test_names.py",
     "tests/test_shard.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (3.8 and later: --no-loadscope-reorder) would otherwise start with the
+    # files of most tests, whatever their length
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
