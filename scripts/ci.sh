@@ -14,7 +14,8 @@
 # Each run spreads its test files over WORKERS pytest-xdist processes (default 4: the tests
 # mostly wait on loopback servers, subprocesses and retries, so more workers than cores
 # keep the cores busy). `--dist loadfile` keeps a file's tests in one process, so that a
-# module's fixture (a scenario index, the locks uv writes against it) is built once.
+# module's fixture (a scenario index, the locks uv writes against it) is built once; the
+# files are handed out longest first (tests/conftest.py).
 #
 # Each interpreter is `pythonX.Y` when that runs, else the newest X.Y under pyenv; its
 # venv is .venv-X.Y (the uv binaries in .tools are shared).
@@ -48,6 +49,10 @@ venv() {
     "$directory/bin/python" -m pip install --quiet --upgrade pip || return 1
   fi
   "$directory/bin/python" -m pip install --quiet -e '.[test]' || return 1
+  # The editable install leaves src/ uncompiled, and the suite starts hundreds of lockfix
+  # processes: compiled once here, they load the bytecode instead of compiling every module
+  # again each (they cannot write it themselves under PYTHONDONTWRITEBYTECODE).
+  "$directory/bin/python" -m compileall -q src fixtures || return 1
   "$directory/bin/python" --version
 }
 

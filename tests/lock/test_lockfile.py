@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from lockfix.dist.simple import IndexFile
 from lockfix.lock.edits import MAIN, PackagePlan
 from lockfix.lock.lockfile import (
     Artifact,
+    Lock,
     LockError,
     PackageId,
     Source,
@@ -33,14 +36,21 @@ FIXTURE_LOCKS = sorted((REPO / "fixtures" / "locks").glob("*/*.uv.lock"))
 ALL_LOCKS = REAL_LOCKS + FIXTURE_LOCKS
 
 
+@pytest.fixture(scope="module")
+def parsed() -> Callable[[Path], Lock]:
+    """``parse_lock`` of a lock file, each file parsed once for the tests of this module that
+    read every real lock (and let go at its end)."""
+    return functools.cache(lambda path: parse_lock(path.read_text()))
+
+
 def _empty_plan() -> Plan:
     return Plan()
 
 
 @pytest.mark.parametrize("path", ALL_LOCKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_edge_of_a_real_lock_resolves(path: Path) -> None:
+def test_every_edge_of_a_real_lock_resolves(path: Path, parsed: Callable[[Path], Lock]) -> None:
     text = path.read_text()
-    lock = parse_lock(text)
+    lock = parsed(path)
     assert "".join(lock.blocks) == text
     assert all(p.block > 0 for p in lock.packages)
     assert lock.members
@@ -53,9 +63,11 @@ def test_every_edge_of_a_real_lock_resolves(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ALL_LOCKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_a_plan_that_changes_nothing_writes_the_same_bytes(path: Path) -> None:
-    lock = parse_lock(path.read_text())
-    assert apply_plan(lock, _empty_plan()) == lock.text
+def test_a_plan_that_changes_nothing_writes_the_same_bytes(
+    path: Path, parsed: Callable[[Path], Lock]
+) -> None:
+    lock = parsed(path)
+    assert apply_plan(lock, _empty_plan()) == lock.text == path.read_text()
 
 
 def test_packages_are_found_by_any_spelling_of_their_name() -> None:
@@ -247,10 +259,12 @@ def test_a_file_url_names_its_file_percent_decoded(table: dict[str, str], name: 
     [p for p in REAL_LOCKS if "%2B" in p.read_text()],
     ids=lambda p: p.parent.name,
 )
-def test_percent_encoded_wheel_urls_of_real_locks_name_their_version(path: Path) -> None:
+def test_percent_encoded_wheel_urls_of_real_locks_name_their_version(
+    path: Path, parsed: Callable[[Path], Lock]
+) -> None:
     """uv reads a wheel's name from its URL percent-decoded and refuses a lock whose wheel
     versions are not the package's: so must these locks' names decode to their versions."""
-    lock = parse_lock(path.read_text())
+    lock = parsed(path)
     encoded = 0
     for package in lock.packages:
         for wheel in package.wheels:

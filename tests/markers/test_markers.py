@@ -43,10 +43,11 @@ def _collect_markers(obj: object, out: set[str]) -> None:
             _collect_markers(item, out)
 
 
-def lock_markers(path: Path) -> set[str]:
+@functools.cache  # read once per process: each lock's round trip and the share over all
+def lock_markers(path: Path) -> frozenset[str]:
     out: set[str] = set()
     _collect_markers(tomllib.loads(path.read_text()), out)
-    return out
+    return frozenset(out)
 
 
 # -- real locks ---------------------------------------------------------------------------------
