@@ -36,6 +36,7 @@ test: tools
 
 # The suite once, in .venv (quicker while developing), over 4 processes as in scripts/ci.sh.
 test-one: venv tools
+	$(PY) -m compileall -q src fixtures
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
 # ruff; mypy (config in pyproject.toml: strict on the I/O-free packages); the import contract

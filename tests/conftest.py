@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "tests/cli/test_integrations.py",
     "tests/markers/test_markers.py",
     "tests/cli/test_verdicts.py",
+    "tests/test_carryover.py",
     "tests/analysis/test_artifacts.py",
     "tests/reliability/test_hostile.py",
     "tests/dist/test_names.py",
