@@ -47,6 +47,12 @@ REGISTRY = {
                 _pkg("pair-a", "1.1", "pair-b==1.1"),
                 _pkg("pair-b", "1.0"),
                 _pkg("pair-b", "1.1"),
+                # versions that add an extra: nothing asks for ext's, wants asks for ext2's
+                _pkg("ext", "1.0"),
+                _pkg("ext", "1.1", "beta; extra == 'fast'"),
+                _pkg("ext2", "1.0"),
+                _pkg("ext2", "1.1", "beta; extra == 'fast'"),
+                _pkg("wants", "1.0", "ext2[fast]"),
                 # a name locked at two versions (forks by platform)
                 _pkg("twin", "1.0"),
                 _pkg("twin", "1.1"),
@@ -72,7 +78,7 @@ default = true
 """
 
 DEPS = (
-    '"mid", "kite", "pair-a", '
+    '"mid", "kite", "pair-a", "ext", "wants", '
     "\"twin<2; sys_platform == 'darwin'\", \"twin>=2; sys_platform != 'darwin'\""
 )
 
@@ -127,6 +133,10 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "beta==1.0",
             "--upgrade-package",
             "pair-a==1.0",
+            "--upgrade-package",
+            "ext==1.0",
+            "--upgrade-package",
+            "ext2==1.0",
         )
 
         def from_before(*args: str) -> str:
@@ -138,6 +148,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         raised = from_before("--upgrade-package", "kite==1.1")
         lowered = from_before("--upgrade-package", "kite==1.2")
         pair = from_before("--upgrade-package", "pair-a==1.1")
+        extra = from_before("--upgrade-package", "ext==1.1")
+        asked = from_before("--upgrade-package", "ext2==1.1")
         # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
         # version in the edge to it
         forked = before.replace(_block(before, "twin", "1.1"), old_twin).replace(
@@ -157,6 +169,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "raised": raised,
             "lowered": lowered,
             "pair": pair,
+            "extra": extra,
+            "asked": asked,
             "forked": forked,
             "old_leaf": old_leaf,
             "server": server,
@@ -207,6 +221,13 @@ def both_ways(
     return carried, result, check(directory, full)
 
 
+def _without_extras(block: str) -> str:
+    """``block`` without its ``[package.optional-dependencies]`` table."""
+    head, found, _ = block.partition("[package.optional-dependencies]\n")
+    assert found
+    return head
+
+
 def _tampered(block: str) -> str:
     """``block`` with the first digit of its first sha256 changed."""
     at = block.index("sha256:") + len("sha256:")
@@ -222,7 +243,7 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
     return {
         "upgraded": (upgraded, True),
         "comment in a block": (_replace_block(upgraded, "leaf", leaf_11 + "# reviewed\n"), True),
-        "trailing comment": (upgraded + "# reviewed\n", False),  # in twin's block: 2 versions
+        "trailing comment": (upgraded + "# reviewed\n", True),  # in the last block
         "blocks reordered": (upgraded.replace(first + second, second + first), False),
         "unchanged": (before, True),
         "new dependency": (locks["grown"], False),
@@ -234,6 +255,11 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
         ),
         "a forked name re-pinned": (locks["forked"], False),
         "a pinned pair upgraded together": (locks["pair"], True),
+        "an extra nothing asks for added": (locks["extra"], True),
+        "an extra that is asked for added, its edges left out": (
+            _replace_block(before, "ext2", _without_extras(_block(locks["asked"], "ext2"))),
+            False,
+        ),
         "half of a pinned pair upgraded": (
             _replace_block(locks["pair"], "pair-b", _block(before, "pair-b")),
             False,
@@ -280,6 +306,8 @@ MUTATIONS = [
     "a forked name re-pinned",
     "a pinned pair upgraded together",
     "half of a pinned pair upgraded",
+    "an extra nothing asks for added",
+    "an extra that is asked for added, its edges left out",
     "version without its files",
     "files tampered",
     "edge added",
@@ -408,6 +436,7 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
         "mid": ("leaf>=1", "beta; sys_platform == 'linux'"),
         "kite": ("beta>=0.5",),
         "pair-a": ("pair-b==1.0",),
+        "wants": ("ext2[fast]",),
     }
     evidence = Evidence()
     for package in lock.packages:
@@ -434,4 +463,5 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     assert twins == [NOT_CARRIED, NOT_CARRIED]
     assert digests["mid"] == evidence.metadata[by_name["mid"].id].requirements_digest
     assert summary.specifiers["leaf"] == {">=1": 1} and summary.pinned == {"twin"}
+    assert summary.requested == {("ext2", "fast")}
     assert list(summary.blocks) == lock.block_keys[1:]

@@ -5,7 +5,7 @@ rest alone. When the lock before was found clean, the check of the new one can r
 what changed. A :class:`LockSummary` of the clean lock keeps what that takes: the key of
 each block's text, in order, and for each package its version and the digest of the
 requirements its metadata declares; for each name, the specifiers the graph's
-requirements put on it.
+requirements put on it; the extras the graph asks for.
 
 The new lock is clean, with the same report, when each changed block stands for the package
 it replaced in the graph the planner builds:
@@ -22,7 +22,8 @@ it replaced in the graph the planner builds:
   finding (:func:`judge_checks`);
 * its requirements have the same digest, or (without overrides) lower to the same
   requirements but for specifiers, each met by the version it reaches exactly as the old
-  one was (:func:`judge_requirements`).
+  one was, and for extras nothing in the graph asks for, which are never installed
+  (:func:`judge_requirements`).
 
 The graph is then the one found clean, with one version of a name in place of another
 that every edge and requirement treats alike: the same expected edges, the same reach,
@@ -46,6 +47,7 @@ from lockfix.analysis.lowering import (
     ManifestRules,
     contains,
     lower_requirements,
+    member_requests,
 )
 from lockfix.dist.metadata import CoreMetadata
 from lockfix.engine import Analysis, PackageChecks
@@ -54,7 +56,7 @@ from lockfix.lock.lockfile import Lock, Package, PackageId
 
 # Part of every stored summary: a change to what a summary holds or to the rule that
 # judges it must come with a new value here.
-FORMAT = "lockfix-lock-summary-3"
+FORMAT = "lockfix-lock-summary-4"
 DIRECTORY = "summaries-v1"
 # the requirements digest of a block that cannot be carried over (see summarize)
 NOT_CARRIED = ""
@@ -63,7 +65,7 @@ NOT_CARRIED = ""
 class LockSummary:
     """What a clean check of a lock leaves for the check of its next version."""
 
-    __slots__ = ("blocks", "fresh_until", "header", "pinned", "report", "specifiers")
+    __slots__ = ("blocks", "fresh_until", "header", "pinned", "report", "requested", "specifiers")
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class LockSummary:
         pinned: frozenset[str],
         report: Any,
         fresh_until: float,
+        requested: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.header = header  # the key of the header block's text
         # block key → (package name, version or "", requirements digest or NOT_CARRIED),
@@ -82,6 +85,8 @@ class LockSummary:
         self.specifiers = specifiers
         # names an edge gives with a version or a source
         self.pinned = pinned
+        # (name, extra): an extra some requirement or edge of the graph asks for
+        self.requested = requested
         self.report = report  # the clean report, as the verdict cache keeps it
         self.fresh_until = fresh_until
 
@@ -105,6 +110,10 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
     shown: dict[int, str] = {}  # id of a specifier → its text
     specifiers: dict[str, dict[str, int]] = {}
     pinned: set[str] = set()
+    requested = {(root.name, extra) for root in graph.rules.roots for extra in root.extras}
+    for member in lock.members:
+        for by_name in member_requests(member, graph.rules).values():
+            requested.update((n, extra) for n, extras in by_name.items() for extra in extras)
     for package in lock.packages:
         package_id, name = package.id, package.name
         registry = package.source.is_registry
@@ -122,9 +131,11 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
         for _, _, dep in package.edges():
             if dep.version is not None or dep.source is not None:
                 pinned.add(dep.name)
+            requested.update((dep.name, extra) for extra in dep.extras)
         if registry:
             for requirements in (lowered_for(package_id) or {}).values():
                 for r in requirements:
+                    requested.update((r.name, extra) for extra in r.extras)
                     text = shown.get(id(r.specifier))
                     if text is None:
                         text = shown[id(r.specifier)] = str(r.specifier)
@@ -137,6 +148,7 @@ def summarize(analysis: Analysis, report: Any) -> LockSummary | None:
         frozenset(pinned),
         report,
         analysis.fresh_until,
+        frozenset(requested),
     )
 
 
@@ -301,7 +313,9 @@ def judge_requirements(
         tables = lower_requirements(metadata[package.id], rules)
         if versions is None:
             versions = _versions(summary)
-        reason = _same_edges(old, tables, versions, {p.name: p.version or "" for p in new})
+        renewed = {p.name: p.version or "" for p in new}
+        asked = {extra for n, extra in summary.requested if n == name}
+        reason = _same_edges(old, tables, versions, renewed, asked)
         if reason is not None:
             return f"{name}: {reason}"
         found[name] = Requirements(digest, old, tables)
@@ -316,14 +330,23 @@ def _versions(summary: LockSummary) -> dict[str, list[str]]:
 
 
 def _same_edges(
-    old: Lowered, new: Lowered, versions: Mapping[str, list[str]], renewed: Mapping[str, str]
+    old: Lowered,
+    new: Lowered,
+    versions: Mapping[str, list[str]],
+    renewed: Mapping[str, str],
+    asked: set[str],
 ) -> str | None:
     """Why two packages' lowered requirements give different edges (``versions``: the
-    locked versions of each name before, ``renewed``: the new version of a changed one)."""
-    if old.keys() != new.keys():
-        return "its extras or groups changed"
+    locked versions of each name before, ``renewed``: the new version of a changed one;
+    ``asked``: the package's extras that the graph asks for). An extra nothing asks for
+    is never installed: it may come or go."""
+    for table in old.keys() ^ new.keys():
+        if table[0] != "extra" or table[1] in asked:
+            return "its extras or groups changed"
     for table, requirements in old.items():
-        theirs = new[table]
+        theirs = new.get(table)
+        if theirs is None:
+            continue
         if len(theirs) != len(requirements):
             return "its requirements changed"
         for a, b in zip(_ordered(requirements), _ordered(theirs), strict=True):
@@ -355,7 +378,7 @@ def carried(
     """The summary of the new lock (``keys``), found clean by carrying ``summary`` over
     (``new``: the packages of ``changed.added``, in order; ``requirements``: theirs)."""
     by_key = dict(summary.blocks)
-    specifiers = summary.specifiers
+    specifiers, requested = summary.specifiers, set(summary.requested)
     for package, index in zip(new, changed.added, strict=True):
         name = package.name
         del by_key[changed.replaced[name]]
@@ -365,10 +388,18 @@ def carried(
             specifiers = {n: dict(counts) for n, counts in specifiers.items()}
             _count(specifiers, found.before, -1)
             _count(specifiers, found.after, 1)
+            for listed in found.after.values():
+                requested.update((r.name, extra) for r in listed for extra in r.extras)
     blocks = {key: by_key[key] for key in keys[1:]}
     fresh_until = min(summary.fresh_until, fresh)
     return LockSummary(
-        summary.header, blocks, specifiers, summary.pinned, summary.report, fresh_until
+        summary.header,
+        blocks,
+        specifiers,
+        summary.pinned,
+        summary.report,
+        fresh_until,
+        frozenset(requested),
     )
 
 
@@ -395,14 +426,18 @@ class SummaryStore:
         try:
             with open(self._path(lineage), "rb") as stream:
                 data = marshal.load(stream)
-            form, header, blocks, specifiers, pinned, report, fresh_until = data
+            form, header, blocks, specifiers, pinned, report, fresh_until, requested = data
         except (OSError, EOFError, ValueError, TypeError):
             return None
         if form != FORMAT or not isinstance(blocks, dict) or not isinstance(specifiers, dict):
             return None
         if not isinstance(fresh_until, (int, float)) or not isinstance(header, str):
             return None
-        return LockSummary(header, blocks, specifiers, frozenset(pinned), report, fresh_until)
+        if not isinstance(requested, frozenset):
+            return None
+        return LockSummary(
+            header, blocks, specifiers, frozenset(pinned), report, fresh_until, requested
+        )
 
     def put(self, lineage: str, summary: LockSummary) -> None:
         data = (
@@ -413,6 +448,7 @@ class SummaryStore:
             tuple(sorted(summary.pinned)),
             summary.report,
             min(summary.fresh_until, 2.0**40),
+            summary.requested,
         )
         try:
             replace_file(self._path(lineage), marshal.dumps(data), parents=True, durable=False)
