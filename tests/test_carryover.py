@@ -47,9 +47,11 @@ REGISTRY = {
                 _pkg("pair-a", "1.1", "pair-b==1.1"),
                 _pkg("pair-b", "1.0"),
                 _pkg("pair-b", "1.1"),
-                # versions that add an extra: nothing asks for ext's, wants asks for ext2's
+                # versions that add, drop or change an extra: nothing asks for ext's, wants asks
+                # for ext2's
                 _pkg("ext", "1.0"),
                 _pkg("ext", "1.1", "beta; extra == 'fast'"),
+                _pkg("ext", "1.2", "leaf; extra == 'fast'"),
                 _pkg("ext2", "1.0"),
                 _pkg("ext2", "1.1", "beta; extra == 'fast'"),
                 _pkg("wants", "1.0", "ext2[fast]"),
@@ -134,7 +136,7 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "--upgrade-package",
             "pair-a==1.0",
             "--upgrade-package",
-            "ext==1.0",
+            "ext==1.1",
             "--upgrade-package",
             "ext2==1.0",
         )
@@ -148,7 +150,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         raised = from_before("--upgrade-package", "kite==1.1")
         lowered = from_before("--upgrade-package", "kite==1.2")
         pair = from_before("--upgrade-package", "pair-a==1.1")
-        extra = from_before("--upgrade-package", "ext==1.1")
+        dropped = from_before("--upgrade-package", "ext==1.0")
+        extra = from_before("--upgrade-package", "ext==1.2")
         asked = from_before("--upgrade-package", "ext2==1.1")
         # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
         # version in the edge to it
@@ -170,6 +173,7 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "lowered": lowered,
             "pair": pair,
             "extra": extra,
+            "dropped": dropped,
             "asked": asked,
             "forked": forked,
             "old_leaf": old_leaf,
@@ -255,7 +259,8 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
         ),
         "a forked name re-pinned": (locks["forked"], False),
         "a pinned pair upgraded together": (locks["pair"], True),
-        "an extra nothing asks for added": (locks["extra"], True),
+        "an extra nothing asks for dropped": (locks["dropped"], True),
+        "an extra nothing asks for changed": (locks["extra"], True),
         "an extra that is asked for added, its edges left out": (
             _replace_block(before, "ext2", _without_extras(_block(locks["asked"], "ext2"))),
             False,
@@ -306,7 +311,8 @@ MUTATIONS = [
     "a forked name re-pinned",
     "a pinned pair upgraded together",
     "half of a pinned pair upgraded",
-    "an extra nothing asks for added",
+    "an extra nothing asks for dropped",
+    "an extra nothing asks for changed",
     "an extra that is asked for added, its edges left out",
     "version without its files",
     "files tampered",

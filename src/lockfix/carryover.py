@@ -339,13 +339,13 @@ def _same_edges(
     """Why two packages' lowered requirements give different edges (``versions``: the
     locked versions of each name before, ``renewed``: the new version of a changed one;
     ``asked``: the package's extras that the graph asks for). An extra nothing asks for
-    is never installed: it may come or go."""
+    is never installed: it may come, go or change."""
     for table in old.keys() ^ new.keys():
         if table[0] != "extra" or table[1] in asked:
             return "its extras or groups changed"
     for table, requirements in old.items():
         theirs = new.get(table)
-        if theirs is None:
+        if theirs is None or (table[0] == "extra" and table[1] not in asked):
             continue
         if len(theirs) != len(requirements):
             return "its requirements changed"
