@@ -471,3 +471,24 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
     assert summary.specifiers["leaf"] == {">=1": 1} and summary.pinned == {"twin"}
     assert summary.requested == {("ext2", "fast")}
     assert list(summary.blocks) == lock.block_keys[1:]
+
+
+def test_an_error_in_a_carried_over_check_is_the_full_checks_to_report(
+    locks, tmp_path: Path
+) -> None:
+    """The changed package needs the network (its files are new to the cache), and the
+    TLS settings cannot be used: one line and exit 2, as without a summary."""
+    directory: Path = locks["directory"]
+    (directory / "uv.lock").write_text(locks["upgraded"])
+    bad = {"SSL_CERT_FILE": str(tmp_path / "missing.pem")}
+    results = []
+    for name, keep in (("carrying", True), ("full", False)):
+        cache = tmp_path / name
+        shutil.copytree(locks["cache"], cache)
+        if not keep:
+            shutil.rmtree(cache / "summaries-v1")
+        results.append(check(directory, cache, **bad))
+    carrying, full = results
+    assert carrying.returncode == full.returncode == 2, carrying.stderr
+    assert carrying.stderr == full.stderr and "Traceback" not in carrying.stderr
+    assert "cannot load certificates" in carrying.stderr

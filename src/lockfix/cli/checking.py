@@ -439,8 +439,10 @@ def _remember_summary(path: Path, run: RunOptions, analysis: Analysis, report: A
     from lockfix.carryover import summarize
 
     found = _lineage(path, run)
-    summary = summarize(analysis, report) if found is not None else None
-    if found is not None and summary is not None:
+    if found is None:
+        return
+    summary = summarize(analysis, report)
+    if summary is not None:
         summaries, lineage = found
         summaries.put(lineage, summary)
 
@@ -454,6 +456,7 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
     from lockfix.engine import check_packages
     from lockfix.errors import IndexClientError
     from lockfix.facts import LoweredByDigest
+    from lockfix.index.http import TLSSettingsError
     from lockfix.lock.lockfile import (
         LockError,
         block_keys,
@@ -494,8 +497,8 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
             check,
             lambda rules: LoweredByDigest(store, rules),
         )
-    except (LockError, InputError, IndexClientError):
-        return None
+    except (LockError, InputError, IndexClientError, TLSSettingsError):
+        return None  # the full check reports it
     finally:
         store.close()
     if outcome.summary is None:
