@@ -492,3 +492,28 @@ def test_an_error_in_a_carried_over_check_is_the_full_checks_to_report(
     assert carrying.returncode == full.returncode == 2, carrying.stderr
     assert carrying.stderr == full.stderr and "Traceback" not in carrying.stderr
     assert "cannot load certificates" in carrying.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "other types"],
+)
+def test_a_damaged_summary_is_checked_in_full(locks, damage: str, tmp_path: Path) -> None:
+    import marshal
+
+    directory: Path = locks["directory"]
+    (directory / "uv.lock").write_text(locks["upgraded"])
+    cache = tmp_path / "cache"
+    shutil.copytree(locks["cache"], cache)
+    (summary,) = (cache / "summaries-v1").rglob("*.bin")
+    data = summary.read_bytes()
+    if damage == "truncated":
+        summary.write_bytes(data[: len(data) // 2])
+    else:
+        fields = list(marshal.loads(data))
+        fields[2] = {key: entry[:2] for key, entry in fields[2].items()}  # 2-tuples
+        summary.write_bytes(marshal.dumps(tuple(fields)))
+    planless = check(directory, cache, runner=("-c", WITHOUT_PLANNING))
+    assert planless.returncode == 99, planless.stderr  # not carried over: planned in full
+    done = check(directory, cache)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

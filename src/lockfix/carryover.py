@@ -403,6 +403,32 @@ def carried(
     )
 
 
+def _well_formed(summary: LockSummary) -> bool:
+    """Whether every part of a summary read back has the type it was written with (each
+    check one pass in C over the values)."""
+    blocks, specifiers, requested = summary.blocks, summary.specifiers, summary.requested
+    if not (
+        isinstance(summary.header, str)
+        and isinstance(summary.fresh_until, (int, float))
+        and isinstance(blocks, dict)
+        and isinstance(specifiers, dict)
+        and isinstance(requested, frozenset)
+    ):
+        return False
+    entries, counts = blocks.values(), specifiers.values()
+    return (
+        set(map(type, entries)) <= {tuple}
+        and set(map(len, entries)) <= {3}
+        and {type(field) for entry in entries for field in entry} <= {str}
+        and set(map(type, counts)) <= {dict}
+        and {type(text) for texts in counts for text in texts} <= {str}
+        and {type(n) for texts in counts for n in texts.values()} <= {int}
+        and set(map(type, summary.pinned)) <= {str}
+        and set(map(type, requested)) <= {tuple}
+        and {type(part) for pair in requested for part in pair} <= {str}
+    )
+
+
 def _count(specifiers: dict[str, dict[str, int]], tables: Lowered, step: int) -> None:
     for listed in tables.values():
         for r in listed:
@@ -423,21 +449,18 @@ class SummaryStore:
         return os.path.join(self.directory, lineage[:2], f"{lineage}.bin")
 
     def get(self, lineage: str) -> LockSummary | None:
+        """The summary kept for ``lineage``; None when there is none, or it is not one this
+        code wrote (another format, or a damaged file)."""
         try:
             with open(self._path(lineage), "rb") as stream:
                 data = marshal.load(stream)
             form, header, blocks, specifiers, pinned, report, fresh_until, requested = data
+            summary = LockSummary(
+                header, blocks, specifiers, frozenset(pinned), report, fresh_until, requested
+            )
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if form != FORMAT or not isinstance(blocks, dict) or not isinstance(specifiers, dict):
-            return None
-        if not isinstance(fresh_until, (int, float)) or not isinstance(header, str):
-            return None
-        if not isinstance(requested, frozenset):
-            return None
-        return LockSummary(
-            header, blocks, specifiers, frozenset(pinned), report, fresh_until, requested
-        )
+        return summary if form == FORMAT and _well_formed(summary) else None
 
     def put(self, lineage: str, summary: LockSummary) -> None:
         data = (
