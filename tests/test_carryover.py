@@ -55,6 +55,11 @@ REGISTRY = {
                 _pkg("ext2", "1.0"),
                 _pkg("ext2", "1.1", "beta; extra == 'fast'"),
                 _pkg("wants", "1.0", "ext2[fast]"),
+                # versions with one changed requirement and one pin kept as it was
+                _pkg("duo", "1.0", "solo==1.0", "beta>=0.5"),
+                _pkg("duo", "1.1", "solo==1.0", "beta>=1.0"),
+                _pkg("solo", "1.0"),
+                _pkg("solo", "1.1"),
                 # a name locked at two versions (forks by platform)
                 _pkg("twin", "1.0"),
                 _pkg("twin", "1.1"),
@@ -80,7 +85,7 @@ default = true
 """
 
 DEPS = (
-    '"mid", "kite", "pair-a", "ext", "wants", '
+    '"mid", "kite", "pair-a", "ext", "wants", "duo", '
     "\"twin<2; sys_platform == 'darwin'\", \"twin>=2; sys_platform != 'darwin'\""
 )
 
@@ -120,6 +125,9 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         # a lock with leaf 0.9, for its block (mid's leaf>=1 rules it out otherwise)
         old_leaf = _block(project.lock('"leaf==0.9"'), "leaf")
         (project.directory / "uv.lock").unlink()
+        # and one with solo 1.1, for its block (duo pins solo 1.0)
+        new_solo = _block(project.lock('"solo==1.1"'), "solo")
+        (project.directory / "uv.lock").unlink()
         # and one with twin 1.0 in the darwin fork, for its block
         older = DEPS.replace("twin<2", "twin<1.1")
         old_twin = _block(project.lock(older), "twin", "1.0")
@@ -139,6 +147,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "ext==1.1",
             "--upgrade-package",
             "ext2==1.0",
+            "--upgrade-package",
+            "duo==1.0",
         )
 
         def from_before(*args: str) -> str:
@@ -153,6 +163,7 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
         dropped = from_before("--upgrade-package", "ext==1.0")
         extra = from_before("--upgrade-package", "ext==1.2")
         asked = from_before("--upgrade-package", "ext2==1.1")
+        duo = from_before("--upgrade-package", "duo==1.1")
         # twin re-pinned to 1.0 where it was 1.1, as uv writes it: its block, and the
         # version in the edge to it
         forked = before.replace(_block(before, "twin", "1.1"), old_twin).replace(
@@ -175,6 +186,8 @@ def locks(tmp_path_factory: pytest.TempPathFactory):
             "extra": extra,
             "dropped": dropped,
             "asked": asked,
+            "duo": duo,
+            "new_solo": new_solo,
             "forked": forked,
             "old_leaf": old_leaf,
             "server": server,
@@ -265,6 +278,10 @@ def _mutations(locks: dict) -> dict[str, tuple[str, bool]]:
             _replace_block(before, "ext2", _without_extras(_block(locks["asked"], "ext2"))),
             False,
         ),
+        "a changed package's pin kept, its target moved": (
+            _replace_block(locks["duo"], "solo", locks["new_solo"]),
+            False,
+        ),
         "half of a pinned pair upgraded": (
             _replace_block(locks["pair"], "pair-b", _block(before, "pair-b")),
             False,
@@ -311,6 +328,7 @@ MUTATIONS = [
     "a forked name re-pinned",
     "a pinned pair upgraded together",
     "half of a pinned pair upgraded",
+    "a changed package's pin kept, its target moved",
     "an extra nothing asks for dropped",
     "an extra nothing asks for changed",
     "an extra that is asked for added, its edges left out",
@@ -443,6 +461,7 @@ def test_only_verified_warning_free_single_version_packages_are_carried(
         "kite": ("beta>=0.5",),
         "pair-a": ("pair-b==1.0",),
         "wants": ("ext2[fast]",),
+        "duo": ("solo==1.0", "beta>=0.5"),
     }
     evidence = Evidence()
     for package in lock.packages:

@@ -237,17 +237,16 @@ def judge_versions(
                 specifier = SpecifierSet(text)
             except InvalidSpecifier:
                 return f"a requirement on {name} cannot be read"
-            assert before.version is not None and package.version is not None
-            if contains(specifier, before.version) != contains(specifier, package.version):
+            if contains(specifier, before.version or "") != contains(
+                specifier, package.version or ""
+            ):
                 return f"{name} {package.version} does not meet '{text}' as before"
     return None
 
 
-def judge_checks(
-    summary: LockSummary, changed: Changes, new: Sequence[Package], checks: PackageChecks
-) -> str | None:
+def judge_checks(new: Sequence[Package], checks: PackageChecks) -> str | None:
     """Why the checks of the new packages keep them from standing for the old ones; None
-    when each was verified cleanly from metadata with the old requirements' digest."""
+    when each was verified, its metadata read, without a warning or a finding."""
     evidence = checks.evidence
     flagged = {
         f.package for f in [*checks.warnings, *checks.audit.warnings, *checks.audit.findings]
@@ -336,8 +335,9 @@ def _same_edges(
     renewed: Mapping[str, str],
     asked: set[str],
 ) -> str | None:
-    """Why two packages' lowered requirements give different edges (``versions``: the
-    locked versions of each name before, ``renewed``: the new version of a changed one;
+    """Why two packages' lowered requirements give different edges: each pair must be met
+    by the version it reaches as before (``versions``: the locked versions of each name
+    before, ``renewed``: the new version of a name this change re-pinned;
     ``asked``: the package's extras that the graph asks for). An extra nothing asks for
     is never installed: it may come, go or change."""
     for table in old.keys() ^ new.keys():
@@ -352,8 +352,8 @@ def _same_edges(
         for a, b in zip(_ordered(requirements), _ordered(theirs), strict=True):
             if (a.name, a.extras, a.marker) != (b.name, b.extras, b.marker):
                 return "its requirements changed"
-            if a.specifier == b.specifier:
-                continue
+            if a.specifier == b.specifier and a.name not in renewed:
+                continue  # the same versions: the same fit (judge_versions leaves it out)
             was = versions.get(a.name, [])
             if len(was) > 1:
                 return f"a specifier on {a.name}, locked at several versions, changed"
@@ -526,7 +526,7 @@ def carry_over(
     if reason is not None:
         return CarryOver(reason)
     checks = check(part)
-    reason = judge_checks(summary, changed, new, checks)
+    reason = judge_checks(new, checks)
     if reason is not None:
         return CarryOver(reason, requests=checks.requests)
     rules = ManifestRules.from_manifest(part.manifest)
