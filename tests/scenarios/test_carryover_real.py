@@ -19,7 +19,7 @@ from tests.test_carryover import WITHOUT_PLANNING, check
 
 REAL = Path(__file__).parents[2] / "fixtures" / "bench" / "real"
 PYPI = "https://pypi.org/simple"
-PICKS = 10  # packages re-pinned, spread over the lock's names
+PICKS = 20  # packages re-pinned, spread over the lock's names
 # uv_env closes every route but loopback; this test resolves against PyPI
 OPEN = {k: "" for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
 OPEN.update({k.lower(): "" for k in OPEN})
