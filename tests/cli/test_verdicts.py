@@ -324,14 +324,22 @@ def test_a_check_of_a_changed_lock_imports_no_dataclasses(project, tmp_path: Pat
     assert first.returncode == 0, first.stderr
     lock = directory / "uv.lock"
     lock.write_text(lock.read_text() + "# changed\n")
-    again = check(
-        directory, tmp_path / "cache", "--format", "json", python_flags=("-X", "importtime")
-    )
-    assert again.returncode == 0, again.stderr
-    assert again.stdout == first.stdout
-    loaded = _imported(again.stderr)
-    assert "lockfix.engine" in loaded  # checked, not answered by a stored verdict
-    assert "dataclasses" not in loaded, sorted(loaded)
+    for way, cache in _both_ways(tmp_path / "cache"):
+        again = check(directory, cache, "--format", "json", python_flags=("-X", "importtime"))
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == first.stdout
+        loaded = _imported(again.stderr)
+        assert "lockfix.engine" in loaded  # checked, not answered by a stored verdict
+        assert "dataclasses" not in loaded, (way, sorted(loaded))
+
+
+def _both_ways(cache: Path) -> list[tuple[str, Path]]:
+    """``cache``, whose summary may carry the verdict over to a changed lock, and a copy
+    without summaries, where the changed lock is checked in full."""
+    full = cache.with_name(cache.name + "-full")
+    shutil.copytree(cache, full)
+    shutil.rmtree(full / "summaries-v1")
+    return [("carried over", cache), ("in full", full)]
 
 
 def _stored_facts(cache: Path) -> int:
@@ -360,10 +368,11 @@ def test_a_changed_package_is_checked_without_the_wheel_tag_modules(
     changed = re.sub(wheel, r"\1", text, count=1)
     assert changed != text
     lock.write_text(changed)
-    again = check(directory, cache, "--format", "json", python_flags=("-X", "importtime"))
-    assert again.returncode == 0, again.stderr
-    assert again.stdout == first.stdout
-    assert _stored_facts(cache) == stored + 1  # gamma checked in full, its facts stored
-    loaded = _imported(again.stderr)
-    assert "lockfix.engine" in loaded
-    assert not loaded & {"packaging.utils", "packaging.tags", "platform"}, sorted(loaded)
+    for way, copy in _both_ways(cache):
+        again = check(directory, copy, "--format", "json", python_flags=("-X", "importtime"))
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == first.stdout
+        assert _stored_facts(copy) == stored + 1  # gamma checked in full, its facts stored
+        loaded = _imported(again.stderr)
+        assert "lockfix.engine" in loaded
+        assert not loaded & {"packaging.utils", "packaging.tags", "platform"}, (way, loaded)
