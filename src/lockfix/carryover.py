@@ -385,7 +385,8 @@ def carried(
         found = requirements[name]
         by_key[keys[index]] = (name, package.version or "", found.digest)
         if found.before is not None and found.after is not None:
-            specifiers = {n: dict(counts) for n, counts in specifiers.items()}
+            if specifiers is summary.specifiers:  # copied once, before the first change
+                specifiers = {n: dict(counts) for n, counts in specifiers.items()}
             _count(specifiers, found.before, -1)
             _count(specifiers, found.after, 1)
             for listed in found.after.values():

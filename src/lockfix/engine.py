@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -621,6 +621,17 @@ def _skipped(package: Package, settings: Settings) -> bool:
     )
 
 
+def _to_check(packages: Iterable[Package], planner: Planner, settings: Settings) -> list[Package]:
+    """The registry ``packages`` to check; those the configuration skips are marked so."""
+    registry = []
+    for package in packages:
+        if _skipped(package, settings):
+            planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
+        else:
+            registry.append(package)
+    return registry
+
+
 def start_shard(lock: Lock, lock_dir: Path, settings: Settings, spawned: Worker) -> Worker | None:
     """Give part of the registry packages to ``spawned``, a second process started earlier
     (:meth:`lockfix._shard.Worker.spawn`), and let it start on them; None, with ``spawned``
@@ -887,12 +898,7 @@ def analyze_lock(
     client = _client(settings, config, lock_dir)
     token = _PER_WHEEL.set(settings.per_wheel)
     try:
-        registry = []
-        for package in (p for p in lock.packages if p.source.is_registry):
-            if _skipped(package, settings):
-                planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
-            else:
-                registry.append(package)
+        registry = _to_check((p for p in lock.packages if p.source.is_registry), planner, settings)
         store = _facts_store(settings)
         checks = _Checks(client, planner, settings, store, progress, len(registry))
         plan, shared = _check_and_plan(checks, lock, registry, worker)
@@ -950,7 +956,7 @@ def check_packages(
     lock_dir: Path,
     settings: Settings,
     packages: Sequence[Package],
-    store: FactsStore | None = None,
+    store: FactsStore | None,
 ) -> PackageChecks:
     """Check ``packages``, registry packages of ``lock``, as :func:`analyze_lock` checks
     each one (stored facts, the caches, then the index), without planning: ``lock`` need
@@ -959,17 +965,9 @@ def check_packages(
     config = load_config(lock_dir, lock)
     planner = Planner(lock, config)
     client = _client(settings, config, lock_dir)
-    own = store is None
-    if own:
-        store = _facts_store(settings)
     token = _PER_WHEEL.set(settings.per_wheel)
     try:
-        registry = []
-        for package in packages:
-            if _skipped(package, settings):
-                planner.evidence.mark_unverified(package.id, UnverifiedStatus.SKIPPED, SKIPPED)
-            else:
-                registry.append(package)
+        registry = _to_check(packages, planner, settings)
         checks = _Checks(client, planner, settings, store, None, len(registry))
         remaining = _from_caches(checks, checks.recall(registry, set()))
         if remaining:
@@ -978,8 +976,6 @@ def check_packages(
     finally:
         _PER_WHEEL.reset(token)
         client.close()
-    if own and store is not None:
-        store.close()
     return PackageChecks(
         planner.evidence,
         checks.warnings,

@@ -447,12 +447,12 @@ def _remember_summary(path: Path, run: RunOptions, analysis: Analysis, report: A
         summaries.put(lineage, summary)
 
 
-def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
+def _carried_over(path: Path, run: RunOptions, verdicts: Any, key: str) -> Any | None:
     """The report of the lock at ``path`` when the last clean check of an earlier version
-    carries over to it (:mod:`lockfix.carryover`), with its verdict (``key``) and summary
-    stored; None when it must be checked in full (which also reports any error)."""
+    carries over to it (:mod:`lockfix.carryover`), with its verdict (``key`` in
+    ``verdicts``) and summary stored; None when it must be checked in full (which also
+    reports any error)."""
     from lockfix import carryover
-    from lockfix.cli.verdicts import VerdictCache
     from lockfix.engine import check_packages
     from lockfix.errors import IndexClientError
     from lockfix.facts import LoweredByDigest
@@ -504,7 +504,7 @@ def _carried_over(path: Path, run: RunOptions, key: str) -> Any | None:
     if outcome.summary is None:
         return None
     summaries.put(lineage, outcome.summary)
-    VerdictCache(_cache_root(run)).put(key, outcome.report, outcome.summary.fresh_until)
+    verdicts.put(key, outcome.report, outcome.summary.fresh_until)
     return outcome.report
 
 
@@ -558,7 +558,7 @@ def check_paths(paths: tuple[Path, ...], run: RunOptions) -> NoReturn:
             if stored is not None:
                 _emit(stored, documents, run)
                 return EXIT_CLEAN
-        carried = _carried_over(path, run, key) if verdicts is not None and key else None
+        carried = _carried_over(path, run, verdicts, key) if verdicts is not None and key else None
         if carried is not None:
             _emit(carried, documents, run)
             return EXIT_CLEAN
