@@ -38,9 +38,9 @@ from lockfix.dist.simple import IndexFile, ProjectPage
 from lockfix.errors import IndexClientError, ProjectNotFound
 from lockfix.facts import (
     FactsStore,
+    LoweredByDigest,
     decode_lowered_docs,
     decode_metadata,
-    encode_lowered,
     encode_metadata,
     facts_key,
     lowered_key,
@@ -520,12 +520,11 @@ def _recall_lowered(store: FactsStore, planner: Planner, package_ids: list[Packa
 def _remember_lowered(store: FactsStore, planner: Planner) -> None:
     """Store the requirements the plan lowered from registry packages' metadata."""
     legacy, lowered = planner.lowered_here()
+    kept = LoweredByDigest(store, planner.rules, legacy)
     for package_id, metadata, tables in lowered:
         if planner.evidence.metadata.get(package_id) is not metadata:
             continue  # declared by the project, or a package to add
-        doc = encode_lowered(tables)
-        if doc is not None:
-            store.put_lowered(lowered_key(metadata, planner.rules, legacy), doc)
+        kept.put(metadata.requirements_digest, tables)
 
 
 def _in_lock_order(lock: Lock, planner: Planner, *lists: list[Finding]) -> None:

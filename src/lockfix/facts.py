@@ -170,23 +170,25 @@ def decode_lowered_docs(docs: Mapping[str, dict[str, Any]]) -> Iterator[tuple[st
 
 class LoweredByDigest:
     """The lowered requirements a :class:`FactsStore` keeps, by the requirements digest of
-    the metadata they were lowered from, under one manifest's rules (the current override
-    rule)."""
+    the metadata they were lowered from, under one manifest's rules and override rule
+    (``legacy``)."""
 
-    __slots__ = ("rules", "store")
+    __slots__ = ("legacy", "rules", "store")
 
-    def __init__(self, store: FactsStore, rules: ManifestRules) -> None:
+    def __init__(self, store: FactsStore, rules: ManifestRules, legacy: bool = False) -> None:
         self.store = store
         self.rules = rules
+        self.legacy = legacy
 
     def get(self, digest: str) -> Lowered | None:
-        key = digest_lowered_key(digest, self.rules, False)
+        key = digest_lowered_key(digest, self.rules, self.legacy)
         return next((tables for _, tables in decode_lowered_docs(self.store.lowered([key]))), None)
 
     def put(self, digest: str, tables: Lowered) -> None:
+        """Keep ``tables``, unless a specifier or marker would not read back the same."""
         doc = encode_lowered(tables)
         if doc is not None:
-            self.store.put_lowered(digest_lowered_key(digest, self.rules, False), doc)
+            self.store.put_lowered(digest_lowered_key(digest, self.rules, self.legacy), doc)
 
     def __repr__(self) -> str:
         return f"<LoweredByDigest of {self.store!r}>"
